@@ -1,0 +1,52 @@
+# ecomops — the two commands: `make run` (local stack, foreground) and `make test` (everything CI checks).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: help run stop clean test deps tools proto proto-check lint typecheck contracts k8s-check \
+        pytest unit bench stack-up stack-down test-stack-up test-stack-down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+deps: ## install the locked Python dependencies into .venv (uv, cached under .local/)
+	@bash deploy/local/bootstrap-python.sh
+
+tools: ## build buf and helm from the Go module proxy into .local/bin (cached)
+	@bash deploy/local/fetch-tools.sh
+
+run: deps ## start PostgreSQL, Kafka and every service; Ctrl-C stops everything
+	@bash scripts/run.sh
+
+stop: ## stop a local stack left running (services, Kafka, PostgreSQL)
+	@bash scripts/stop.sh
+
+clean: stop ## stop and delete the local stack's data (.local/run, .local/test)
+	@rm -rf .local/run .local/test
+	@echo "local stack data removed (downloads and builds kept in .local/cache)"
+
+proto: deps ## regenerate libs/contracts from proto/
+	@$(PY) scripts/gen_proto.py
+
+test: deps tools ## lint, types, contracts, chart checks and the whole test suite on a throw-away stack
+	@bash scripts/test.sh
+
+lint: ## ruff
+	@$(BIN)/ruff check libs services tests bench scripts deploy
+
+typecheck: ## mypy (strict on libs/ and services/)
+	@$(BIN)/mypy libs/ecomops_platform services
+
+k8s-check: deps tools ## Helm chart: lint, template, offline Kubernetes schema validation, values doc
+	@bash deploy/k8s-check.sh
+
+contracts: ## buf lint, buf breaking (against the baseline), generated code up to date
+	@bash scripts/check_contracts.sh
+
+unit: ## unit tests only (no stack needed)
+	@$(BIN)/pytest -q -m "not integration"
+
+bench: deps ## benchmarks with baselines measured in the same run (starts a throw-away stack)
+	@bash scripts/bench.sh

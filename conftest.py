@@ -1,0 +1,3 @@
+"""Root conftest: the shared test fixtures live in ecomops_platform.testing."""
+
+pytest_plugins = ["ecomops_platform.testing"]

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds the developer tools the project needs (buf, helm) from the Go module proxy into
+# .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
+# Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
+# is skipped. Pinned versions keep the build deterministic even when another buf/helm is on PATH.
+#
+#   bash deploy/local/fetch-tools.sh            # both tools
+#   bash deploy/local/fetch-tools.sh buf        # just one
+set -euo pipefail
+
+BUF_VERSION="v1.75.0"
+HELM_VERSION="v3.22.0"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BIN_DIR="$ROOT/.local/bin"
+GO_DIR="$ROOT/.local/cache/go"
+
+die() { echo "fetch-tools.sh: $*" >&2; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH; install Go >= 1.24"
+
+export GOPATH="$GO_DIR"
+export GOMODCACHE="$GO_DIR/mod"
+export GOCACHE="$GO_DIR/build"
+export GOBIN="$BIN_DIR"
+export GOTOOLCHAIN=local        # never download another toolchain
+export GOFLAGS="-buildvcs=false -trimpath -modcacherw"
+export CGO_ENABLED=0
+mkdir -p "$BIN_DIR" "$GOMODCACHE" "$GOCACHE"
+
+# Serialise concurrent runs (e.g. make -j): both would write the same binaries.
+exec 9>"$ROOT/.local/fetch-tools.lock"
+flock -w 1800 9 || die "another fetch-tools.sh is still running (lock .local/fetch-tools.lock)"
+
+is_current() { # tool version
+    [[ -x "$BIN_DIR/$1" && -f "$BIN_DIR/.$1.version" && "$(cat "$BIN_DIR/.$1.version")" == "$2" ]]
+}
+
+build() { # tool version package [ldflags]
+    local tool="$1" version="$2" pkg="$3" ldflags="${4:-}" started
+    if is_current "$tool" "$version"; then
+        echo "fetch-tools.sh: $tool $version already built ($BIN_DIR/$tool)"
+        return 0
+    fi
+    echo "fetch-tools.sh: building $tool $version (first time, a few minutes)..."
+    started=$SECONDS
+    rm -f "$BIN_DIR/.$tool.version"
+    go install -ldflags="-s -w $ldflags" "$pkg@$version" \
+        || die "building $tool $version failed (go install $pkg@$version)"
+    [[ -x "$BIN_DIR/$tool" ]] || die "go install did not produce $BIN_DIR/$tool"
+    echo "$version" >"$BIN_DIR/.$tool.version"
+    echo "fetch-tools.sh: built $tool $version in $((SECONDS - started)) s -> $BIN_DIR/$tool"
+    built_any=1
+}
+
+helm_ldflags() {
+    # What helm's own Makefile stamps in: its version, and the Kubernetes version that
+    # `helm template` / `helm lint` assume (.Capabilities.KubeVersion), derived from the
+    # k8s.io/client-go it is built with (v0.N.x -> Kubernetes 1.N). Without these a plain
+    # `go install` reports a dev version and an old default KubeVersion.
+    local gomod client_go minor
+    gomod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" \
+        | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+    [[ -f "$gomod" ]] || die "could not download helm.sh/helm/v3@$HELM_VERSION from the Go module proxy"
+    client_go="$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$gomod")"
+    minor="$(echo "$client_go" | sed -n 's/^v0\.\([0-9][0-9]*\)\..*/\1/p')"
+    local flags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    if [[ -n "$minor" ]]; then
+        flags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+        flags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+        flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+        flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+    fi
+    echo "$flags"
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(buf helm)
+built_any=""
+for tool in "${tools[@]}"; do
+    case "$tool" in
+        buf)
+            build buf "$BUF_VERSION" github.com/bufbuild/buf/cmd/buf
+            ;;
+        helm)
+            if is_current helm "$HELM_VERSION"; then
+                build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+            else
+                echo "fetch-tools.sh: resolving helm $HELM_VERSION from the Go module proxy..."
+                build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)"
+            fi
+            ;;
+        *) die "unknown tool '$tool' (known: buf helm)" ;;
+    esac
+done
+
+# The build cache (~2 GB for these two) only speeds up rebuilding the same versions, which the
+# markers already skip; the module cache (downloads) is kept.
+if [[ -n "$built_any" ]]; then
+    go clean -cache
+fi

@@ -1,0 +1,1 @@
+"""Shared infrastructure of the ecomops services: no business rules live here."""

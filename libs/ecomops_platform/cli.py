@@ -1,0 +1,272 @@
+"""The ``ecomops`` command line for developers and SREs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import registry
+
+LOCAL_ENV_FILE = Path(".local/run/env")
+
+
+def _load_local_env() -> None:
+    """Outside a configured environment, use the local stack's generated settings."""
+    if os.environ.get("ECOMOPS_KAFKA_BOOTSTRAP") or not LOCAL_ENV_FILE.exists():
+        return
+    for line in LOCAL_ENV_FILE.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        if "=" in line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
+def _services(names: list[str]) -> list[str]:
+    available = registry.implemented()
+    if not names:
+        return available
+    for name in names:
+        if name not in registry.SERVICES:
+            raise SystemExit(f"unknown service {name!r}; one of: {', '.join(registry.SERVICES)}")
+        if name not in available:
+            raise SystemExit(f"service {name!r} is not built in this version")
+    return names
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    service = registry.load(args.service)
+    asyncio.run(service.serve_forever())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrations import upgrade
+
+    for name in _services([] if args.service == "all" else [args.service]):
+        upgrade(name, registry.database_url(name), args.revision)
+        print(f"{name}: database at {args.revision}")
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from .events import all_topics, create_topics
+    from .settings import CommonSettings
+
+    created = asyncio.run(create_topics(CommonSettings()))
+    for topic in all_topics():
+        print(f"{topic}: {'created' if topic in created else 'exists'}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth import mint_token
+
+    secret = os.environ.get("ECOMOPS_JWT_SECRET")
+    if not secret:
+        print(
+            "ECOMOPS_JWT_SECRET is not set and no local stack env was found (.local/run/env);"
+            " start the stack with 'make run' first",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        mint_token(
+            secret,
+            args.sub,
+            args.role,
+            ttl_seconds=args.ttl,
+            issuer=os.environ.get("ECOMOPS_JWT_ISSUER", "ecomops"),
+            audience=os.environ.get("ECOMOPS_JWT_AUDIENCE", "ecomops"),
+        )
+    )
+    return 0
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local URL
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .migrations import upgrade
+
+    names = _services(args.services)
+    if not names:
+        print("no service is built yet", file=sys.stderr)
+        return 1
+    cmd_topics_create(args)
+    for name in names:
+        upgrade(name, registry.database_url(name), "head")
+        print(f"{name}: migrated")
+    exe = shutil.which("ecomops") or sys.argv[0]
+    log_dir = Path(os.environ.get("ECOMOPS_LOG_DIR", ".local/run/logs"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop_all(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
+    try:
+        for name in names:
+            log_file = (log_dir / f"{name}.log").open("ab")
+            procs[name] = subprocess.Popen(  # noqa: S603 - our own executable
+                [exe, "serve", name],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        rows = []
+        for name in names:
+            info = registry.SERVICES[name]
+            http = int(os.environ.get(f"{info.env_prefix}HTTP_PORT", info.http_port))
+            grpc_port = int(os.environ.get(f"{info.env_prefix}GRPC_PORT", info.grpc_port))
+            ok = _wait_ready(f"http://127.0.0.1:{http}/readyz", procs[name], args.timeout)
+            if not ok:
+                print(
+                    f"{name} did not become ready; see {log_dir / (name + '.log')}", file=sys.stderr
+                )
+                return 1
+            rows.append(
+                (
+                    name,
+                    f"http://127.0.0.1:{http}/v1",
+                    f"http://127.0.0.1:{http}/docs",
+                    f"127.0.0.1:{grpc_port}",
+                )
+            )
+        print()
+        print(f"{'service':<16}{'REST':<32}{'OpenAPI docs':<36}gRPC")
+        for row in rows:
+            print(f"{row[0]:<16}{row[1]:<32}{row[2]:<36}{row[3]}")
+        print()
+        print("Get a token:   .venv/bin/ecomops token --sub ops-1 --role ops")
+        print("               (roles: customer, ops, partner, service; --ttl SECONDS)")
+        print(f"Logs:          {log_dir}/<service>.log        Ctrl-C stops everything.")
+        sys.stdout.flush()
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(
+                        f"{name} exited with {proc.returncode}; see {log_dir / (name + '.log')}",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            print(f"{name}: stopped")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecomops",
+        description="ecomops: run, migrate and operate the e-commerce operations services.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    names = list(registry.SERVICES)
+
+    p = sub.add_parser(
+        "run",
+        help="migrate and run services in the foreground until Ctrl-C",
+        description="Create topics, migrate, start the given services (default: "
+        "all that are built), wait until ready, print their URLs.",
+    )
+    p.add_argument("services", nargs="*", metavar="SERVICE", help=f"one of {names}")
+    p.add_argument("--timeout", type=float, default=90, help="seconds to wait for readiness")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve one service (REST and gRPC) in this process",
+        description="Serve one service until SIGTERM/SIGINT; configuration from "
+        "ECOMOPS_* and <SERVICE>_* environment variables.",
+    )
+    p.add_argument("service", choices=names)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "migrate",
+        help="apply database migrations of a service",
+        description="Upgrade the service's database (its <SERVICE>_DATABASE_URL).",
+    )
+    p.add_argument("service", choices=[*names, "all"])
+    p.add_argument("--revision", default="head", help="target revision (default: head)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("topics", help="manage Kafka topics")
+    tsub = p.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    t = tsub.add_parser(
+        "create",
+        help="create every ecomops topic and its dead-letter topic",
+        description="Idempotent: existing topics are left as they are.",
+    )
+    t.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser(
+        "token",
+        help="print a bearer token for the local stack",
+        description="Sign an HS256 token with ECOMOPS_JWT_SECRET (the local stack's "
+        "generated secret).",
+    )
+    p.add_argument("--sub", required=True, help="subject: the customer id for customers")
+    p.add_argument("--role", required=True, choices=["customer", "ops", "partner", "service"])
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.set_defaults(func=cmd_token)
+
+    for name, info in registry.SERVICES.items():
+        if importlib.util.find_spec(f"{info.package}.cli") is None:
+            continue
+        p = sub.add_parser(name, help=f"{name} service commands", add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda a, _n=name: _service_cli(_n, a.args))
+    return parser
+
+
+def _service_cli(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(f"{registry.SERVICES[name].package}.cli")
+    return int(module.main(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_local_env()
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Consumer runner: apply each event once, commit its offset only after the handler committed.
+
+For every message: decode (undecodable → dead letter at once), then in one transaction record
+the event id in the inbox (a duplicate is skipped) and call the handler. Offsets are committed
+after that transaction. A failing handler is retried with backoff; after the bounded attempts the
+message goes to ``<topic>.dlq`` with the error in its headers and the partition moves on. A
+database that cannot be reached is not the message's fault: that is retried until it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from . import metrics, tracing
+from .db import Database, UnitOfWork, inbox_table, utcnow
+from .events import Envelope, PoisonMessage, decode_event, dlq_topic, kafka_client_options
+from .settings import CommonSettings
+
+log = logging.getLogger("ecomops.consumer")
+
+EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return type(exc).__name__ in {"ConnectionDoesNotExistError", "CannotConnectNowError"}
+
+
+@dataclass
+class Subscription:
+    """The event types a service handles, by CloudEvents type; other types are skipped."""
+
+    topics: list[str]
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    name: str = "main"
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: CommonSettings,
+        db: Database,
+        producer: Any,
+        subscription: Subscription,
+        max_attempts: int = 5,
+        base_backoff: float = 0.2,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.db = db
+        self.producer = producer
+        self.subscription = subscription
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
+        self.group_id = f"ecomops-{service}" + (
+            "" if subscription.name == "main" else f"-{subscription.name}"
+        )
+        self.consumer_name = f"{service}:{subscription.name}"
+        self._consumer: Any = None
+        self.processed = 0
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = AIOKafkaConsumer(
+            *self.subscription.topics,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=200,
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
+            **kafka_client_options(self.settings),
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def run(self) -> None:
+        from aiokafka import TopicPartition
+
+        assert self._consumer is not None
+        lag_task = asyncio.create_task(self._report_lag())
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=500)
+                for tp, messages in batches.items():
+                    for msg in messages:
+                        await self._handle_with_retries(msg)
+                        await self._consumer.commit(
+                            {TopicPartition(tp.topic, tp.partition): msg.offset + 1}
+                        )
+        finally:
+            lag_task.cancel()
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            try:
+                for tp in self._consumer.assignment():
+                    end = self._consumer.highwater(tp)
+                    pos = await self._consumer.position(tp)
+                    if end is not None:
+                        metrics.kafka_consumer_lag.labels(self.service, tp.topic, tp.partition).set(
+                            max(0, end - pos)
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.debug("lag report failed", exc_info=True)
+
+    async def _handle_with_retries(self, msg: Any) -> None:
+        try:
+            envelope = decode_event(
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                key=msg.key,
+                value=msg.value,
+                raw_headers=msg.headers,
+            )
+        except PoisonMessage as exc:
+            await self._dead_letter(msg, exc, attempts=0)
+            return
+        handler = self.subscription.handlers.get(envelope.event_type)
+        if handler is None:
+            metrics.events_consumed_total.labels(self.service, msg.topic, "ignored").inc()
+            return
+        attempt = 0
+        transient_backoff = self.base_backoff
+        while True:
+            attempt += 1
+            try:
+                applied = await self.apply(envelope, handler)
+                outcome = "applied" if applied else "duplicate"
+                metrics.events_consumed_total.labels(self.service, msg.topic, outcome).inc()
+                metrics.event_handling_delay_seconds.labels(self.service, msg.topic).observe(
+                    max(0.0, (datetime.now(UTC) - envelope.time).total_seconds())
+                )
+                self.processed += 1
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+                if _is_transient(exc):
+                    log.warning(
+                        "transient failure handling %s, retrying: %s", envelope.event_id, exc
+                    )
+                    attempt -= 1
+                    await asyncio.sleep(transient_backoff)
+                    transient_backoff = min(transient_backoff * 2, 5.0)
+                    continue
+                if attempt >= self.max_attempts:
+                    await self._dead_letter(msg, exc, attempts=attempt)
+                    return
+                log.warning(
+                    "handler failed for %s (attempt %d/%d): %s",
+                    envelope.event_id,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                )
+                await asyncio.sleep(self.base_backoff * 2 ** (attempt - 1))
+
+    async def apply(self, envelope: Envelope, handler: EventHandler) -> bool:
+        """Apply one event in one transaction with its inbox row; False if already applied."""
+        ctx = tracing.extract_context(envelope.headers)
+        with tracing.tracer().start_as_current_span(
+            f"consume {envelope.event_type}", context=ctx, kind=tracing.trace.SpanKind.CONSUMER
+        ):
+            uow = UnitOfWork(self.db, self.service)
+            async with uow:
+                inserted = await uow.session.execute(
+                    pg_insert(inbox_table)
+                    .values(
+                        event_id=envelope.event_id,
+                        consumer=self.consumer_name,
+                        event_type=envelope.event_type,
+                        processed_at=utcnow(),
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(inbox_table.c.event_id)
+                )
+                if inserted.first() is None:
+                    return False
+                await handler(uow, envelope)
+                await uow.commit()
+                return True
+
+    async def _dead_letter(self, msg: Any, exc: BaseException, *, attempts: int) -> None:
+        headers = [
+            *list(msg.headers or ()),
+            ("dlq_error", f"{type(exc).__name__}: {exc}"[:1000].encode()),
+            ("dlq_original_topic", msg.topic.encode()),
+            ("dlq_original_partition", str(msg.partition).encode()),
+            ("dlq_original_offset", str(msg.offset).encode()),
+            ("dlq_consumer", self.consumer_name.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+        ]
+        log.error(
+            "dead-lettering message %s/%d@%d after %d attempts: %s",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            attempts,
+            exc,
+        )
+        while True:
+            try:
+                fut = await self.producer.send(
+                    dlq_topic(msg.topic), value=msg.value, key=msg.key, headers=headers
+                )
+                await asyncio.wait_for(fut, timeout=30)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as send_exc:  # noqa: BLE001 - the offset must not move until the DLQ has it
+                log.warning("could not write to the DLQ yet: %s", send_exc)
+                await asyncio.sleep(1)
+        metrics.events_dead_lettered_total.labels(self.service, msg.topic).inc()
+        metrics.events_consumed_total.labels(self.service, msg.topic, "dead_lettered").inc()
+
+
+async def count_inbox(db: Database) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(inbox_table)) or 0)

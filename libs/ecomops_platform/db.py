@@ -1,0 +1,209 @@
+"""Database access: one async engine per process, a unit of work, and the platform's tables.
+
+Every service database holds three platform tables beside its own: ``outbox`` (events recorded
+in the same transaction as the state change), ``inbox`` (ids of events already applied, written
+in the consumer's transaction) and ``idempotency_keys`` (responses replayed for a repeated
+Idempotency-Key, written in the business transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from . import tracing
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+platform_metadata = sa.MetaData()
+
+outbox_table = sa.Table(
+    "outbox",
+    platform_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+)
+sa.Index(
+    "ix_outbox_unpublished",
+    outbox_table.c.id,
+    postgresql_where=outbox_table.c.published_at.is_(None),
+)
+
+inbox_table = sa.Table(
+    "inbox",
+    platform_metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("consumer", sa.String(100), primary_key=True),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+idempotency_table = sa.Table(
+    "idempotency_keys",
+    platform_metadata,
+    sa.Column("caller", sa.String(200), primary_key=True),
+    sa.Column("operation", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class Database:
+    """The process's engine and session factory, created at start-up, never at import."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args={"timeout": 5, "command_timeout": 30},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction: state changes and the events they raise commit together.
+
+    Re-entrant: a handler opening ``async with uow`` inside a unit of work that an entrypoint
+    already opened (for an Idempotency-Key, say) joins it; its ``commit()`` then only flushes,
+    and the outermost scope commits everything at once.
+    """
+
+    def __init__(self, db: Database, service: str) -> None:
+        self._db = db
+        self.service = service
+        self.topic = f"ecomops.{service}.v1"
+        self._session: AsyncSession | None = None
+        self._depth = 0
+        self.committed = False
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("unit of work used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        if self._depth == 0:
+            self._session = self._db.sessions()
+            await self._session.begin()
+            self.committed = False
+        self._depth += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        session, self._session = self._session, None
+        assert session is not None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+
+    async def commit(self) -> None:
+        if self._depth > 1:
+            await self.session.flush()
+            return
+        await self.session.commit()
+        self.committed = True
+        await self.session.begin()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+        await self.session.begin()
+
+    def add_event(
+        self,
+        message: Message,
+        *,
+        key: str,
+        topic: str | None = None,
+        event_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> uuid.UUID:
+        """Record an event in the outbox, in this transaction; the relay publishes it."""
+        from .events import cloudevent_headers
+
+        event_id = event_id or uuid.uuid4()
+        occurred_at = occurred_at or utcnow()
+        headers = cloudevent_headers(
+            event_id=str(event_id),
+            event_type=message.DESCRIPTOR.full_name,
+            source=f"ecomops/{self.service}",
+            time=occurred_at,
+            traceparent=tracing.current_traceparent(),
+        )
+        self._outbox_rows.append(
+            {
+                "event_id": event_id,
+                "topic": topic or self.topic,
+                "key": key,
+                "event_type": message.DESCRIPTOR.full_name,
+                "payload": message.SerializeToString(deterministic=True),
+                "headers": headers,
+                "created_at": occurred_at,
+            }
+        )
+        return event_id
+
+    @property
+    def _outbox_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] | None = self.session.info.get("outbox_rows")
+        if rows is None:
+            rows = []
+            self.session.info["outbox_rows"] = rows
+        return rows
+
+
+@sa.event.listens_for(AsyncSession.sync_session_class, "before_commit")
+def _write_outbox_before_commit(session: Any) -> None:
+    rows = session.info.pop("outbox_rows", None)
+    if rows:
+        session.execute(sa.insert(outbox_table), rows)
+
+
+@sa.event.listens_for(AsyncSession.sync_session_class, "after_rollback")
+def _drop_outbox_after_rollback(session: Any) -> None:
+    session.info.pop("outbox_rows", None)

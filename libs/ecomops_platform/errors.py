@@ -1,0 +1,140 @@
+"""Errors a service raises to its callers, transport-neutral.
+
+REST maps them to RFC 9457 problem documents, gRPC to a status code with the same document in
+the trailing metadata (key ``ecomops-problem``) so that clients can read structured details
+such as ``shortages``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+PROBLEM_BASE = "https://ecomops.dev/problems/"
+
+
+class ServiceError(Exception):
+    """Base of every error that is the caller's to handle (never a 500)."""
+
+    status: int = 400
+    grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if title is not None:
+            self.title = title
+        self.headers = headers or {}
+        self.extra = extra
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PaymentRequired(ServiceError):
+    status = 402
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "payment-declined"
+    title = "Payment declined"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(ServiceError):
+    status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "conflict"
+    title = "Conflict"
+
+
+class AlreadyInProgress(Conflict):
+    grpc_code = grpc.StatusCode.ABORTED
+    code = "request-in-progress"
+    title = "A request with this Idempotency-Key is in progress"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class Unprocessable(ServiceError):
+    status = 422
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "validation-error"
+    title = "Unprocessable request"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "rate-limited"
+    title = "Too many requests"
+
+
+class DependencyUnavailable(ServiceError):
+    """A dependency (database, another service) cannot answer now; the caller may retry."""
+
+    status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    code = "dependency-unavailable"
+    title = "Service temporarily unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 2, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+        self.retry_after = retry_after
+
+
+def problem_json(error: ServiceError) -> str:
+    import json
+
+    return json.dumps(error.problem(), separators=(",", ":"), default=str)

@@ -1,0 +1,125 @@
+"""The outbox relay: publishes recorded events to Kafka, in order, without loss.
+
+One relay per service database publishes at a time (a transaction-scoped advisory lock), so
+that replicas cannot interleave batches and reorder events of one key. A batch is sent, every
+send is acknowledged by the broker (idempotent producer, acks=all), and only then are the rows
+marked published in the same transaction that held the lock. If the process dies between the
+acknowledgement and the commit, the batch is sent again after restart: delivery is
+at-least-once and consumers dedupe by ``ce_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import metrics
+from .db import Database, outbox_table, utcnow
+
+log = logging.getLogger("ecomops.outbox")
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        producer: Any,
+        service: str,
+        *,
+        poll_interval: float = 0.1,
+        batch_size: int = 500,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._producer = producer
+        self._service = service
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._max_backoff = max_backoff
+        self._lock_id = zlib.crc32(f"ecomops-outbox-{service}".encode())
+        self._wake = asyncio.Event()
+        self.healthy = True
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = self._poll_interval
+        while True:
+            try:
+                published = await self.publish_batch()
+                self.healthy = True
+                backoff = self._poll_interval
+                if published:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker or database down: retry, never drop
+                self.healthy = False
+                metrics.outbox_publish_failures_total.labels(self._service).inc()
+                log.warning("outbox publish failed, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of unpublished events; returns how many were published."""
+        async with self._db.sessions() as session, session.begin():
+            got_lock = await session.scalar(
+                sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id))
+            )
+            if not got_lock:
+                return 0
+            rows = (
+                await session.execute(
+                    sa.select(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                metrics.outbox_backlog.labels(self._service).set(0)
+                return 0
+            futures = []
+            for row in rows:
+                headers = [(k, str(v).encode()) for k, v in row.headers.items()]
+                futures.append(
+                    await self._producer.send(
+                        row.topic, value=row.payload, key=row.key.encode(), headers=headers
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+            await session.execute(
+                sa.update(outbox_table)
+                .where(outbox_table.c.id.in_([r.id for r in rows]))
+                .values(published_at=utcnow())
+            )
+            for row in rows:
+                metrics.outbox_published_total.labels(self._service, row.topic).inc()
+            backlog = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(outbox_table)
+                .where(outbox_table.c.published_at.is_(None))
+            )
+            metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
+            return len(rows)
+
+    async def purge_published(self, older_than_seconds: float = 7 * 86400) -> int:
+        """Delete rows published long ago (kept a while for audit and replay)."""
+        cutoff = utcnow().timestamp() - older_than_seconds
+        async with self._db.sessions() as session, session.begin():
+            result = await session.execute(
+                sa.delete(outbox_table).where(
+                    outbox_table.c.published_at < sa.func.to_timestamp(cutoff)
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]

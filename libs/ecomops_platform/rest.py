@@ -1,0 +1,363 @@
+"""The REST app factory every service uses (FastAPI).
+
+Errors are RFC 9457 problem documents (validation included); bodies over the limit get 413;
+callers over their rate get 429 with Retry-After; ``/healthz``, ``/readyz`` and ``/metrics`` are
+mounted; operation ids are the route functions' names, stable across releases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import metrics, tracing
+from .auth import Caller, Role, TokenVerifier, current_caller
+from .errors import PROBLEM_BASE, PayloadTooLarge, RateLimited, ServiceError
+from .idempotency import check_key
+
+log = logging.getLogger("ecomops.rest")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: unknown fields are refused, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": desc}
+    for code, desc in (
+        (400, "Bad request"),
+        (401, "Missing or invalid bearer token"),
+        (403, "Role not allowed"),
+        (404, "Not found"),
+        (409, "Conflict with the current state"),
+        (413, "Body too large"),
+        (422, "Invalid request"),
+        (429, "Rate limited"),
+        (503, "A dependency is unavailable"),
+    )
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(
+            _json_safe(exc.problem(instance=request.url.path)),
+            status_code=exc.status,
+            headers=exc.headers,
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "location": [str(p) for p in err.get("loc", ())],
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            422,
+            "validation-error",
+            "Unprocessable request",
+            summary,
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(
+            exc.status_code,
+            code,
+            str(exc.detail),
+            None,
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal error",
+            "the service failed unexpectedly; the error was logged",
+            instance=request.url.path,
+        )
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"request body exceeds {self.max_bytes} bytes",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+
+class RateLimiter:
+    """Token bucket per caller (bearer token, else client address), per process."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> None:
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            wait = math.ceil((1.0 - tokens) / self.rate)
+            raise RateLimited(
+                f"rate limit of {int(self.capacity)} requests per minute exceeded",
+                headers={"Retry-After": str(max(1, wait))},
+            )
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+
+
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    version: str,
+    verifier: TokenVerifier,
+    readiness: ReadinessCheck,
+    routers: Sequence[APIRouter],
+    max_body_bytes: int,
+    rate_limit_per_minute: int,
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        generate_unique_id_function=lambda route: route.name,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.verifier = verifier
+    app.state.service = service
+    limiter = RateLimiter(rate_limit_per_minute)
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        ctx = tracing.extract_context(dict(request.headers))
+        with tracing.tracer().start_as_current_span(
+            f"{request.method} {request.url.path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
+        ):
+            if request.url.path.startswith("/v1/"):
+                auth = request.headers.get("authorization")
+                key = (
+                    "t:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
+                    if auth
+                    else "ip:" + (request.client.host if request.client else "unknown")
+                )
+                try:
+                    limiter.check(key)
+                except RateLimited as exc:
+                    response: Response = JSONResponse(
+                        exc.problem(instance=request.url.path),
+                        status_code=429,
+                        headers=exc.headers,
+                        media_type=PROBLEM_MEDIA_TYPE,
+                    )
+                else:
+                    try:
+                        response = await call_next(request)
+                    except PayloadTooLarge as exc:
+                        response = JSONResponse(
+                            exc.problem(instance=request.url.path),
+                            status_code=413,
+                            media_type=PROBLEM_MEDIA_TYPE,
+                        )
+            else:
+                response = await call_next(request)
+        route = _route_template(request)
+        metrics.http_requests_total.labels(
+            service, request.method, route, response.status_code
+        ).inc()
+        metrics.http_request_duration_seconds.labels(service, request.method, route).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], include_in_schema=True)
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    async def readyz() -> JSONResponse:
+        """Ready when the database and Kafka answer."""
+        checks = await readiness()
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
+            route.operation_id = route.name
+    return app
+
+
+async def authenticated(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Caller:
+    verifier: TokenVerifier = request.app.state.verifier
+    caller = verifier.verify_header(authorization)
+    current_caller.set(caller)
+    return caller
+
+
+def require(*roles: Role | str) -> Any:
+    """A dependency giving the handler the caller, refusing roles not listed (403)."""
+
+    async def dependency(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
+        return caller.require(*roles)
+
+    return Depends(dependency)
+
+
+AnyCaller = Annotated[Caller, Depends(authenticated)]
+
+
+def idempotency_key_header(
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Unique key per logical request (required)"),
+    ] = None,
+) -> str:
+    key = check_key(idempotency_key, required=True)
+    assert key is not None
+    return key
+
+
+IdempotencyKey = Annotated[str, Depends(idempotency_key_header)]
+
+
+def stored_json(status_code: int, body: Any, *, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    media = PROBLEM_MEDIA_TYPE if status_code >= 400 else "application/json"
+    return JSONResponse(body, status_code=status_code, headers=headers, media_type=media)

@@ -1,0 +1,71 @@
+"""Typed settings: ``ECOMOPS_*`` for what every service shares, ``<SERVICE>_*`` per service."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret", "test"})
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads from ``ECOMOPS_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ECOMOPS_", extra="ignore")
+
+    env: Literal["local", "test", "production"] = "local"
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_topic_replication: int = Field(default=1, ge=1)
+    jwt_secret: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "ecomops"
+    jwt_audience: str = "ecomops"
+    service_token_file: str | None = None
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    outbox_poll_interval: float = Field(default=0.1, gt=0)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _secrets_are_real(self) -> CommonSettings:
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            raise ValueError(
+                "set ECOMOPS_JWT_SECRET (HS256) or ECOMOPS_JWT_JWKS_URL (RS256): "
+                "tokens cannot be verified without one"
+            )
+        if (
+            self.env == "production"
+            and self.jwt_secret is not None
+            and (self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 32)
+        ):
+            raise ValueError(
+                "ECOMOPS_JWT_SECRET is a placeholder or shorter than 32 characters; "
+                "refusing to start in production"
+            )
+        return self
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings class; subclasses set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    grpc_tls_cert_file: str | None = None
+    grpc_tls_key_file: str | None = None
+    grpc_tls_client_ca_file: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)

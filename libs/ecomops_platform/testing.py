@@ -1,0 +1,173 @@
+"""Test helpers shared by every service's tests (a pytest plugin, loaded by the root conftest).
+
+Integration tests run against the real PostgreSQL and Kafka of the test stack that
+``make test`` starts (``.local/test/env``); they fail loudly, never skip, when it is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .auth import Role, mint_token
+from .events import Envelope, decode_event, kafka_client_options
+from .settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_ENV_FILE = ROOT / ".local" / "test" / "env"
+
+
+def load_test_env() -> None:
+    """Make the test stack's settings visible (``make test`` exports them already)."""
+    if os.environ.get("ECOMOPS_KAFKA_BOOTSTRAP") and os.environ.get("ECOMOPS_JWT_SECRET"):
+        return
+    if not TEST_ENV_FILE.exists():
+        raise RuntimeError(
+            "integration tests need the test stack: run 'make test', or "
+            "'bash deploy/local/stack.sh up test' and export .local/test/env"
+        )
+    for line in TEST_ENV_FILE.read_text().splitlines():
+        line = line.strip().removeprefix("export ")
+        if "=" in line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            os.environ[name.strip()] = value.strip().strip("'\"")
+    os.environ.setdefault("ECOMOPS_ENV", "test")
+
+
+def unique(prefix: str) -> str:
+    """An id no other test uses: tests own their data."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def token(subject: str, role: Role | str, *, ttl: int = 600, **overrides: Any) -> str:
+    secret = overrides.pop("secret", None) or os.environ["ECOMOPS_JWT_SECRET"]
+    return mint_token(secret, subject, role, ttl_seconds=ttl, **overrides)
+
+
+def bearer(subject: str, role: Role | str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(subject, role)}"}
+
+
+class KafkaProbe:
+    """Reads a topic from its current end and collects decoded events, to assert on them."""
+
+    def __init__(self, topics: list[str]) -> None:
+        self.topics = topics
+        self.events: list[Envelope] = []
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            **kafka_client_options(CommonSettings()),
+        )
+        await self._consumer.start()
+        # Pin the start position now, before the test produces anything.
+        await self._consumer.seek_to_end()
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._collect())
+
+    async def _collect(self) -> None:
+        async for msg in self._consumer:
+            try:
+                self.events.append(
+                    decode_event(
+                        topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        key=msg.key,
+                        value=msg.value,
+                        raw_headers=msg.headers,
+                    )
+                )
+            except Exception:  # noqa: BLE001 - undecodable messages are not what probes assert on
+                continue
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def matching(
+        self, event_type: str, predicate: Callable[[Envelope], bool] = lambda e: True
+    ) -> list[Envelope]:
+        return [e for e in self.events if e.event_type == event_type and predicate(e)]
+
+    async def wait_for(
+        self,
+        event_type: str,
+        predicate: Callable[[Envelope], bool] = lambda e: True,
+        *,
+        count: int = 1,
+        timeout: float = 20.0,
+    ) -> list[Envelope]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = self.matching(event_type, predicate)
+            if len(found) >= count:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                seen = sorted({e.event_type for e in self.events})
+                raise AssertionError(
+                    f"expected {count} x {event_type} within {timeout}s, got {len(found)}; "
+                    f"seen types: {seen}"
+                )
+            await asyncio.sleep(0.05)
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1
+) -> Any:
+    """Retry an (async) assertion until it passes or the timeout expires."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> None:
+    load_test_env()
+
+
+@pytest.fixture
+async def kafka_probe(stack_env: None) -> AsyncIterator[Callable[..., Any]]:
+    probes: list[KafkaProbe] = []
+
+    async def make(*topics: str) -> KafkaProbe:
+        probe = KafkaProbe(list(topics))
+        await probe.start()
+        probes.append(probe)
+        return probe
+
+    yield make
+    for probe in probes:
+        await probe.stop()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make test: a throw-away PostgreSQL + Kafka on their own ports, then every check CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "lint (ruff)"
+$BIN/ruff check libs services tests bench scripts deploy
+step "types (mypy)"
+$BIN/mypy libs/ecomops_platform services
+step "contracts (buf lint, buf breaking, generated code)"
+bash scripts/check_contracts.sh
+if [ -f deploy/k8s-check.sh ]; then
+  step "Helm chart (lint, template, schema validation)"
+  bash deploy/k8s-check.sh
+fi
+
+step "test stack (PostgreSQL 56432, Kafka 59192; throw-away)"
+bash deploy/local/stack.sh up test
+trap 'bash deploy/local/stack.sh down test >/dev/null 2>&1 || true' EXIT
+set -a
+# shellcheck disable=SC1091
+source .local/test/env
+set +a
+export ECOMOPS_ENV=test
+$BIN/ecomops topics create >/dev/null
+
+step "pytest"
+$BIN/pytest -q "$@"
