@@ -44,6 +44,22 @@ def generate(out: Path) -> None:
     (out / "ecomops" / "py.typed").touch()
 
 
+def sync(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != (src / rel).read_bytes():
+            shutil.copyfile(src / rel, target)
+    for path in sorted(dst.rglob("*"), reverse=True):
+        rel = path.relative_to(dst)
+        if path.is_file() and rel not in wanted and "__pycache__" not in rel.parts:
+            path.unlink()
+        elif path.is_dir() and path.name != "__pycache__" and not any(path.iterdir()):
+            path.rmdir()
+
+
 def tree_differs(a: Path, b: Path) -> list[str]:
     diffs: list[str] = []
     cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
@@ -60,8 +76,11 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if libs/contracts is stale")
     args = parser.parse_args()
     if not args.check:
-        shutil.rmtree(OUT / "ecomops", ignore_errors=True)
-        generate(OUT)
+        # Generate aside, then copy only what changed: other processes may be importing the
+        # contracts while this runs.
+        with tempfile.TemporaryDirectory() as tmp:
+            generate(Path(tmp))
+            sync(Path(tmp) / "ecomops", OUT / "ecomops")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
