@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The local infrastructure stack: PostgreSQL 15 and a single-node KRaft Kafka as processes.
 #
-#   bash deploy/local/stack.sh {up|down|status|wipe} [run|test]
+#   bash deploy/local/stack.sh {up|down|status|wipe} [run|test|dev|bench]
+#   bash deploy/local/stack.sh {kafka-stop|kafka-start|postgres-stop|postgres-start} PROFILE
 #
 # profile  PostgreSQL  Kafka (controller)  state dir     on `up`
 # run      55432       59092 (59093)       .local/run    keeps its data across restarts
 # test     56432       59192 (59193)       .local/test   wiped first: a throw-away stack
+# dev      57432       59292 (59293)       .local/dev    kept: for running tests by hand
+# bench    58432       59392 (59393)       .local/bench  wiped first: for `make bench`
 #
 # `up` writes $STATE_DIR/env: `export` lines with what the services need (Kafka bootstrap,
 # one database URL per service, a JWT secret generated once per state dir). Use it with
@@ -18,7 +21,7 @@ SERVICES=(order inventory pricing recommendation risk)
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
 log() { echo "stack.sh: $*"; }
-usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|postgres-stop|postgres-start} [run|test|dev]" >&2; exit 2; }
+usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|postgres-stop|postgres-start} [run|test|dev|bench]" >&2; exit 2; }
 
 action="${1:-}"
 profile="${2:-run}"
@@ -34,6 +37,11 @@ case "$profile" in
     dev)
         # A long-lived stack for developing and running tests by hand; `make test` never touches it.
         export STATE_DIR="$ROOT/.local/dev" PG_PORT=57432 KAFKA_PORT=59292 KAFKA_CONTROLLER_PORT=59293
+        ECOMOPS_ENV="test"
+        ;;
+    bench)
+        # Throw-away stack for `make bench` (wiped on up), so benchmarks never disturb the others.
+        export STATE_DIR="$ROOT/.local/bench" PG_PORT=58432 KAFKA_PORT=59392 KAFKA_CONTROLLER_PORT=59393
         ECOMOPS_ENV="test"
         ;;
     *) usage ;;
@@ -95,7 +103,7 @@ write_env() {
 
 up() {
     local started=$SECONDS
-    if [[ "$profile" == test ]]; then
+    if [[ "$profile" == test || "$profile" == bench ]]; then
         wipe
     fi
     mkdir -p "$STATE_DIR"

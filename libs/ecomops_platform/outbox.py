@@ -32,7 +32,7 @@ class OutboxRelay:
         service: str,
         *,
         poll_interval: float = 0.1,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         max_backoff: float = 5.0,
     ) -> None:
         self._db = db
@@ -105,12 +105,15 @@ class OutboxRelay:
             )
             for row in rows:
                 metrics.outbox_published_total.labels(self._service, row.topic).inc()
-            backlog = await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(outbox_table)
-                .where(outbox_table.c.published_at.is_(None))
-            )
-            metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
+            if len(rows) < self._batch_size:
+                metrics.outbox_backlog.labels(self._service).set(0)
+            else:
+                backlog = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                )
+                metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
             return len(rows)
 
     async def purge_published(self, older_than_seconds: float = 7 * 86400) -> int:

@@ -222,3 +222,25 @@ async def test_health_ready_and_metrics(client) -> None:
         'http_requests_total{method="GET",route="/v1/notes/{note_id}",service="probe",status="404"}'
         in text
     )
+
+
+async def test_trace_context_flows_from_http_into_the_event_headers(client, probe_service) -> None:
+    import sqlalchemy as sa
+
+    from ecomops_platform.db import outbox_table
+
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    resp = await client.post(
+        "/v1/notes",
+        json={"text": "traced", "amount": 1},
+        headers={**_ops(), "Idempotency-Key": uuid.uuid4().hex, "traceparent": traceparent},
+    )
+    assert resp.status_code == 201
+    async with probe_service.db.sessions() as session:
+        headers = (
+            await session.execute(
+                sa.select(outbox_table.c.headers).where(outbox_table.c.key == resp.json()["id"])
+            )
+        ).scalar_one()
+    assert headers["traceparent"].split("-")[1] == trace_id

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make bench: a throw-away stack (PostgreSQL 58432, Kafka 59392), then every benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/local/stack.sh up bench
+trap 'bash deploy/local/stack.sh down bench >/dev/null 2>&1 || true' EXIT
+set -a
+# shellcheck disable=SC1091
+source .local/bench/env
+set +a
+.venv/bin/ecomops topics create >/dev/null
+.venv/bin/python -m bench.run "$@"
