@@ -82,7 +82,7 @@ def main() -> int:
             got = asyncio.run(module.run())
             rows.extend(got)
             print(table(got))
-        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+        except Exception:
             failures.append(name)
             traceback.print_exc()
         print(f"    ({time.perf_counter() - started:.0f} s)", flush=True)
