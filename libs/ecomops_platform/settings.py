@@ -28,6 +28,9 @@ class CommonSettings(BaseSettings):
     jwt_issuer: str = "ecomops"
     jwt_audience: str = "ecomops"
     service_token_file: str | None = None
+    grpc_client_ca_file: str | None = None
+    grpc_client_cert_file: str | None = None
+    grpc_client_key_file: str | None = None
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
