@@ -1,0 +1,56 @@
+"""``ecomops recommendation <command>``: rebuild the model, evaluate it offline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .service_layer import evaluation
+
+
+def _rebuild() -> int:
+    from ecomops_platform.db import Database, UnitOfWork
+
+    from .bootstrap import load_settings
+    from .service_layer import handlers
+
+    settings = load_settings()
+
+    async def run() -> dict[str, int]:
+        db = Database(settings.database_url, pool_size=1, max_overflow=0)
+        try:
+            return await handlers.rebuild_model(
+                UnitOfWork(db, "recommendation"), settings.model_params()
+            )
+        finally:
+            await db.dispose()
+
+    stats = asyncio.run(run())
+    print(
+        f"rebuilt the model from {stats['interactions']} interactions: "
+        f"{stats['pairs']} item pairs, {stats['items']} items"
+    )
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ecomops recommendation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("rebuild", help="recompute the whole model from stored interactions")
+    ev = sub.add_parser("evaluate", help="offline evaluation on purchase history (CSV)")
+    ev.add_argument("--csv", required=True, help="customer_id,order_id,sku,ordered_at")
+    ev.add_argument("--k", type=int, default=10, help="list length (default 10)")
+    ev.add_argument("--output", help="write the service's top-k per held-out customer here")
+    args = parser.parse_args(argv)
+    if args.command == "rebuild":
+        return _rebuild()
+    if args.k < 1:
+        parser.error("--k must be at least 1")
+    try:
+        report = evaluation.evaluate_csv(args.csv, k=args.k, output=args.output)
+    except evaluation.EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    return 0
