@@ -1,0 +1,14 @@
+"""This proof suite's fixtures: the shared subprocess stack (tests/proof_fixtures.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from proof_fixtures import http, pytest_sessionfinish, stack  # noqa: E402
+
+__all__ = ["http", "pytest_sessionfinish", "stack"]
