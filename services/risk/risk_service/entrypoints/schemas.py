@@ -1,0 +1,207 @@
+"""REST request and response models (separate from the tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from ecomops_platform.rest import RequestModel
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO-4217, upper case")]
+Country = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class LineIn(RequestModel):
+    sku: Id
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price_minor: int = Field(ge=0, le=10**15)
+
+
+class AssessmentIn(RequestModel):
+    order_id: Id
+    customer_id: Id
+    amount_minor: int = Field(ge=0, le=10**15)
+    currency: Currency
+    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    email: Annotated[str, Field(max_length=320)] | None = None
+    ip: Annotated[str, Field(max_length=64)] | None = None
+    device_id: Annotated[str, Field(max_length=300)] | None = None
+    payment_fingerprint: Annotated[str, Field(max_length=300)] | None = None
+    billing_country: Country | None = None
+    shipping_country: Country | None = None
+    account_created_at: AwareDatetime | None = None
+
+
+class ReasonOut(BaseModel):
+    code: str
+    detail: str
+    weight: str = Field(description="Contribution to the score (decimal string)")
+    shadow: bool = False
+
+
+class AssessmentOut(BaseModel):
+    assessment_id: str
+    order_id: str
+    customer_id: str
+    score: str = Field(description="Combined score in [0, 1], decimal string with 4 places")
+    decision: Literal["approve", "review", "reject"]
+    reasons: list[ReasonOut]
+    rules_version: int
+    model_version: str = Field(description="Empty when scored by rules only")
+    amount_minor: int
+    currency: str
+    review_id: str | None
+    assessed_at: datetime
+
+
+class RuleIn(RequestModel):
+    code: str | None = None
+    type: str
+    weight: Decimal
+    shadow: bool = False
+    params: dict[str, Decimal] = Field(default_factory=dict)
+
+
+class RuleSetIn(RequestModel):
+    review_threshold: Decimal
+    reject_threshold: Decimal
+    model_weight: Decimal = Decimal(0)
+    rules: list[RuleIn] = Field(max_length=100)
+
+
+class RuleOut(BaseModel):
+    code: str
+    type: str
+    weight: str
+    shadow: bool
+    params: dict[str, str]
+
+
+class RuleSetOut(BaseModel):
+    version: int
+    review_threshold: str
+    reject_threshold: str
+    model_weight: str
+    rules: list[RuleOut]
+    created_by: str
+    created_at: datetime | None
+
+
+class RuleSetPage(BaseModel):
+    items: list[RuleSetOut]
+    next_cursor: str | None
+
+
+class BlocklistIn(RequestModel):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class BlocklistOut(BaseModel):
+    kind: str
+    value: str
+    reason: str
+    created_by: str
+    created_at: datetime
+
+
+class BlocklistPage(BaseModel):
+    items: list[BlocklistOut]
+    next_cursor: str | None
+
+
+class ReviewOut(BaseModel):
+    review_id: str
+    assessment_id: str
+    order_id: str
+    customer_id: str
+    status: Literal["open", "resolved"]
+    decision: Literal["approve", "reject"] | None
+    analyst: str | None
+    note: str | None
+    score: str
+    reasons: list[ReasonOut]
+    amount_minor: int
+    currency: str
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None
+
+
+class DecisionIn(RequestModel):
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class LabelIn(RequestModel):
+    order_id: Id
+    label: Literal["fraud", "legitimate"]
+    source: Literal["chargeback", "analyst"]
+    amount_minor: int | None = Field(default=None, ge=0, le=10**15)
+
+
+class LabelOut(BaseModel):
+    label_id: str
+    order_id: str
+    label: str
+    source: str
+    amount_minor: int | None
+    created_by: str
+    created_at: datetime
+
+
+class ModelOut(BaseModel):
+    version: str
+    algorithm: str
+    features: list[str]
+    metrics: dict[str, str]
+    sha256: str
+    active: bool
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    fallback_reason: str | None = Field(
+        description="Why the service scores with rules only although a model was activated"
+    )
+
+
+class CurrencyLossOut(BaseModel):
+    currency: str
+    gmv_approved_minor: int
+    fraud_loss_minor: int
+    fraud_loss_rate: str
+
+
+class KpisOut(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    assessments: int
+    approval_rate: str
+    review_rate: str
+    reject_rate: str
+    reject_precision: str | None
+    review_precision: str | None
+    fraud_loss: list[CurrencyLossOut]
+    labelled: int
+
+
+def rule_set_out(rules: Any) -> RuleSetOut:
+    data = rules.to_json()
+    return RuleSetOut(
+        version=rules.version,
+        review_threshold=data["review_threshold"],
+        reject_threshold=data["reject_threshold"],
+        model_weight=data["model_weight"],
+        rules=[RuleOut(**r) for r in data["rules"]],
+        created_by=rules.created_by,
+        created_at=rules.created_at,
+    )
