@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,14 @@ log = logging.getLogger("risk.bootstrap")
 PRUNE_LOCK = 0x52495350  # one pruning replica at a time
 
 
+_CONTEXTS: weakref.WeakKeyDictionary[Service, RiskContext] = weakref.WeakKeyDictionary()
+
+
+def context_of(service: Service) -> RiskContext:
+    """The risk context (model holder) of a service built by create_service (tests, tools)."""
+    return _CONTEXTS[service]
+
+
 def load_settings() -> RiskSettings:
     return RiskSettings()
 
@@ -45,6 +54,7 @@ def create_service(
         grpc_service_names=[grpc.SERVICE_NAME],
     )
     ctx = RiskContext(models=ModelHolder(Path(settings.model_dir)))
+    _CONTEXTS[service] = ctx
     service.include_router(rest.build_router(service, ctx))
     service.add_grpc(grpc.registrar(service, ctx))
     service.subscribe(["ecomops.order.v1"], dict(consumers.HANDLERS))
