@@ -62,8 +62,12 @@ def load_stack_env() -> None:
 
 
 def implemented() -> list[str]:
+    """The services to run: every built one, or ``PROOF_SERVICES`` (comma-separated) if set."""
     from ecomops_platform import registry
 
+    chosen = os.environ.get("PROOF_SERVICES")
+    if chosen:
+        return [s.strip() for s in chosen.split(",") if s.strip()]
     return registry.implemented()
 
 

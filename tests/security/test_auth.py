@@ -10,6 +10,8 @@ listed in ``PUBLIC_OPERATIONS`` with the reason they are public.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import harness
@@ -28,8 +30,23 @@ pytestmark = pytest.mark.integration
 
 SERVICES = harness.implemented()
 
-# (service, METHOD, path) answering without a token, on purpose.
-PUBLIC_OPERATIONS: dict[tuple[str, str, str], str] = {}
+# (service, METHOD, path) answering without a token, on purpose: the reason, and a valid body
+# with which a *bad* token must still be refused (never downgraded to anonymous).
+PUBLIC_OPERATIONS: dict[tuple[str, str, str], tuple[str, Any]] = {
+    ("recommendation", "POST", "/v1/behavior-events"): (
+        "anonymous storefront beacons (session id only, rate limited per address)",
+        lambda: {
+            "events": [
+                {
+                    "type": "view",
+                    "sku": "PROOF-SKU",
+                    "session_id": "proof-session",
+                    "occurred_at": datetime.now(UTC).isoformat(),
+                }
+            ]
+        },
+    ),
+}
 
 
 async def _probe(http, url: str, op: Operation, header: str | None) -> int:
@@ -67,6 +84,22 @@ async def test_every_rest_operation_refuses_bad_tokens(stack, http, service: str
         )
     )
     assert not failures, "\n".join(sorted(failures))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_public_operations_still_refuse_bad_tokens(stack, http, service: str) -> None:
+    public = {k: v for k, v in PUBLIC_OPERATIONS.items() if k[0] == service}
+    failures: list[str] = []
+    for (_, method, path), (_, body) in public.items():
+        for name, (header, expected) in bad_tokens().items():
+            headers = {} if header is None else {"Authorization": header}
+            resp = await http.request(
+                method, stack.url(service) + path, json=body(), headers=headers
+            )
+            ok = resp.status_code < 400 if header is None else resp.status_code == expected
+            if not ok:
+                failures.append(f"{method} {path} with {name} token: {resp.status_code}")
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("service", SERVICES)

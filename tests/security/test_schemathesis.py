@@ -18,7 +18,6 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from proof_fixtures import auth
 from schemathesis.checks import (
-    content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
@@ -28,12 +27,26 @@ pytestmark = pytest.mark.integration
 
 SERVICES = harness.implemented()
 EXAMPLES = int(os.environ.get("PROOF_SCHEMATHESIS_EXAMPLES", "6"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+# content_type_conformance is replaced by ``_problem_conformance``: the platform documents its
+# problem responses as application/json while it (rightly, RFC 9457) sends
+# application/problem+json (reported as a platform bug; see docs/proof.md).
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+def _problem_conformance(response) -> None:
+    """Success bodies are JSON; errors are RFC 9457 problem documents naming their status."""
+    ctype = response.headers.get("content-type", [""])
+    ctype = ctype[0] if isinstance(ctype, list) else ctype
+    if response.status_code >= 400:
+        assert ctype.startswith("application/problem+json"), (
+            f"{response.status_code} with content-type {ctype!r}"
+        )
+        doc = response.json()
+        assert isinstance(doc, dict), doc
+        assert {"type", "title", "status"} <= doc.keys(), doc
+        assert doc["status"] == response.status_code, doc
+    elif response.status_code not in (204, 304) and response.content:
+        assert ctype.startswith("application/json"), f"{response.status_code} {ctype!r}"
 
 
 def _fuzz(base_url: str, role: str) -> tuple[int, list[str]]:
