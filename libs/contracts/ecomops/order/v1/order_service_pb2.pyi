@@ -953,10 +953,13 @@ class PlaceOrderRequest(_message.Message):
     SHIPPING_ADDRESS_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
     """ISO-4217 currency."""
     idempotency_key: _builtins.str
     """Idempotency key (required): a retry returns the same order, never a second one."""
+    customer_id: _builtins.str
+    """Customer the order is for (partners and ops only; customers leave it empty)."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestedLine]:
         """Lines to order."""
@@ -982,10 +985,11 @@ class PlaceOrderRequest(_message.Message):
         shipping_address: Global___Address | None = ...,
         client: Global___Client | None = ...,
         idempotency_key: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "shipping_address", b"shipping_address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "coupon_codes", b"coupon_codes", "currency", b"currency", "idempotency_key", b"idempotency_key", "lines", b"lines", "shipping_address", b"shipping_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "coupon_codes", b"coupon_codes", "currency", b"currency", "customer_id", b"customer_id", "idempotency_key", b"idempotency_key", "lines", b"lines", "shipping_address", b"shipping_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
