@@ -1,0 +1,500 @@
+"""The pricing domain: money arithmetic, the margin guard, promotions and the basket engine.
+
+Pure Python, no I/O. Money is integer minor units; rates are ``Decimal`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from ecomops_platform.errors import Unprocessable
+
+MARGIN_PLACES = Decimal("0.0001")
+
+# ISO-4217 active alphabetic codes (fixed list; funds and precious-metal codes excluded).
+_ISO_4217_CODES = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL "
+    "BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP "
+    "ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR "
+    "IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL "
+    "LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR "
+    "NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD "
+    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX "
+    "USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL "
+)
+ISO_4217 = frozenset(_ISO_4217_CODES.split())
+
+
+def check_currency(code: str) -> str:
+    value = code.strip().upper()
+    if value not in ISO_4217:
+        raise Unprocessable(
+            f"currency '{code}' is not an ISO-4217 code", code="invalid-currency", currency=code
+        )
+    return value
+
+
+def check_rate(name: str, value: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0 or value > 1:
+        raise Unprocessable(
+            f"{name} must be a decimal in [0, 1], got {value}", code="invalid-rate", field=name
+        )
+    return value
+
+
+def fmt_rate(value: Decimal) -> str:
+    """A rate as the decimal string the API shows ("0.3520")."""
+    return str(value.quantize(MARGIN_PLACES, rounding=ROUND_HALF_UP))
+
+
+# --- price book -------------------------------------------------------------------------------
+
+
+def gross_margin(
+    price_minor: int, cost_minor: int, commission_rate: Decimal, marketing_rate: Decimal
+) -> Decimal:
+    """(price - cost - price*commission - price*marketing) / price, exact (not rounded)."""
+    if price_minor <= 0:
+        raise Unprocessable("price must be positive", code="invalid-price")
+    price = Decimal(price_minor)
+    return (price - Decimal(cost_minor) - price * commission_rate - price * marketing_rate) / price
+
+
+def floor_price_minor(
+    cost_minor: int, commission_rate: Decimal, marketing_rate: Decimal, floor: Decimal
+) -> int | None:
+    """The lowest price (minor units) whose gross margin is at least ``floor``; None if none."""
+    room = Decimal(1) - commission_rate - marketing_rate - floor
+    if room <= 0:
+        return None
+    if cost_minor == 0:
+        return 1
+    price = int((Decimal(cost_minor) / room).to_integral_value(rounding=ROUND_CEILING))
+    while gross_margin(price, cost_minor, commission_rate, marketing_rate) < floor:
+        price += 1  # guards against a rounding edge; at most one step in practice
+    return max(price, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTerms:
+    """What a price is made of: the list price and the costs behind its margin."""
+
+    list_price_minor: int
+    unit_cost_minor: int
+    commission_rate: Decimal
+    marketing_cost_rate: Decimal
+
+    def margin_at(self, selling_price_minor: int) -> Decimal | None:
+        """Gross margin when sold at ``selling_price_minor``; None when that price is zero."""
+        if selling_price_minor <= 0:
+            return None
+        return gross_margin(
+            selling_price_minor,
+            self.unit_cost_minor,
+            self.commission_rate,
+            self.marketing_cost_rate,
+        )
+
+    @property
+    def margin(self) -> Decimal:
+        return gross_margin(
+            self.list_price_minor,
+            self.unit_cost_minor,
+            self.commission_rate,
+            self.marketing_cost_rate,
+        )
+
+
+def validate_price_terms(terms: PriceTerms) -> None:
+    if terms.list_price_minor <= 0:
+        raise Unprocessable("list_price_minor must be positive", code="invalid-price")
+    if terms.unit_cost_minor < 0:
+        raise Unprocessable("unit_cost_minor must not be negative", code="invalid-price")
+    check_rate("commission_rate", terms.commission_rate)
+    check_rate("marketing_cost_rate", terms.marketing_cost_rate)
+
+
+def guard_price(
+    terms: PriceTerms, floor: Decimal, *, allow_below_floor: bool, reason: str | None
+) -> tuple[Decimal, bool]:
+    """The margin and whether it is below the floor; refuses a margin under the floor unless
+    explicitly allowed with a reason."""
+    validate_price_terms(terms)
+    margin = terms.margin
+    below = margin < floor
+    if below and not (allow_below_floor and reason):
+        raise Unprocessable(
+            f"gross margin {fmt_rate(margin)} is under the margin floor {fmt_rate(floor)}; "
+            "set allow_below_floor with a reason to override",
+            code="margin-below-floor",
+            title="Margin under the floor",
+            gross_margin=fmt_rate(margin),
+            margin_floor=fmt_rate(floor),
+        )
+    return margin, below
+
+
+def lowest_price_in_window(
+    changes: Sequence[tuple[datetime, int]], window_start: datetime, now: datetime
+) -> int | None:
+    """The lowest list price in force at any time in [window_start, now].
+
+    ``changes`` are (changed_at, price) in any order. The price in force at window_start (the last
+    change before it) counts, as do all changes inside the window.
+    """
+    ordered = sorted(changes)
+    in_force_at_start: int | None = None
+    inside: list[int] = []
+    for at, price in ordered:
+        if at <= window_start:
+            in_force_at_start = price
+        elif at <= now:
+            inside.append(price)
+    candidates = inside + ([in_force_at_start] if in_force_at_start is not None else [])
+    return min(candidates) if candidates else None
+
+
+# --- promotions -------------------------------------------------------------------------------
+
+
+class PromotionKind(enum.StrEnum):
+    PERCENT = "percent"
+    FIXED_AMOUNT = "fixed_amount"
+    BUY_X_GET_Y = "buy_x_get_y"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    skus: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    all: bool = False
+
+    def covers(self, sku: str, category: str | None) -> bool:
+        return (
+            self.all or sku in self.skus or (category is not None and category in self.categories)
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (self.all or self.skus or self.categories)
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """What the engine needs of a promotion (the stored row carries more)."""
+
+    id: str
+    name: str
+    kind: PromotionKind
+    scope: Scope
+    stackable: bool = False
+    percent: Decimal | None = None
+    amount_minor: int | None = None
+    buy_quantity: int | None = None
+    get_quantity: int | None = None
+    coupon_code: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    active: bool = True
+    usage_limit: int | None = None
+    per_customer_limit: int | None = None
+    used: int = 0
+    min_subtotal_minor: int = 0
+    currency: str | None = None
+    segments: frozenset[str] = frozenset()
+    allow_below_floor: bool = False
+    reason: str | None = None
+    created_by: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def validate_promotion_terms(
+    kind: PromotionKind,
+    *,
+    percent: Decimal | None,
+    amount_minor: int | None,
+    buy_quantity: int | None,
+    get_quantity: int | None,
+    currency: str | None,
+    min_subtotal_minor: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    scope: Scope,
+    usage_limit: int | None,
+    per_customer_limit: int | None,
+) -> None:
+    def bad(detail: str, field_name: str) -> Unprocessable:
+        return Unprocessable(detail, code="invalid-promotion", field=field_name)
+
+    if kind is PromotionKind.PERCENT:
+        if percent is None or not percent.is_finite() or percent <= 0 or percent > 1:
+            raise bad("a percent promotion needs value as a decimal in (0, 1]", "value")
+    elif kind is PromotionKind.FIXED_AMOUNT:
+        if amount_minor is None or amount_minor <= 0:
+            raise bad("a fixed_amount promotion needs value in minor units (> 0)", "value")
+        if currency is None:
+            raise bad("a fixed_amount promotion needs a currency", "currency")
+    elif kind is PromotionKind.BUY_X_GET_Y and (
+        not buy_quantity or not get_quantity or buy_quantity < 1 or get_quantity < 1
+    ):
+        raise bad("a buy_x_get_y promotion needs value {buy >= 1, get >= 1}", "value")
+    if min_subtotal_minor < 0:
+        raise bad("min_subtotal_minor must not be negative", "min_subtotal_minor")
+    if min_subtotal_minor > 0 and currency is None:
+        raise bad("min_subtotal_minor needs a currency", "currency")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise bad("starts_at and ends_at need a time zone", "starts_at")
+    if ends_at <= starts_at:
+        raise bad("ends_at must be after starts_at", "ends_at")
+    if scope.empty:
+        raise bad("scope needs skus, categories or all", "scope")
+    if usage_limit is not None and usage_limit < 1:
+        raise bad("usage_limit must be at least 1", "usage_limit")
+    if per_customer_limit is not None and per_customer_limit < 1:
+        raise bad("per_customer_limit must be at least 1", "per_customer_limit")
+
+
+def unit_price_after(promotion: Promotion, unit_price_minor: int) -> int:
+    """Worst-case effective unit price under a promotion alone (for the margin guard).
+
+    percent: the discounted price; fixed_amount: a basket of exactly one unit of this SKU (the
+    deepest discount per unit); buy_x_get_y: the average price paid per unit over a full group.
+    """
+    if promotion.kind is PromotionKind.PERCENT:
+        assert promotion.percent is not None
+        off = (Decimal(unit_price_minor) * promotion.percent).to_integral_value(ROUND_HALF_UP)
+        return unit_price_minor - int(off)
+    if promotion.kind is PromotionKind.FIXED_AMOUNT:
+        assert promotion.amount_minor is not None
+        return max(0, unit_price_minor - promotion.amount_minor)
+    assert promotion.buy_quantity and promotion.get_quantity
+    group = promotion.buy_quantity + promotion.get_quantity
+    return int(
+        (Decimal(unit_price_minor * promotion.buy_quantity) / group).to_integral_value(
+            ROUND_HALF_UP
+        )
+    )
+
+
+# --- the basket engine -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BasketLine:
+    sku: str
+    category: str | None
+    quantity: int
+    unit_price_minor: int
+
+    @property
+    def gross_minor(self) -> int:
+        return self.quantity * self.unit_price_minor
+
+
+@dataclass(slots=True)
+class LineShare:
+    promotion_id: str
+    name: str
+    discount_minor: int
+    coupon_code: str | None
+
+
+@dataclass(slots=True)
+class PricedLine:
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int
+    total_minor: int
+    promotions: list[LineShare] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PricedBasket:
+    lines: list[PricedLine]
+    subtotal_minor: int
+    discount_total_minor: int
+    total_minor: int
+    applied: list[Promotion]
+
+
+def _allocate(amount: int, weights: list[int]) -> list[int]:
+    """Split ``amount`` over ``weights`` proportionally (largest remainder); each share is at
+    most its weight when amount <= sum(weights)."""
+    total = sum(weights)
+    if total == 0 or amount == 0:
+        return [0] * len(weights)
+    shares = [amount * w // total for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    left = amount - sum(shares)
+    for i in remainders:
+        if left == 0:
+            break
+        if shares[i] < weights[i]:
+            shares[i] += 1
+            left -= 1
+    return shares
+
+
+def promotion_line_discounts(promotion: Promotion, lines: Sequence[BasketLine]) -> list[int]:
+    """The discount of one promotion on each line, alone (each at most the line's gross)."""
+    in_scope = [promotion.scope.covers(line.sku, line.category) for line in lines]
+    if promotion.kind is PromotionKind.PERCENT:
+        assert promotion.percent is not None
+        return [
+            int((Decimal(line.gross_minor) * promotion.percent).to_integral_value(ROUND_HALF_UP))
+            if ok
+            else 0
+            for line, ok in zip(lines, in_scope, strict=True)
+        ]
+    if promotion.kind is PromotionKind.BUY_X_GET_Y:
+        assert promotion.buy_quantity and promotion.get_quantity
+        group = promotion.buy_quantity + promotion.get_quantity
+        # All units of a line share one price, so "the cheapest units" of a line are any units.
+        return [
+            (line.quantity // group) * promotion.get_quantity * line.unit_price_minor if ok else 0
+            for line, ok in zip(lines, in_scope, strict=True)
+        ]
+    assert promotion.amount_minor is not None
+    weights = [line.gross_minor if ok else 0 for line, ok in zip(lines, in_scope, strict=True)]
+    return _allocate(min(promotion.amount_minor, sum(weights)), weights)
+
+
+def _combine(
+    promotions: Sequence[Promotion], lines: Sequence[BasketLine]
+) -> tuple[int, list[list[tuple[Promotion, int]]]]:
+    """Apply promotions together: per line, shares in promotion order, capped at the gross."""
+    per_line: list[list[tuple[Promotion, int]]] = [[] for _ in lines]
+    for promotion in promotions:
+        discounts = promotion_line_discounts(promotion, lines)
+        for i, line in enumerate(lines):
+            used = sum(d for _, d in per_line[i])
+            share = min(discounts[i], line.gross_minor - used)
+            if share > 0:
+                per_line[i].append((promotion, share))
+    total = sum(d for shares in per_line for _, d in shares)
+    return total, per_line
+
+
+def best_combination(
+    candidates: Sequence[Promotion], lines: Sequence[BasketLine]
+) -> tuple[int, list[list[tuple[Promotion, int]]]]:
+    """The combination with the largest total discount.
+
+    Stackable promotions combine with each other (all of them together is best, since discounts
+    are never negative and each line is capped at its gross); a non-stackable promotion applies
+    alone. Ties go to the earlier option: the stackable set, then promotions by id.
+    """
+    ordered = sorted(candidates, key=lambda p: p.id)
+    stackable = [p for p in ordered if p.stackable]
+    options: list[list[Promotion]] = [stackable] if stackable else []
+    options += [[p] for p in ordered if not p.stackable]
+    best: tuple[int, list[list[tuple[Promotion, int]]]] = (0, [[] for _ in lines])
+    for option in options:
+        total, per_line = _combine(option, lines)
+        if total > best[0]:
+            best = (total, per_line)
+    return best
+
+
+def price_basket(lines: Sequence[BasketLine], candidates: Sequence[Promotion]) -> PricedBasket:
+    """Price the basket with the best combination of the (already eligible) promotions."""
+    _, per_line = best_combination(candidates, lines)
+    priced: list[PricedLine] = []
+    applied: dict[str, Promotion] = {}
+    for line, shares in zip(lines, per_line, strict=True):
+        discount = sum(d for _, d in shares)
+        priced.append(
+            PricedLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+                discount_minor=discount,
+                total_minor=line.gross_minor - discount,
+                promotions=[LineShare(p.id, p.name, d, p.coupon_code) for p, d in shares],
+            )
+        )
+        for p, _ in shares:
+            applied[p.id] = p
+    subtotal = sum(line.gross_minor for line in lines)
+    discount_total = sum(p.discount_minor for p in priced)
+    return PricedBasket(
+        lines=priced,
+        subtotal_minor=subtotal,
+        discount_total_minor=discount_total,
+        total_minor=sum(p.total_minor for p in priced),
+        applied=sorted(applied.values(), key=lambda p: p.id),
+    )
+
+
+# --- eligibility -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteContext:
+    now: datetime
+    currency: str
+    customer_id: str | None
+    segment: str | None
+    subtotal_minor: int
+    customer_uses: dict[str, int] = field(default_factory=dict)
+
+
+def ineligibility(
+    promotion: Promotion, ctx: QuoteContext, lines: Sequence[BasketLine]
+) -> str | None:
+    """Why a promotion cannot apply to this basket now (None when it can)."""
+    if not promotion.active:
+        return "inactive"
+    if promotion.starts_at is not None and ctx.now < promotion.starts_at:
+        return "not_yet_valid"
+    if promotion.ends_at is not None and ctx.now >= promotion.ends_at:
+        return "expired"
+    if promotion.usage_limit is not None and promotion.used >= promotion.usage_limit:
+        return "exhausted"
+    if promotion.currency is not None and promotion.currency != ctx.currency:
+        return "currency_mismatch"
+    if promotion.segments:
+        if ctx.customer_id is None:
+            return "customer_required"
+        if ctx.segment not in promotion.segments:
+            return "segment_not_targeted"
+    if promotion.per_customer_limit is not None:
+        if ctx.customer_id is None:
+            return "customer_required"
+        if ctx.customer_uses.get(promotion.id, 0) >= promotion.per_customer_limit:
+            return "exhausted_for_customer"
+    if ctx.subtotal_minor < promotion.min_subtotal_minor:
+        return "min_subtotal_not_met"
+    if not any(promotion.scope.covers(line.sku, line.category) for line in lines):
+        return "not_applicable"
+    return None
+
+
+REASON_TEXT = {
+    "unknown": "no such coupon",
+    "inactive": "the coupon was deactivated",
+    "not_yet_valid": "the coupon is not valid yet",
+    "expired": "the coupon has expired",
+    "exhausted": "the coupon's usage limit is reached",
+    "exhausted_for_customer": "the customer has used this coupon as often as allowed",
+    "currency_mismatch": "the coupon is for another currency",
+    "customer_required": "the coupon needs a known customer",
+    "segment_not_targeted": "the coupon targets other customer segments",
+    "min_subtotal_not_met": "the basket is under the coupon's minimum subtotal",
+    "not_applicable": "no line of the basket is in the coupon's scope",
+}
+
+
+def normalise_codes(codes: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for code in codes:
+        value = code.strip().upper()
+        if value:
+            seen[value] = None
+    return list(seen)

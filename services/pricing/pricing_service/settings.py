@@ -1,0 +1,33 @@
+"""Settings of the pricing service (``PRICING_*`` variables)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ecomops_platform.settings import ServiceSettings
+
+
+class PricingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PRICING_", extra="ignore")
+
+    http_port: int = Field(default=8003, ge=0, le=65535)
+    grpc_port: int = Field(default=9003, ge=0, le=65535)
+    # Lowest gross margin a price or promotion may produce without an explicit override.
+    margin_floor: Decimal = Field(default=Decimal("0.30"), ge=0, lt=1)
+    # How long a quote is trusted.
+    quote_ttl_seconds: int = Field(default=900, ge=10)
+    # Largest quantity of one line in a quote.
+    max_line_quantity: int = Field(default=1000, ge=1)
+    # Largest number of lines in a quote.
+    max_quote_lines: int = Field(default=100, ge=1)
+    # A redemption not confirmed by OrderPlaced within this window is given back.
+    redemption_confirm_window_seconds: int = Field(default=900, ge=1)
+    # How often the unconfirmed-redemption job runs.
+    redemption_sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Days of sales behind the velocity used by suggestions.
+    velocity_window_days: int = Field(default=28, ge=1)
+    # Competitor observations older than this are ignored by suggestions.
+    competitor_max_age_days: int = Field(default=14, ge=1)
