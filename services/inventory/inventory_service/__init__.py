@@ -1,0 +1,1 @@
+"""The inventory service: SKU registry, multi-warehouse stock, TTL reservations, planning."""

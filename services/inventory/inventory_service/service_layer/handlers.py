@@ -1,0 +1,631 @@
+"""Use cases of the inventory service, one function each, each inside one unit of work.
+
+REST, gRPC and the Kafka consumers call these same functions. Stock changes are conditional
+writes (see adapters.repository); events are recorded in the outbox of the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from ecomops_platform.db import UnitOfWork, utcnow
+from ecomops_platform.errors import Conflict, NotFound, Unprocessable
+
+from ..adapters import events as ev
+from ..adapters import repository as repo
+from ..domain.models import (
+    RESERVATION_ID_PATTERN,
+    AdjustmentReason,
+    Allocation,
+    LedgerEntry,
+    LedgerReason,
+    Line,
+    ReleaseReason,
+    Reservation,
+    ReservationStatus,
+    Shortage,
+    Sku,
+    SkuStatus,
+    StockLevel,
+    Warehouse,
+    check_adjustment,
+    check_id,
+    commit_refusal,
+    crossed_below,
+    effective_ttl,
+    plan_line,
+    release_refusal,
+    shortage_error,
+    shortages,
+    validate_lines,
+)
+from ..settings import InventorySettings
+
+log = logging.getLogger("inventory.handlers")
+
+MAX_PLAN_ROUNDS = 5
+DEADLOCK_RETRIES = 3
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertSku:
+    sku: str
+    title: str
+    category: str
+    status: SkuStatus
+    brand: str | None = None
+    attributes: dict[str, str] | None = None
+    lead_time_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertWarehouse:
+    code: str
+    name: str
+    region: str | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustStock:
+    sku: str
+    warehouse: str
+    delta: int
+    reason: AdjustmentReason
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveStock:
+    reservation_id: str
+    lines: Sequence[Line]
+    ttl_seconds: int | None = None
+    region: str | None = None
+
+
+# --- SKUs and warehouses ------------------------------------------------------------------------
+
+
+async def upsert_sku(uow: UnitOfWork, cmd: UpsertSku) -> tuple[Sku, bool]:
+    check_id(cmd.sku, "sku")
+    if cmd.lead_time_days is not None and not 0 <= cmd.lead_time_days <= 365:
+        raise Unprocessable("lead_time_days must be between 0 and 365", code="invalid-lead-time")
+    now = utcnow()
+    async with uow:
+        sku, created = await repo.upsert_sku(
+            uow.session,
+            {
+                "sku": cmd.sku,
+                "title": cmd.title,
+                "category": cmd.category,
+                "brand": cmd.brand,
+                "attributes": dict(cmd.attributes or {}),
+                "status": cmd.status.value,
+                "lead_time_days": cmd.lead_time_days,
+            },
+            now,
+        )
+        uow.add_event(ev.sku_upserted(sku), key=sku.sku)
+        await uow.commit()
+    return sku, created
+
+
+async def get_sku(uow: UnitOfWork, sku: str) -> Sku:
+    async with uow:
+        found = await repo.get_sku(uow.session, sku)
+    if found is None:
+        raise NotFound(f"sku {sku} not found")
+    return found
+
+
+async def list_skus(
+    uow: UnitOfWork,
+    *,
+    category: str | None,
+    status: SkuStatus | None,
+    after: str | None,
+    limit: int,
+) -> list[Sku]:
+    async with uow:
+        return await repo.list_skus(
+            uow.session,
+            category=category,
+            status=status.value if status else None,
+            after=after,
+            limit=limit,
+        )
+
+
+async def upsert_warehouse(uow: UnitOfWork, cmd: UpsertWarehouse) -> tuple[Warehouse, bool]:
+    check_id(cmd.code, "warehouse code")
+    values: dict[str, Any] = {"code": cmd.code, "name": cmd.name, "region": cmd.region}
+    async with uow:
+        if cmd.priority is not None:
+            values["priority"] = cmd.priority
+        else:
+            existing = await repo.get_warehouse(uow.session, cmd.code)
+            values["priority"] = existing.priority if existing else 100
+        wh, created = await repo.upsert_warehouse(uow.session, values, utcnow())
+        await uow.commit()
+    return wh, created
+
+
+async def list_warehouses(uow: UnitOfWork) -> list[Warehouse]:
+    async with uow:
+        return await repo.list_warehouses(uow.session)
+
+
+# --- stock ----------------------------------------------------------------------------------------
+
+
+async def _publish_levels(
+    uow: UnitOfWork, skus: Sequence[str], now: datetime
+) -> dict[str, StockLevel]:
+    levels = await repo.stock_levels(uow.session, sorted(set(skus)))
+    for level in levels.values():
+        uow.add_event(ev.stock_level_changed(level, now), key=level.sku)
+        await repo.record_level(uow.session, level, now.date(), only_stockout=True)
+    return levels
+
+
+def _maybe_low_stock(
+    uow: UnitOfWork, sku: str, warehouse: str, row: repo.RowLevel, before: int, now: datetime
+) -> None:
+    if crossed_below(before, row.available, row.reorder_point):
+        uow.add_event(
+            ev.low_stock(
+                sku, warehouse, row.available, row.reorder_point, row.suggested_order_quantity, now
+            ),
+            key=sku,
+        )
+
+
+async def adjust_stock(uow: UnitOfWork, cmd: AdjustStock) -> LedgerEntry:
+    if cmd.delta == 0:
+        raise Unprocessable("delta must not be zero", code="invalid-delta")
+    now = utcnow()
+    async with uow:
+        s = uow.session
+        if await repo.get_sku(s, cmd.sku) is None:
+            raise Unprocessable(f"unknown sku {cmd.sku}", code="unknown-sku", sku=cmd.sku)
+        if await repo.get_warehouse(s, cmd.warehouse) is None:
+            raise Unprocessable(
+                f"unknown warehouse {cmd.warehouse}",
+                code="unknown-warehouse",
+                warehouse=cmd.warehouse,
+            )
+        row = await repo.adjust(s, cmd.sku, cmd.warehouse, cmd.delta, now)
+        if row is None:
+            on_hand, reserved = await repo.stock_row(s, cmd.sku, cmd.warehouse)
+            check_adjustment(on_hand, reserved, cmd.delta)
+            raise Conflict("adjustment refused; nothing was written", code="insufficient-stock")
+        entry = await repo.insert_ledger(
+            s,
+            sku=cmd.sku,
+            warehouse=cmd.warehouse,
+            delta=cmd.delta,
+            reason=cmd.reason.value,
+            reference=cmd.reference,
+            on_hand_after=row.on_hand,
+            now=now,
+        )
+        uow.add_event(ev.stock_adjusted(entry), key=cmd.sku)
+        _maybe_low_stock(uow, cmd.sku, cmd.warehouse, row, row.available - cmd.delta, now)
+        await _publish_levels(uow, [cmd.sku], now)
+        await uow.commit()
+    return entry
+
+
+async def get_stock(uow: UnitOfWork, sku: str) -> StockLevel:
+    async with uow:
+        if await repo.get_sku(uow.session, sku) is None:
+            raise NotFound(f"sku {sku} not found")
+        return (await repo.stock_levels(uow.session, [sku]))[sku]
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    sku: str
+    available: int
+    status: SkuStatus | None
+
+
+async def get_availability(uow: UnitOfWork, skus: Sequence[str]) -> list[Availability]:
+    if not skus or len(skus) > 200:
+        raise Unprocessable("ask for 1..200 SKUs", code="invalid-skus")
+    unique = list(dict.fromkeys(skus))
+    async with uow:
+        known = await repo.get_skus(uow.session, unique)
+        levels = await repo.stock_levels(uow.session, list(known))
+    out = []
+    for sku in skus:
+        info = known.get(sku)
+        if info is None:
+            out.append(Availability(sku, 0, None))
+        elif info.status is SkuStatus.DISCONTINUED:
+            out.append(Availability(sku, 0, info.status))
+        else:
+            out.append(Availability(sku, max(0, levels[sku].available), info.status))
+    return out
+
+
+async def list_ledger(
+    uow: UnitOfWork, sku: str, before_id: int | None, limit: int
+) -> list[tuple[int, LedgerEntry]]:
+    async with uow:
+        if await repo.get_sku(uow.session, sku) is None:
+            raise NotFound(f"sku {sku} not found")
+        return await repo.list_ledger(uow.session, sku, before_id, limit)
+
+
+# --- reservations ------------------------------------------------------------------------------
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return code in {"40P01", "40001"}
+
+
+async def reserve_stock(
+    uow: UnitOfWork, settings: InventorySettings, cmd: ReserveStock, now: datetime | None = None
+) -> tuple[Reservation, bool]:
+    """Hold every line or nothing. Returns the reservation and whether it was created now."""
+    check_id(cmd.reservation_id, "reservation_id", RESERVATION_ID_PATTERN)
+    lines = validate_lines(cmd.lines, settings.reservation_max_lines)
+    ttl = effective_ttl(
+        cmd.ttl_seconds,
+        settings.reservation_default_ttl_seconds,
+        settings.reservation_max_ttl_seconds,
+    )
+    region = cmd.region or None
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            return await _reserve_once(uow, cmd.reservation_id, lines, ttl, region, now or utcnow())
+        except DBAPIError as exc:
+            if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
+                raise
+            log.warning("reservation %s hit a deadlock; retrying", cmd.reservation_id)
+    raise AssertionError("unreachable")
+
+
+def _replay(existing: Reservation, lines: Sequence[Line]) -> tuple[Reservation, bool]:
+    if not existing.same_request(lines):
+        raise Conflict(
+            f"reservation {existing.reservation_id} already exists with other lines",
+            code="reservation-id-reused",
+            title="Reservation id already used",
+        )
+    return existing, False
+
+
+async def _reserve_once(
+    uow: UnitOfWork,
+    reservation_id: str,
+    lines: list[Line],
+    ttl: int,
+    region: str | None,
+    now: datetime,
+) -> tuple[Reservation, bool]:
+    async with uow:
+        s = uow.session
+        existing = await repo.get_reservation(s, reservation_id)
+        if existing is not None:
+            return _replay(existing, lines)
+        skus = [ln.sku for ln in lines]
+        known = await repo.get_skus(s, skus)
+        bad = [
+            {"sku": sku, "reason": "unknown" if sku not in known else "discontinued"}
+            for sku in skus
+            if sku not in known or known[sku].status is SkuStatus.DISCONTINUED
+        ]
+        if bad:
+            names = ", ".join(f"{b['sku']} ({b['reason']})" for b in bad)
+            raise Unprocessable(
+                f"these SKUs cannot be reserved: {names}", code="unknown-sku", skus=bad
+            )
+        pools = await repo.candidates(s, skus)
+        available = {sku: sum(max(0, c.available) for c in pools[sku]) for sku in skus}
+        short = shortages(lines, available)
+        if short:
+            raise shortage_error(short)
+        reservation = Reservation(
+            reservation_id=reservation_id,
+            status=ReservationStatus.HELD,
+            expires_at=now + timedelta(seconds=ttl),
+            lines=lines,
+            region=region,
+            created_at=now,
+        )
+        if not await repo.insert_reservation(s, reservation):
+            # A concurrent request with the same id won the insert and has committed.
+            existing = await repo.get_reservation(s, reservation_id)
+            assert existing is not None
+            return _replay(existing, lines)
+        allocations: list[Allocation] = []
+        for line in lines:
+            remaining = line.quantity
+            pool = pools[line.sku]
+            for _ in range(MAX_PLAN_ROUNDS):
+                plan = plan_line(line.sku, remaining, pool, region)
+                if plan is None:
+                    break
+                for alloc in sorted(plan, key=lambda a: a.warehouse):
+                    row = await repo.hold(s, alloc, now)
+                    if row is None:
+                        continue  # someone took these units first: re-plan with fresh numbers
+                    allocations.append(alloc)
+                    remaining -= alloc.quantity
+                    _maybe_low_stock(
+                        uow, alloc.sku, alloc.warehouse, row, row.available + alloc.quantity, now
+                    )
+                if remaining == 0:
+                    break
+                pool = (await repo.candidates(s, [line.sku]))[line.sku]
+            if remaining > 0:
+                fresh = (await repo.candidates(s, [line.sku]))[line.sku]
+                held_here = line.quantity - remaining
+                raise shortage_error(
+                    [
+                        Shortage(
+                            line.sku,
+                            line.quantity,
+                            sum(max(0, c.available) for c in fresh) + held_here,
+                        )
+                    ]
+                )
+        await repo.insert_allocations(s, reservation_id, allocations)
+        reservation.allocations = sorted(allocations, key=lambda a: (a.sku, a.warehouse))
+        uow.add_event(
+            ev.stock_reserved(reservation_id, reservation.allocations, reservation.expires_at),
+            key=reservation_id,
+        )
+        await _publish_levels(uow, skus, now)
+        await uow.commit()
+    return reservation, True
+
+
+async def get_reservation(uow: UnitOfWork, reservation_id: str) -> Reservation:
+    async with uow:
+        found = await repo.get_reservation(uow.session, reservation_id)
+    if found is None:
+        raise NotFound(f"reservation {reservation_id} not found")
+    return found
+
+
+async def commit_reservation(
+    uow: UnitOfWork, reservation_id: str, now: datetime | None = None
+) -> Reservation:
+    """The hold becomes a sale: units leave on-hand (ledger reason ``commit``). Idempotent."""
+    now = now or utcnow()
+    async with uow:
+        s = uow.session
+        closed = await repo.close_reservation(
+            s, reservation_id, ReservationStatus.COMMITTED, now, require_unexpired=True
+        )
+        if closed is None:
+            existing = await repo.get_reservation(s, reservation_id)
+            if existing is None:
+                raise NotFound(f"reservation {reservation_id} not found")
+            refusal = commit_refusal(existing, now)
+            if refusal is not None:
+                raise refusal
+            return existing
+        for alloc in sorted(closed.allocations, key=lambda a: (a.sku, a.warehouse)):
+            on_hand = await repo.ship(s, alloc, now)
+            await repo.insert_ledger(
+                s,
+                sku=alloc.sku,
+                warehouse=alloc.warehouse,
+                delta=-alloc.quantity,
+                reason=LedgerReason.COMMIT.value,
+                reference=reservation_id,
+                on_hand_after=on_hand,
+                now=now,
+            )
+        await repo.add_demand(s, closed.allocations, now.date())
+        uow.add_event(
+            ev.stock_committed(reservation_id, closed.allocations, now), key=reservation_id
+        )
+        await _publish_levels(uow, [a.sku for a in closed.allocations], now)
+        await uow.commit()
+    return closed
+
+
+async def release_reservation(
+    uow: UnitOfWork,
+    reservation_id: str,
+    reason: ReleaseReason = ReleaseReason.RELEASED,
+    now: datetime | None = None,
+) -> Reservation:
+    """Give held units back. Idempotent: released or expired reservations are returned as is."""
+    now = now or utcnow()
+    async with uow:
+        s = uow.session
+        closed = await repo.close_reservation(
+            s, reservation_id, ReservationStatus.RELEASED, now, release_reason=reason.value
+        )
+        if closed is None:
+            existing = await repo.get_reservation(s, reservation_id)
+            if existing is None:
+                raise NotFound(f"reservation {reservation_id} not found")
+            refusal = release_refusal(existing)
+            if refusal is not None:
+                raise refusal
+            return existing
+        await _give_back(uow, closed, reason, now)
+        await uow.commit()
+    return closed
+
+
+async def _give_back(
+    uow: UnitOfWork, closed: Reservation, reason: ReleaseReason, now: datetime
+) -> None:
+    for alloc in sorted(closed.allocations, key=lambda a: (a.sku, a.warehouse)):
+        await repo.unhold(uow.session, alloc, now)
+    uow.add_event(
+        ev.stock_released(closed.reservation_id, closed.allocations, reason.value, now),
+        key=closed.reservation_id,
+    )
+    await _publish_levels(uow, [a.sku for a in closed.allocations], now)
+
+
+async def expire_due(
+    uow: UnitOfWork, settings: InventorySettings, now: datetime | None = None
+) -> int:
+    """Release holds past their expiry (one batch). Replicas skip each other's locked rows."""
+    now = now or utcnow()
+    async with uow:
+        s = uow.session
+        ids = await repo.lock_expired(s, now, settings.expiry_sweep_batch)
+        for rid in ids:
+            closed = await repo.close_reservation(
+                s, rid, ReservationStatus.EXPIRED, now, release_reason=ReleaseReason.EXPIRED.value
+            )
+            if closed is not None:
+                await _give_back(uow, closed, ReleaseReason.EXPIRED, now)
+        await uow.commit()
+    if ids:
+        log.info("expired %d reservations", len(ids))
+    return len(ids)
+
+
+async def expire_all_due(uow_factory: Any, settings: InventorySettings) -> int:
+    """Run expiry batches until nothing is due (the periodic job)."""
+    total = 0
+    while True:
+        n = await expire_due(uow_factory(), settings)
+        total += n
+        if n < settings.expiry_sweep_batch:
+            return total
+
+
+# --- order events ----------------------------------------------------------------------------
+
+
+async def on_order_paid(
+    uow: UnitOfWork,
+    order_id: str,
+    lines: Sequence[tuple[str, int, int]],
+    currency: str,
+    paid_at: datetime,
+) -> None:
+    """Record revenue (for ABC) and commit the order's reservation, in the consumer's transaction.
+
+    A paid order whose hold is unknown, released or expired cannot take stock from others; that is
+    logged (the order service learns of expiries from StockReleased) and the event is consumed.
+    """
+    async with uow:
+        if lines and currency:
+            await repo.add_revenue(uow.session, lines, currency, paid_at.date())
+        try:
+            await commit_reservation(uow, order_id)
+        except NotFound:
+            log.warning(
+                "OrderPaid for %s: no reservation with this id; nothing committed", order_id
+            )
+        except Conflict as exc:
+            log.error("OrderPaid for %s could not commit its reservation: %s", order_id, exc.detail)
+        await uow.commit()
+
+
+async def on_order_cancelled(uow: UnitOfWork, order_id: str, was_paid: bool) -> None:
+    """Release the hold; for a paid (committed) order the units go back on hand once."""
+    now = utcnow()
+    async with uow:
+        s = uow.session
+        existing = await repo.get_reservation(s, order_id)
+        if existing is None:
+            log.info("OrderCancelled for %s: no reservation; nothing to release", order_id)
+            return
+        if existing.status is ReservationStatus.HELD:
+            await release_reservation(uow, order_id, ReleaseReason.CANCELLED, now)
+        elif (
+            existing.status is ReservationStatus.COMMITTED
+            and was_paid
+            and await repo.mark_restocked(s, order_id, now)
+        ):
+            for alloc in existing.allocations:
+                await _restock(
+                    uow,
+                    alloc.sku,
+                    alloc.warehouse,
+                    alloc.quantity,
+                    LedgerReason.CANCEL,
+                    order_id,
+                    now,
+                )
+        await uow.commit()
+
+
+async def _restock(
+    uow: UnitOfWork,
+    sku: str,
+    warehouse: str,
+    quantity: int,
+    reason: LedgerReason,
+    reference: str,
+    now: datetime,
+) -> LedgerEntry:
+    row = await repo.adjust(uow.session, sku, warehouse, quantity, now)
+    assert row is not None
+    entry = await repo.insert_ledger(
+        uow.session,
+        sku=sku,
+        warehouse=warehouse,
+        delta=quantity,
+        reason=reason.value,
+        reference=reference,
+        on_hand_after=row.on_hand,
+        now=now,
+    )
+    uow.add_event(ev.stock_adjusted(entry), key=sku)
+    await _publish_levels(uow, [sku], now)
+    return entry
+
+
+async def on_return_received(
+    uow: UnitOfWork,
+    settings: InventorySettings,
+    return_id: str,
+    warehouse: str,
+    lines: Sequence[tuple[str, int, bool]],
+) -> list[LedgerEntry]:
+    """Restock resellable returned lines (ledger reason ``return``, reference the return id)."""
+    now = utcnow()
+    entries: list[LedgerEntry] = []
+    async with uow:
+        s = uow.session
+        target = warehouse or settings.default_return_warehouse or ""
+        if not target or await repo.get_warehouse(s, target) is None:
+            fallback = settings.default_return_warehouse
+            if fallback and fallback != target and await repo.get_warehouse(s, fallback):
+                target = fallback
+            else:
+                raise Unprocessable(
+                    f"return {return_id}: warehouse {target!r} is unknown and no default return "
+                    "warehouse is configured (INVENTORY_DEFAULT_RETURN_WAREHOUSE)",
+                    code="unknown-warehouse",
+                )
+        for sku, quantity, resellable in lines:
+            if not resellable or quantity <= 0:
+                continue
+            if await repo.get_sku(s, sku) is None:
+                log.warning("return %s: unknown sku %s not restocked", return_id, sku)
+                continue
+            entries.append(
+                await _restock(uow, sku, target, quantity, LedgerReason.RETURN, return_id, now)
+            )
+        await uow.commit()
+    return entries
