@@ -260,14 +260,22 @@ def personalise(
     similar: Mapping[str, Sequence[tuple[str, float]]],
     *,
     exclude: set[str],
+    include_history: bool = False,
 ) -> list[tuple[str, float, str]]:
     """Score candidates by sum over history items of affinity x similarity (SAR).
 
-    Returns (sku, score, the history SKU that contributed most), best first.
+    With ``include_history`` an item is also similar to itself (similarity 1), so the
+    customer's own items can come back (repeat purchases); otherwise only other items are
+    scored through their similarity. Returns (sku, score, the history SKU that contributed
+    most), best first.
     """
     scores: dict[str, float] = defaultdict(float)
     best: dict[str, tuple[float, str]] = {}
     for item in history:
+        if include_history and item.sku not in exclude:
+            scores[item.sku] += item.weight
+            if item.sku not in best or item.weight > best[item.sku][0]:
+                best[item.sku] = (item.weight, item.sku)
         for cand, sim in similar.get(item.sku, ()):
             if cand in exclude:
                 continue
@@ -341,7 +349,12 @@ class InMemoryModel:
         return [s for s, _ in ranked if s not in exclude][:n]
 
     def recommend(
-        self, history: Sequence[HistoryItem], n: int, *, exclude: set[str]
+        self,
+        history: Sequence[HistoryItem],
+        n: int,
+        *,
+        exclude: set[str],
+        include_history: bool = False,
     ) -> list[tuple[str, float, str]]:
         similar: dict[str, list[tuple[str, float]]] = {}
         for item in history:
@@ -350,7 +363,8 @@ class InMemoryModel:
                 for cand, sim in self.neighbours(kind, item.sku)[:200]:
                     merged[cand] += factor * sim
             similar[item.sku] = sorted(merged.items(), key=lambda kv: -kv[1])
-        ranked = personalise(history, similar, exclude=exclude)[:n]
+        ranked = personalise(history, similar, exclude=exclude, include_history=include_history)
+        ranked = ranked[:n]
         if len(ranked) < n:
             taken = {s for s, _, _ in ranked} | exclude
             for sku in self.top_popular(n - len(ranked), taken):

@@ -130,11 +130,11 @@ class Report:
         lines = [
             f"held-out customers: {self.customers} (last order each); "
             f"training orders: {self.train_orders}; k = {self.k}",
-            f"{'recommender':<38} {'HitRate@k':>10} {'NDCG@k':>10} {'Recall@k':>10}",
+            f"{'recommender':<44} {'HitRate@k':>10} {'NDCG@k':>10} {'Recall@k':>10} {'n':>6}",
         ]
         for s in self.scores:
             h, n, r = s.mean()
-            lines.append(f"{s.name:<38} {h:>10.4f} {n:>10.4f} {r:>10.4f}")
+            lines.append(f"{s.name:<44} {h:>10.4f} {n:>10.4f} {r:>10.4f} {s.n:>6}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, tuple[float, float, float]]:
@@ -174,9 +174,12 @@ def evaluate(
     for order in train_orders:
         by_customer[order.customer_id].append(order)
     service = Scores("service (SAR item-to-item, new items)")
-    service_repeat = Scores("service + repeats allowed")
+    service_repeat = Scores("service, repeats allowed (SAR, seen kept)")
     pop = Scores("baseline: global popularity")
     repeat = Scores("baseline: repeat purchases (+popular)")
+    # Discovery: only the held-out items the customer never bought before count.
+    service_new = Scores("discovery: service (new items)")
+    pop_new = Scores("discovery: popularity minus bought")
     top: dict[str, list[str]] = {}
     for customer in sorted(held):
         relevant = set(held[customer].skus)
@@ -187,7 +190,9 @@ def evaluate(
         recs = [s for s, _, _ in model.recommend(history, k, exclude=bought)]
         top[customer] = recs
         service.add(recs, relevant, k)
-        with_repeats = [s for s, _, _ in model.recommend(history, k, exclude=set())]
+        with_repeats = [
+            s for s, _, _ in model.recommend(history, k, exclude=set(), include_history=True)
+        ]
         service_repeat.add(with_repeats, relevant, k)
         pop.add(popular[:k], relevant, k)
         counts = Counter(s for o in past for s in o.skus)
@@ -195,7 +200,16 @@ def evaluate(
         mine = sorted(counts, key=lambda s: (-counts[s], -last_seen[s].timestamp(), s))[:k]
         mine += [s for s in popular if s not in mine][: k - len(mine)]
         repeat.add(mine, relevant, k)
-    report = Report(k, len(held), len(train_orders), [service, service_repeat, pop, repeat])
+        fresh = relevant - bought
+        if fresh:
+            service_new.add(recs, fresh, k)
+            pop_new.add([s for s in popular if s not in bought][:k], fresh, k)
+    report = Report(
+        k,
+        len(held),
+        len(train_orders),
+        [service, service_repeat, pop, repeat, service_new, pop_new],
+    )
     return report, top
 
 
