@@ -1,0 +1,143 @@
+"""Order events drive reservations: OrderPaid commits, OrderCancelled releases, ReturnReceived
+restocks — each applied once even when delivered twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf.message import Message
+
+from ecomops.order.v1 import events_pb2 as order
+from ecomops_platform.events import cloudevent_headers, make_producer
+from ecomops_platform.settings import CommonSettings
+from ecomops_platform.testing import eventually, unique
+
+from .conftest import OPS, SVC
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "ecomops.order.v1"
+
+
+@pytest.fixture(scope="module")
+async def publish(stack_env: None) -> AsyncIterator[Callable[..., Any]]:
+    producer = make_producer(CommonSettings(), "inventory-tests")
+    await producer.start()
+
+    async def send(message: Message, key: str, event_id: str | None = None) -> str:
+        event_id = event_id or str(uuid.uuid4())
+        headers = cloudevent_headers(
+            event_id=event_id,
+            event_type=message.DESCRIPTOR.full_name,
+            source="ecomops/order",
+            time=datetime.now(UTC),
+            traceparent=None,
+        )
+        await producer.send_and_wait(
+            TOPIC,
+            message.SerializeToString(),
+            key=key.encode(),
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
+        return event_id
+
+    yield send
+    await producer.stop()
+
+
+async def _stock(client: httpx.AsyncClient, sku: str) -> dict[str, Any]:
+    body: dict[str, Any] = (await client.get(f"/v1/stock/{sku}", headers=OPS)).json()
+    return body
+
+
+async def test_order_paid_commits_once_and_records_revenue(
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+    publish: Callable[..., Any],
+) -> None:
+    wh = await make_warehouse()
+    sku = await make_sku(stock={wh: 10})
+    order_id = unique("ord")
+    r = await client.post(
+        "/v1/reservations",
+        json={"reservation_id": order_id, "lines": [{"sku": sku, "quantity": 2}]},
+        headers=SVC,
+    )
+    assert r.status_code == 201
+    paid = order.OrderPaid(
+        order_id=order_id,
+        customer_id="c1",
+        currency="EUR",
+        total_minor=5000,
+        lines=[order.OrderLine(sku=sku, quantity=2, unit_price_minor=2500, total_minor=5000)],
+    )
+    paid.paid_at.FromDatetime(datetime.now(UTC))
+    event_id = await publish(paid, order_id)
+    await publish(paid, order_id, event_id=event_id)  # redelivery
+
+    async def committed() -> None:
+        got = (await client.get(f"/v1/reservations/{order_id}", headers=OPS)).json()
+        assert got["status"] == "committed"
+
+    await eventually(committed, timeout=30)
+    level = await _stock(client, sku)
+    assert (level["on_hand"], level["reserved"]) == (8, 0)
+    abc = (await client.get("/v1/inventory/abc", headers=OPS)).json()
+    mine = [i for i in abc["items"] if i["sku"] == sku]
+    assert mine and mine[0]["revenue_minor"] == 5000
+
+
+async def test_order_cancelled_releases_and_return_restocks(
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+    publish: Callable[..., Any],
+) -> None:
+    wh = await make_warehouse()
+    sku = await make_sku(stock={wh: 5})
+    order_id = unique("ord")
+    await client.post(
+        "/v1/reservations",
+        json={"reservation_id": order_id, "lines": [{"sku": sku, "quantity": 5}]},
+        headers=SVC,
+    )
+    await publish(order.OrderCancelled(order_id=order_id, reason="customer"), order_id)
+
+    async def released() -> None:
+        got = (await client.get(f"/v1/reservations/{order_id}", headers=OPS)).json()
+        assert got["status"] == "released"
+        assert got["release_reason"] == "cancelled"
+
+    await eventually(released, timeout=30)
+    assert (await _stock(client, sku))["available"] == 5
+
+    return_id = unique("rma")
+    received = order.ReturnReceived(
+        return_id=return_id,
+        order_id=order_id,
+        warehouse=wh,
+        lines=[
+            order.ReturnedLine(sku=sku, quantity=2, resellable=True),
+            order.ReturnedLine(sku=sku, quantity=1, resellable=False),
+        ],
+    )
+    event_id = await publish(received, order_id)
+    await publish(received, order_id, event_id=event_id)
+
+    async def restocked() -> None:
+        assert (await _stock(client, sku))["on_hand"] == 7
+
+    await eventually(restocked, timeout=30)
+    ledger = (await client.get(f"/v1/stock/{sku}/ledger", headers=OPS)).json()["items"]
+    assert [(e["delta"], e["reason"], e["reference"]) for e in ledger][0] == (
+        2,
+        "return",
+        return_id,
+    )
+    assert sum(e["delta"] for e in ledger) == 7
