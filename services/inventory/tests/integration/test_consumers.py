@@ -135,7 +135,7 @@ async def test_order_cancelled_releases_and_return_restocks(
 
     await eventually(restocked, timeout=30)
     ledger = (await client.get(f"/v1/stock/{sku}/ledger", headers=OPS)).json()["items"]
-    assert [(e["delta"], e["reason"], e["reference"]) for e in ledger][0] == (
+    assert next((e["delta"], e["reason"], e["reference"]) for e in ledger) == (
         2,
         "return",
         return_id,
