@@ -562,9 +562,12 @@ async def create_quote(
         categories = sorted({b.category for b in basket if b.category})
         candidates = await repo.candidate_promotions(now, currency, skus, categories, codes)
         by_code = await repo.promotions_by_code(codes) if codes else {}
-        segment = await repo.segment_of(customer_id) if customer_id else None
         pool = {p.id: p for p in [*candidates, *by_code.values()]}
-        uses = await repo.customer_uses(customer_id, sorted(pool)) if customer_id else {}
+        # Look the customer up only when a promotion in play targets segments or limits uses.
+        targeted = any(p.segments for p in pool.values())
+        limited = sorted(i for i, p in pool.items() if p.per_customer_limit is not None)
+        segment = await repo.segment_of(customer_id) if customer_id and targeted else None
+        uses = await repo.customer_uses(customer_id, limited) if customer_id and limited else {}
         ctx = QuoteContext(
             now=now,
             currency=currency,
