@@ -13,7 +13,9 @@ from .service_layer.training import TrainingError, train, write_scores
 
 def _train(args: argparse.Namespace) -> int:
     try:
-        result = train(Path(args.csv), args.label, args.time_column, seed=args.seed)
+        result = train(
+            Path(args.csv), args.label, args.time_column, seed=args.seed, max_iter=args.max_iter
+        )
     except (TrainingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +61,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--output", help="model directory (default: RISK_MODEL_DIR)")
     p.add_argument("--scores", help="write held-out scores as row,label,score")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iter", type=int, default=200, help="boosting iterations")
     p.set_defaults(func=_train)
     args = parser.parse_args(argv)
     return int(args.func(args))

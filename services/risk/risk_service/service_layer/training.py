@@ -81,7 +81,7 @@ def _labels(series: Any) -> Any:
 
 
 def train(
-    csv: Path, label: str, time_column: str | None = None, *, seed: int = 0
+    csv: Path, label: str, time_column: str | None = None, *, seed: int = 0, max_iter: int = 200
 ) -> TrainingResult:
     import numpy as np
     import pandas as pd
@@ -114,7 +114,7 @@ def train(
     if y_train.min() == y_train.max():
         raise TrainingError("the training split has a single class")
     estimator = HistGradientBoostingClassifier(
-        class_weight="balanced", max_iter=200, learning_rate=0.1, random_state=seed
+        class_weight="balanced", max_iter=max_iter, learning_rate=0.1, random_state=seed
     )
     estimator.fit(x[train_idx], y_train)
     scores = estimator.predict_proba(x[test_idx])[:, 1]

@@ -39,7 +39,7 @@ def synthetic(path: Path, n: int = 2000, seed: int = 1) -> None:
 def test_train_holds_out_the_last_20_percent_in_time_and_beats_the_baseline(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     synthetic(csv)
-    result = train(csv, "is_fraud", "ts")
+    result = train(csv, "is_fraud", "ts", max_iter=30)
     assert result.test_rows == 400 and result.train_rows == 1600
     frame = pd.read_csv(csv)
     assert (
@@ -70,6 +70,8 @@ def test_cli_writes_scores_and_a_loadable_verified_artifact(
             str(out),
             "--scores",
             str(scores),
+            "--max-iter",
+            "30",
         ]
     )
     assert code == 0
