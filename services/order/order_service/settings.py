@@ -24,8 +24,10 @@ class OrderSettings(ServiceSettings):
     payment_timeout: float = Field(default=900.0, gt=0)
     #: The reservation outlives the payment deadline by this margin (seconds).
     reservation_margin: float = Field(default=300.0, ge=0)
-    #: How long stock is held for an order in risk review before it is cancelled (seconds).
-    review_hold: float = Field(default=86_400.0, gt=0)
+    #: How long an order may wait in risk review, stock held, before it is cancelled
+    #: (seconds; 30 min). The hold's TTL is this plus the payment window: keep it within
+    #: inventory's INVENTORY_RESERVATION_MAX_TTL_SECONDS (default 3600).
+    review_hold: float = Field(default=1800.0, gt=0)
     #: A cart idle this long raises CartAbandoned once per idle period (seconds; 30 min).
     cart_abandon_after: float = Field(default=1800.0, gt=0)
     #: Days after delivery during which a return may be requested.

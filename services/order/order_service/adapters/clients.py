@@ -215,7 +215,16 @@ class GrpcInventory:
         request = inv.ReserveStockRequest(
             reservation_id=reservation_id, lines=_sku_lines(lines), ttl_seconds=ttl_seconds
         )
-        response = await _call("inventory", self.stub.ReserveStock, request, self.timeout)
+        try:
+            response = await _call("inventory", self.stub.ReserveStock, request, self.timeout)
+        except Unprocessable as exc:
+            # Inventory caps TTLs: hold for its maximum; the order's deadlines follow the
+            # expiry it returns (payment is never due after the hold expires).
+            maximum = exc.extra.get("max_ttl_seconds")
+            if exc.code != "invalid-ttl" or not isinstance(maximum, int) or maximum >= ttl_seconds:
+                raise
+            request.ttl_seconds = maximum
+            response = await _call("inventory", self.stub.ReserveStock, request, self.timeout)
         r = response.reservation
         return _dt(r.expires_at, r.HasField("expires_at"))
 

@@ -162,6 +162,7 @@ def return_received(
     lines: list[dict[str, Any]],
     refunded: int,
     at: datetime,
+    warehouse: str = "",
 ) -> events_pb2.ReturnReceived:
     return events_pb2.ReturnReceived(
         return_id=return_id,
@@ -175,6 +176,7 @@ def return_received(
         ],
         refunded_minor=refunded,
         currency=order.currency,
+        warehouse=warehouse,
         received_at=ts(at),
     )
 

@@ -301,6 +301,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
             caller,
             return_id=request.return_id,
             lines=[(line.sku, line.quantity, line.resellable) for line in body.lines],
+            warehouse=body.warehouse or "",
         )
         return to_message(pb.ReceiveReturnResponse, **{"return": view})
 

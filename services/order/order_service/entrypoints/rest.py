@@ -277,6 +277,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
             caller,
             return_id=return_id,
             lines=[(line.sku, line.quantity, line.resellable) for line in body.lines],
+            warehouse=body.warehouse or "",
         )
 
     return router

@@ -94,6 +94,10 @@ class ReceivedLineIn(RequestModel):
 
 class ReceiveReturnIn(RequestModel):
     lines: list[ReceivedLineIn] = Field(min_length=1, max_length=100)
+    warehouse: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="Warehouse that received the goods (default: inventory's return warehouse).",
+    )
 
 
 # --- responses ------------------------------------------------------------------------------

@@ -803,6 +803,7 @@ async def receive_return(
     *,
     return_id: str,
     lines: list[tuple[str, int, bool]],
+    warehouse: str = "",
 ) -> dict[str, Any]:
     async with uow:
         rma, rrow = await _return_for(uow, caller, return_id, for_update=True)
@@ -829,7 +830,12 @@ async def receive_return(
         await repo.save(order, at=now)
         uow.add_event(
             ev.return_received(
-                return_id=return_id, order=order, lines=rma.received_lines, refunded=refund, at=now
+                return_id=return_id,
+                order=order,
+                lines=rma.received_lines,
+                refunded=refund,
+                warehouse=warehouse,
+                at=now,
             ),
             key=order.order_id,
         )

@@ -92,7 +92,7 @@ async def test_reject_is_422_generic_and_kept_for_ops(
     api, place, customer, ops, fake_world, kafka_probe, order_service
 ) -> None:
     probe = await kafka_probe("ecomops.order.v1")
-    cid, headers = customer("reject")
+    _cid, headers = customer("reject")
     lines = [{"sku": unique("sku"), "quantity": 1}]
     resp = await place(headers, lines, key="rej-1")
     assert resp.status_code == 422

@@ -1523,8 +1523,11 @@ class ReceiveReturnRequest(_message.Message):
 
     RETURN_ID_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_FIELD_NUMBER: _builtins.int
     return_id: _builtins.str
     """Return id."""
+    warehouse: _builtins.str
+    """Warehouse that received the goods (empty: inventory's default return warehouse)."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceivedLine]:
         """Lines received."""
@@ -1534,10 +1537,11 @@ class ReceiveReturnRequest(_message.Message):
         *,
         return_id: _builtins.str = ...,
         lines: _abc.Iterable[Global___ReceivedLine] | None = ...,
+        warehouse: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "return_id", b"return_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "return_id", b"return_id", "warehouse", b"warehouse"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

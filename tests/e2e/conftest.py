@@ -1,0 +1,270 @@
+"""Cross-service end-to-end fixtures: the REAL inventory, pricing, risk and order services,
+in-process in one event loop, each with its own database (``ecomops_<service>_e2e``) on the
+test stack's PostgreSQL, and Kafka.
+
+Consumers run under their own group ids (``ecomops-<service>-e2e``), moved to the end of
+their topics before start, so that these services never compete with another copy of the same
+service (a developer's integration tests on the shared stack) for events, and never replay
+history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from ecomops_platform.events import kafka_client_options
+from ecomops_platform.migrations import upgrade_async
+from ecomops_platform.runtime import Service
+from ecomops_platform.settings import CommonSettings
+from ecomops_platform.testing import bearer, eventually, unique
+
+SERVICES = ("inventory", "pricing", "risk", "order")
+WAREHOUSE = "e2e-wh"
+
+
+def e2e_url(service: str) -> str:
+    base = os.environ["ORDER_DATABASE_URL"].rsplit("/", 1)[0]
+    return f"{base}/ecomops_{service}_e2e"
+
+
+async def ensure_database(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def skip_to_end(group_id: str, topics: list[str]) -> None:
+    """Commit the group's offsets at the end of its topics: start from now, never history."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        group_id=group_id, enable_auto_commit=False, **kafka_client_options(CommonSettings())
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(t, p)
+                for t in topics
+                for p in (consumer.partitions_for_topic(t) or ())
+            ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        if ends:
+            await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()
+
+
+def isolate_consumers(service: Service) -> None:
+    for sub in service._subscriptions:
+        sub.name = "e2e" if sub.name == "main" else f"e2e-{sub.name}"
+
+
+@dataclass
+class Stack:
+    services: dict[str, Service]
+    clients: dict[str, httpx.AsyncClient]
+
+    @property
+    def order(self) -> Service:
+        return self.services["order"]
+
+
+@pytest.fixture(scope="session")
+async def stack(stack_env: None) -> AsyncIterator[Stack]:
+    from inventory_service.bootstrap import create_service as inventory_service
+    from inventory_service.settings import InventorySettings
+    from order_service.bootstrap import create_service as order_service
+    from order_service.settings import OrderSettings
+    from pricing_service.bootstrap import create_service as pricing_service
+    from pricing_service.settings import PricingSettings
+    from risk_service.bootstrap import create_service as risk_service
+    from risk_service.settings import RiskSettings
+
+    for name in SERVICES:
+        await ensure_database(e2e_url(name))
+        await upgrade_async(name, e2e_url(name))
+    common = dict(http_port=0, grpc_port=0)
+    built: dict[str, Service] = {
+        "inventory": inventory_service(
+            InventorySettings(database_url=e2e_url("inventory"), **common)
+        ),
+        "pricing": pricing_service(PricingSettings(database_url=e2e_url("pricing"), **common)),
+        "risk": risk_service(RiskSettings(database_url=e2e_url("risk"), **common)),
+    }
+    async with contextlib.AsyncExitStack() as exits:
+        for name, service in built.items():
+            isolate_consumers(service)
+            for sub in service._subscriptions:
+                await skip_to_end(f"ecomops-{name}-{sub.name}", sub.topics)
+            await exits.enter_async_context(service.running())
+        order = order_service(
+            OrderSettings(
+                database_url=e2e_url("order"),
+                inventory_target=f"127.0.0.1:{built['inventory'].grpc_port}",
+                pricing_target=f"127.0.0.1:{built['pricing'].grpc_port}",
+                risk_target=f"127.0.0.1:{built['risk'].grpc_port}",
+                job_interval=0.3,
+                dependency_timeout=5.0,
+                **common,
+            )
+        )
+        isolate_consumers(order)
+        for sub in order._subscriptions:
+            await skip_to_end(f"ecomops-order-{sub.name}", sub.topics)
+        await exits.enter_async_context(order.running())
+        built["order"] = order
+        clients = {}
+        for name, service in built.items():
+            clients[name] = await exits.enter_async_context(
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
+            )
+        st = Stack(built, clients)
+        await _seed_rules(st)
+        yield st
+
+
+async def _seed_rules(st: Stack) -> None:
+    """Risk rules for the journeys: a blocklisted customer is rejected; a device used more
+    than once in an hour goes to review; everything else is approved."""
+    ops = bearer("e2e-ops", "ops")
+    await st.clients["inventory"].put(
+        f"/v1/warehouses/{WAREHOUSE}", json={"name": "E2E warehouse"}, headers=ops
+    )
+    rules = {
+        "review_threshold": "0.3",
+        "reject_threshold": "0.8",
+        "model_weight": "0",
+        "rules": [
+            {
+                "code": "velocity_device",
+                "type": "velocity_device",
+                "weight": "0.5",
+                "params": {"window_seconds": 3600, "max_count": 1},
+            },
+            {"code": "blocklist", "type": "blocklist", "weight": "1"},
+        ],
+    }
+    resp = await st.clients["risk"].put("/v1/rules", json=rules, headers=ops)
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.fixture
+def ops() -> dict[str, str]:
+    return bearer("e2e-ops", "ops")
+
+
+@pytest.fixture
+def seed(stack: Stack, ops: dict[str, str]) -> Callable[..., Any]:
+    """A new active SKU with stock and a price (list 2000, cost 500 minor units, EUR)."""
+
+    async def make(stock: int = 10, price: int = 2000) -> str:
+        sku = unique("e2e-sku")
+        inv, pr = stack.clients["inventory"], stack.clients["pricing"]
+        r = await inv.put(
+            f"/v1/skus/{sku}",
+            json={"title": sku, "category": "e2e", "status": "active"},
+            headers=ops,
+        )
+        assert r.status_code in (200, 201), r.text
+        if stock:
+            r = await inv.post(
+                "/v1/stock/adjustments",
+                json={"sku": sku, "warehouse": WAREHOUSE, "delta": stock, "reason": "receipt"},
+                headers={**ops, "Idempotency-Key": unique("adj")},
+            )
+            assert r.status_code == 201, r.text
+
+        async def priced() -> None:
+            # Pricing learns SKUs from inventory's SkuUpserted events: wait for it.
+            r = await pr.put(
+                f"/v1/prices/{sku}",
+                json={"currency": "EUR", "list_price_minor": price, "unit_cost_minor": 500},
+                headers=ops,
+            )
+            assert r.status_code in (200, 201), r.text
+
+        await eventually(priced, timeout=30, interval=0.2)
+        return sku
+
+    return make
+
+
+@pytest.fixture
+def coupon(stack: Stack, ops: dict[str, str]) -> Callable[..., Any]:
+    async def make(sku: str, *, percent: str = "0.10", usage_limit: int = 100) -> str:
+        code = unique("E2E").replace("-", "_").upper()
+        now = datetime.now(UTC)
+        r = await stack.clients["pricing"].post(
+            "/v1/promotions",
+            json={
+                "name": code,
+                "kind": "percent",
+                "value": percent,
+                "scope": {"skus": [sku]},
+                "starts_at": (now - timedelta(minutes=1)).isoformat(),
+                "ends_at": (now + timedelta(days=1)).isoformat(),
+                "coupon_code": code,
+                "usage_limit": usage_limit,
+                "currency": "EUR",
+            },
+            headers={**ops, "Idempotency-Key": unique("promo")},
+        )
+        assert r.status_code == 201, r.text
+        return code
+
+    return make
+
+
+ADDRESS = {
+    "name": "Grace Hopper",
+    "line1": "1 Compiler Street",
+    "city": "Arlington",
+    "postal_code": "22201",
+    "country": "US",
+}
+
+
+@pytest.fixture
+def checkout(stack: Stack) -> Callable[..., Any]:
+    async def go(
+        headers: dict[str, str],
+        lines: list[dict[str, Any]],
+        *,
+        key: str | None = None,
+        **extra: Any,
+    ) -> httpx.Response:
+        body = {"currency": "EUR", "lines": lines, "shipping_address": ADDRESS, **extra}
+        return await stack.clients["order"].post(
+            "/v1/orders", json=body, headers={**headers, "Idempotency-Key": key or unique("k")}
+        )
+
+    return go
+
+
+@pytest.fixture
+def customer() -> Callable[[], tuple[str, dict[str, str]]]:
+    def make() -> tuple[str, dict[str, str]]:
+        cid = unique("e2e-cust")
+        return cid, bearer(cid, "customer")
+
+    return make
