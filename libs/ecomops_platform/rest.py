@@ -7,7 +7,6 @@ mounted; operation ids are the route functions' names, stable across releases.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -219,6 +218,25 @@ class RateLimiter:
             self._buckets.clear()
 
 
+def _rate_limit_key(request: Request, verifier: TokenVerifier) -> str | None:
+    """Whom a request counts against: the verified subject, else the client address.
+
+    Other ecomops services (role ``service``) are not limited: their callers already are, and
+    a checkout must not fail on an internal hop. An invalid token counts against the address.
+    """
+    address = "ip:" + (request.client.host if request.client else "unknown")
+    auth = request.headers.get("authorization")
+    if not auth:
+        return address
+    try:
+        caller = verifier.verify_header(auth)
+    except ServiceError:
+        return address
+    if caller.role is Role.SERVICE:
+        return None
+    return f"sub:{caller.role.value}:{caller.subject}"
+
+
 def _route_template(request: Request) -> str:
     route = request.scope.get("route")
     return getattr(route, "path", "unmatched")
@@ -258,14 +276,10 @@ def create_app(
             f"{request.method} {request.url.path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
         ):
             if request.url.path.startswith("/v1/"):
-                auth = request.headers.get("authorization")
-                key = (
-                    "t:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
-                    if auth
-                    else "ip:" + (request.client.host if request.client else "unknown")
-                )
+                key = _rate_limit_key(request, verifier)
                 try:
-                    limiter.check(key)
+                    if key is not None:
+                        limiter.check(key)
                 except RateLimited as exc:
                     response: Response = JSONResponse(
                         exc.problem(instance=request.url.path),

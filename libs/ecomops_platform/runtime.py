@@ -90,6 +90,8 @@ class Service:
         self._uvicorn: uvicorn.Server | None = None
         self.app: FastAPI | None = None
         self.kafka_ok = False
+        # Service-specific objects (repositories, caches, model holders) for tests and tools.
+        self.state: dict[str, Any] = {}
 
     # --- composition ---------------------------------------------------------------------------
     def include_router(self, router: APIRouter) -> None:
