@@ -327,6 +327,9 @@ async def run() -> list[Row]:
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # rebalance chatter
     results = asyncio.run(run())
     print(f"{'figure':<58} {'value':>10} {'unit':<6} {'baseline':>10} {'ratio':>7}  notes")
     for r in results:
