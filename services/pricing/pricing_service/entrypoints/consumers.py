@@ -74,6 +74,14 @@ async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
     )
 
 
+async def on_order_rejected(uow: UnitOfWork, envelope: Envelope) -> None:
+    """A rejected order is never stored: anything redeemed for it goes back (usually nothing,
+    since checkout redeems after the risk decision)."""
+    msg = envelope.message
+    assert isinstance(msg, order_events.OrderRejected)
+    await handlers.release_redemption(uow, order_id=msg.order_id, reason="order_rejected")
+
+
 async def on_order_paid(uow: UnitOfWork, envelope: Envelope) -> None:
     msg = envelope.message
     assert isinstance(msg, order_events.OrderPaid)
@@ -92,6 +100,7 @@ HANDLERS: dict[str, EventHandler] = {
     "ecomops.recommendation.v1.CustomerSegmentChanged": on_customer_segment_changed,
     "ecomops.order.v1.OrderPlaced": on_order_placed,
     "ecomops.order.v1.OrderCancelled": on_order_cancelled,
+    "ecomops.order.v1.OrderRejected": on_order_rejected,
     "ecomops.order.v1.OrderPaid": on_order_paid,
 }
 TOPICS = ["ecomops.inventory.v1", "ecomops.recommendation.v1", "ecomops.order.v1"]
