@@ -189,6 +189,50 @@ async def hold(session: AsyncSession, alloc: Allocation, now: datetime) -> RowLe
     return _row(row) if row else None
 
 
+async def hold_and_allocate(
+    session: AsyncSession, reservation_id: str, alloc: Allocation, now: datetime
+) -> tuple[RowLevel, StockLevel] | None:
+    """One round trip under the row lock: reserve the units if (and only if) that many are
+    available, record the allocation, and read the SKU's totals over all warehouses (this
+    transaction's view). None when the units were not available."""
+    stmt = sa.text(
+        """
+        WITH upd AS (
+            UPDATE stock SET reserved = reserved + :q, updated_at = :now
+            WHERE sku = :sku AND warehouse = :wh AND on_hand - reserved >= :q
+            RETURNING on_hand, reserved, reorder_point, suggested_order_quantity
+        ), ins AS (
+            INSERT INTO reservation_allocations (reservation_id, sku, warehouse, quantity)
+            SELECT :rid, :sku, :wh, :q FROM upd
+            ON CONFLICT (reservation_id, sku, warehouse)
+            DO UPDATE SET quantity = reservation_allocations.quantity + EXCLUDED.quantity
+        )
+        SELECT upd.on_hand, upd.reserved, upd.reorder_point, upd.suggested_order_quantity,
+               COALESCE((SELECT json_agg(json_build_array(warehouse, on_hand, reserved))
+                         FROM stock WHERE sku = :sku AND warehouse <> :wh), '[]'::json) AS others
+        FROM upd
+        """
+    )
+    row = (
+        await session.execute(
+            stmt,
+            {
+                "q": alloc.quantity,
+                "now": now,
+                "sku": alloc.sku,
+                "wh": alloc.warehouse,
+                "rid": reservation_id,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    level = _row(row)
+    whs = [WarehouseStock(alloc.warehouse, level.on_hand, level.reserved)]
+    whs += [WarehouseStock(str(w), int(o), int(r)) for w, o, r in row.others]
+    return level, StockLevel(alloc.sku, sorted(whs, key=lambda x: x.warehouse))
+
+
 async def unhold(session: AsyncSession, alloc: Allocation, now: datetime) -> None:
     result = await session.execute(
         sa.update(t.stock)
@@ -361,21 +405,6 @@ async def insert_reservation(session: AsyncSession, r: Reservation) -> bool:
         .returning(t.reservations.c.reservation_id)
     )
     return result.first() is not None
-
-
-async def insert_allocations(
-    session: AsyncSession, reservation_id: str, allocations: Sequence[Allocation]
-) -> None:
-    merged: dict[tuple[str, str], int] = {}
-    for a in allocations:
-        merged[(a.sku, a.warehouse)] = merged.get((a.sku, a.warehouse), 0) + a.quantity
-    await session.execute(
-        sa.insert(t.reservation_allocations),
-        [
-            {"reservation_id": reservation_id, "sku": s, "warehouse": w, "quantity": q}
-            for (s, w), q in merged.items()
-        ],
-    )
 
 
 def _reservation(row: Any, allocs: list[Allocation]) -> Reservation:

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ecomops_platform.db import UnitOfWork, utcnow
-from ecomops_platform.errors import Conflict, NotFound, Unprocessable
+from ecomops_platform.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
 
 from ..adapters import events as ev
 from ..adapters import repository as repo
@@ -297,6 +298,12 @@ async def reserve_stock(
             if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                 raise
             log.warning("reservation %s hit a deadlock; retrying", cmd.reservation_id)
+        except PoolTimeout:
+            # Every connection is busy (e.g. a flash sale on one SKU): tell the caller to retry
+            # rather than failing with a 500.
+            raise DependencyUnavailable(
+                "the stock database is saturated; retry shortly", retry_after=1
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -354,6 +361,7 @@ async def _reserve_once(
             assert existing is not None
             return _replay(existing, lines)
         allocations: list[Allocation] = []
+        levels: dict[str, StockLevel] = {}
         for line in lines:
             remaining = line.quantity
             pool = pools[line.sku]
@@ -362,9 +370,10 @@ async def _reserve_once(
                 if plan is None:
                     break
                 for alloc in sorted(plan, key=lambda a: a.warehouse):
-                    row = await repo.hold(s, alloc, now)
-                    if row is None:
+                    held = await repo.hold_and_allocate(s, reservation_id, alloc, now)
+                    if held is None:
                         continue  # someone took these units first: re-plan with fresh numbers
+                    row, levels[line.sku] = held
                     allocations.append(alloc)
                     remaining -= alloc.quantity
                     _maybe_low_stock(
@@ -385,13 +394,17 @@ async def _reserve_once(
                         )
                     ]
                 )
-        await repo.insert_allocations(s, reservation_id, allocations)
-        reservation.allocations = sorted(allocations, key=lambda a: (a.sku, a.warehouse))
+        merged: dict[tuple[str, str], int] = {}
+        for a in allocations:
+            merged[(a.sku, a.warehouse)] = merged.get((a.sku, a.warehouse), 0) + a.quantity
+        reservation.allocations = [Allocation(s_, w, q) for (s_, w), q in sorted(merged.items())]
         uow.add_event(
             ev.stock_reserved(reservation_id, reservation.allocations, reservation.expires_at),
             key=reservation_id,
         )
-        await _publish_levels(uow, skus, now)
+        for level in levels.values():
+            uow.add_event(ev.stock_level_changed(level, now), key=level.sku)
+            await repo.record_level(s, level, now.date(), only_stockout=True)
         await uow.commit()
     return reservation, True
 
