@@ -47,7 +47,7 @@ def create_service(
         grpc_service_names=[grpc.SERVICE_NAME],
     )
     deps = Deps(settings=settings, ports=ports or _NotStarted())  # type: ignore[arg-type]
-    service.state = deps  # type: ignore[attr-defined]
+    service.state["deps"] = deps
     channels: list[Channels] = []
 
     async def open_clients() -> None:
