@@ -205,3 +205,21 @@ async def test_unknown_fields_are_refused(api, place, customer) -> None:
     _, headers = customer()
     resp = await place(headers, surprise=True)
     assert resp.status_code == 422
+
+
+async def test_concurrent_retries_make_one_order_and_one_hold(
+    api, place, customer, fake_world, order_service
+) -> None:
+    """Five clients send the same request with the same key at once: one order, one hold;
+    the others are replayed (201) or told the first is in flight (409)."""
+    import asyncio
+
+    cid, headers = customer()
+    lines = [{"sku": unique("sku"), "quantity": 1}]
+    results = await asyncio.gather(*(place(headers, lines, key="burst") for _ in range(5)))
+    codes = sorted(r.status_code for r in results)
+    assert set(codes) <= {201, 409} and 201 in codes, codes
+    ids = {r.json()["order_id"] for r in results if r.status_code == 201}
+    assert len(ids) == 1
+    assert await count_orders_of(order_service, cid) == 1
+    assert sum(1 for o in fake_world.inventory.holds if o in ids) == 1
