@@ -113,50 +113,53 @@ async def replace_model(
 
 
 async def neighbours(
-    session: AsyncSession, kind: str, skus: Sequence[str], per_item: int = 100
-) -> tuple[dict[str, float], dict[str, list[Neighbour]]]:
-    """For each SKU: its transaction count and its strongest co-occurring SKUs."""
-    if not skus:
+    session: AsyncSession, kinds: Sequence[str], skus: Sequence[str], per_item: int = 100
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], list[Neighbour]]]:
+    """For each (kind, SKU): its transaction count and its strongest co-occurring SKUs among
+    those that may be recommended (known, active, in stock), in two queries."""
+    if not skus or not kinds:
         return {}, {}
     counts_rows = await session.execute(
-        sa.select(item_counts.c.sku, item_counts.c.weight).where(
-            item_counts.c.kind == kind, item_counts.c.sku.in_(list(skus))
+        sa.select(item_counts.c.kind, item_counts.c.sku, item_counts.c.weight).where(
+            item_counts.c.kind.in_(list(kinds)), item_counts.c.sku.in_(list(skus))
         )
     )
-    counts = {r.sku: float(r.weight) for r in counts_rows}
+    counts = {(r.kind, r.sku): float(r.weight) for r in counts_rows}
     rows = await session.execute(
         sa.text(
             """
-            SELECT src.sku AS sku_a, top.sku_b, top.weight AS co, c.weight AS count_b
-            FROM unnest(CAST(:skus AS text[])) AS src(sku)
+            SELECT k.kind, src.sku AS sku_a, top.sku_b, top.weight AS co, c.weight AS count_b
+            FROM unnest(CAST(:kinds AS text[])) AS k(kind)
+            CROSS JOIN unnest(CAST(:skus AS text[])) AS src(sku)
             CROSS JOIN LATERAL (
                 SELECT p.sku_b, p.weight FROM item_pairs p
-                WHERE p.kind = :kind AND p.sku_a = src.sku
+                JOIN catalog_items ci ON ci.sku = p.sku_b
+                WHERE p.kind = k.kind AND p.sku_a = src.sku
+                  AND ci.title IS NOT NULL AND ci.status = 'active' AND ci.available > 0
                 ORDER BY p.weight DESC LIMIT :per_item
             ) AS top
-            JOIN item_counts c ON c.kind = :kind AND c.sku = top.sku_b
+            JOIN item_counts c ON c.kind = k.kind AND c.sku = top.sku_b
             """
         ),
-        {"skus": list(skus), "kind": kind, "per_item": per_item},
+        {"kinds": list(kinds), "skus": list(skus), "per_item": per_item},
     )
-    out: dict[str, list[Neighbour]] = defaultdict(list)
+    out: dict[tuple[str, str], list[Neighbour]] = defaultdict(list)
     for r in rows:
-        out[r.sku_a].append(Neighbour(r.sku_b, float(r.co), float(r.count_b)))
+        out[(r.kind, r.sku_a)].append(Neighbour(r.sku_b, float(r.co), float(r.count_b)))
     return counts, out
 
 
-async def eligible(session: AsyncSession, skus: Iterable[str]) -> dict[str, CatalogEntry]:
-    """The SKUs that may be recommended: known (seen in SkuUpserted), active, and in stock
-    (seen in StockLevelChanged with available > 0)."""
-    wanted = list(dict.fromkeys(skus))
+async def catalog_entries(session: AsyncSession, skus: Iterable[str]) -> dict[str, CatalogEntry]:
+    """Title and category of known SKUs, recommendable or not (for reasons and categories)."""
+    wanted = list(set(skus))
     if not wanted:
         return {}
     rows = await session.execute(
         sa.select(catalog_items.c.sku, catalog_items.c.title, catalog_items.c.category).where(
-            catalog_items.c.sku.in_(wanted), *_eligible_clauses()
+            catalog_items.c.sku.in_(wanted)
         )
     )
-    return {r.sku: CatalogEntry(r.sku, r.title, r.category) for r in rows}
+    return {r.sku: CatalogEntry(r.sku, r.title or r.sku, r.category) for r in rows}
 
 
 def _eligible_clauses() -> list[sa.ColumnElement[bool]]:
@@ -165,29 +168,6 @@ def _eligible_clauses() -> list[sa.ColumnElement[bool]]:
         catalog_items.c.status == "active",
         catalog_items.c.available > 0,
     ]
-
-
-async def catalog_entry(session: AsyncSession, sku: str) -> CatalogEntry | None:
-    row = (
-        await session.execute(
-            sa.select(catalog_items.c.sku, catalog_items.c.title, catalog_items.c.category).where(
-                catalog_items.c.sku == sku
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return CatalogEntry(row.sku, row.title or row.sku, row.category)
-
-
-async def titles(session: AsyncSession, skus: Iterable[str]) -> dict[str, str]:
-    wanted = list(set(skus))
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        sa.select(catalog_items.c.sku, catalog_items.c.title).where(catalog_items.c.sku.in_(wanted))
-    )
-    return {r.sku: r.title for r in rows if r.title}
 
 
 async def trending(

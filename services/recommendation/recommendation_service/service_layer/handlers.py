@@ -416,18 +416,14 @@ async def similar_items(uow: UnitOfWork, sku: str, limit: int, params: ModelPara
     """Viewed together in sessions (Jaccard), then popular in the same category."""
     async with uow:
         session = uow.session
-        asked = await repo.catalog_entry(session, sku)
+        asked = (await repo.catalog_entries(session, [sku])).get(sku)
         ranked = await _neighbours_of(uow, SESSION, sku)
-        allowed = await repo.eligible(session, [s for s, _ in ranked])
         title = asked.title if asked else sku
-        items = [
-            Item(s, round(score, 6), f"often viewed with {title}")
-            for s, score in ranked
-            if s in allowed and s != sku
-        ][:limit]
+        items = [Item(s, round(score, 6), f"often viewed with {title}") for s, score in ranked][
+            :limit
+        ]
         if len(items) < limit and asked is not None and asked.category:
             taken = {i.sku for i in items} | {sku}
-            utcnow()
             for entry, _weight in await repo.trending(
                 session, categories=[asked.category], limit=limit - len(items), exclude=taken
             ):
@@ -444,21 +440,17 @@ async def similar_items(uow: UnitOfWork, sku: str, limit: int, params: ModelPara
 async def bought_together(uow: UnitOfWork, sku: str, limit: int, params: ModelParams) -> list[Item]:
     """Bought in the same paid orders (Jaccard on decayed basket counts)."""
     async with uow:
-        session = uow.session
-        asked = await repo.catalog_entry(session, sku)
+        asked = (await repo.catalog_entries(uow.session, [sku])).get(sku)
         ranked = await _neighbours_of(uow, BASKET, sku)
-        allowed = await repo.eligible(session, [s for s, _ in ranked])
     title = asked.title if asked else sku
-    return [
-        Item(s, round(score, 6), f"often bought with {title}")
-        for s, score in ranked
-        if s in allowed and s != sku
-    ][:limit]
+    return [Item(s, round(score, 6), f"often bought with {title}") for s, score in ranked][:limit]
 
 
 async def _neighbours_of(uow: UnitOfWork, kind: str, sku: str) -> list[tuple[str, float]]:
-    counts, neigh = await repo.neighbours(uow.session, kind, [sku], per_item=200)
-    return rank_neighbours(counts.get(sku, 0.0), neigh.get(sku, []))
+    """Recommendable neighbours of one SKU (never the SKU itself), best first."""
+    counts, neigh = await repo.neighbours(uow.session, [kind], [sku], per_item=200)
+    ranked = rank_neighbours(counts.get((kind, sku), 0.0), neigh.get((kind, sku), []))
+    return [(s, score) for s, score in ranked if s != sku]
 
 
 async def trending(
@@ -509,24 +501,24 @@ async def customer_recommendations(
         exclude = await repo.purchased_skus(session, customer_id) if exclude_purchased else set()
         skus = [h.sku for h in history]
         similar: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        counts, neigh = await repo.neighbours(session, [BASKET, SESSION], skus, per_item=100)
         for kind, factor in ((BASKET, 1.0), (SESSION, 0.5)):
-            counts, neigh = await repo.neighbours(session, kind, skus, per_item=100)
             for s in skus:
-                for cand, sim in rank_neighbours(counts.get(s, 0.0), neigh.get(s, [])):
+                ranked_kind = rank_neighbours(counts.get((kind, s), 0.0), neigh.get((kind, s), []))
+                for cand, sim in ranked_kind:
                     similar[s][cand] += factor * sim
         ranked = personalise(
             history,
             {s: sorted(c.items(), key=lambda kv: -kv[1]) for s, c in similar.items()},
             exclude=exclude,
         )
-        allowed = await repo.eligible(session, [s for s, _, _ in ranked])
-        names = await repo.titles(session, [src for _, _, src in ranked[: limit * 3]])
+        known = await repo.catalog_entries(session, skus)
         by_sku = {h.sku: h for h in history}
         items: list[Item] = []
         for sku, score, source in ranked:
-            if sku not in allowed or sku in items_skus(items):
+            if sku in items_skus(items):
                 continue
-            src_title = names.get(source, source)
+            src_title = known[source].title if source in known else source
             reason = (
                 f"goes well with {src_title}, which you bought"
                 if by_sku[source].purchased
@@ -536,7 +528,11 @@ async def customer_recommendations(
             if len(items) >= limit:
                 break
         if len(items) < limit:
-            categories = await _recent_categories(uow, skus)
+            categories: list[str] = []
+            for s in skus[:10]:
+                entry = known.get(s)
+                if entry is not None and entry.category and entry.category not in categories:
+                    categories.append(entry.category)
             taken = items_skus(items) | exclude
             if categories:
                 for entry, _weight in await repo.trending(
@@ -572,13 +568,6 @@ def _fallback_score(items: list[Item]) -> float:
 
 def items_skus(items: list[Item]) -> set[str]:
     return {i.sku for i in items}
-
-
-async def _recent_categories(uow: UnitOfWork, skus: list[str]) -> list[str]:
-    if not skus:
-        return []
-    entries = [await repo.catalog_entry(uow.session, s) for s in skus[:10]]
-    return list(dict.fromkeys(e.category for e in entries if e is not None and e.category))
 
 
 # --- rebuild ----------------------------------------------------------------------------------
