@@ -36,7 +36,7 @@ def create_service(
     service.subscribe(consumers.TOPICS, consumers.HANDLERS)
 
     async def sweep() -> None:
-        await handlers.sweep_unconfirmed(service.uow(), settings)
+        await handlers.sweep_unconfirmed(service.uow, settings)
 
     service.every(settings.redemption_sweep_interval_seconds, "pricing-redemption-sweep", sweep)
     return service

@@ -647,8 +647,8 @@ class PricingRepository:
         return len(result.all())
 
     async def unconfirmed_orders(self, cutoff: datetime, limit: int) -> list[str]:
-        """Orders with redemptions never confirmed before ``cutoff``; rows locked, skipping rows
-        another replica's sweep holds."""
+        """Orders with redemptions never confirmed before ``cutoff`` (rows another transaction
+        is changing right now are skipped)."""
         r = t.redemptions
         rows = await self.session.execute(
             sa.select(r.c.order_id)

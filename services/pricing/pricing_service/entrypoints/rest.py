@@ -12,7 +12,7 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, Unprocessable
 from ecomops_platform.idempotency import run_idempotent
 from ecomops_platform.pagination import check_limit
-from ecomops_platform.rest import IdempotencyKey, require, stored_json
+from ecomops_platform.rest import IdempotencyKey, Problem, require, stored_json
 from ecomops_platform.runtime import Service
 
 from ..domain.models import PriceTerms, PromotionKind, Scope
@@ -255,12 +255,20 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         )
         return stored_json(stored.status_code, stored.body, replayed=stored.replayed)
 
-    @router.get("/quotes/{quote_id}", response_model=QuoteOut)
+    @router.get(
+        "/quotes/{quote_id}",
+        response_model=QuoteOut,
+        responses={410: {"model": Problem, "description": "The quote expired"}},
+    )
     async def get_quote(quote_id: str, caller: Anyone) -> QuoteOut:
         """A quote exactly as quoted; 410 once expired; customers see only their own."""
         return QuoteOut.of(await handlers.get_quote(service.uow(), caller, quote_id))
 
-    @router.post("/quotes/{quote_id}/redemption", response_model=RedeemOut)
+    @router.post(
+        "/quotes/{quote_id}/redemption",
+        response_model=RedeemOut,
+        responses={410: {"model": Problem, "description": "The quote expired"}},
+    )
     async def redeem_quote(quote_id: str, body: RedeemQuoteIn, caller: Checkout) -> RedeemOut:
         """Checkout: consume the quote's promotion uses for one order (idempotent per order)."""
         result = await handlers.redeem_quote(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -671,9 +671,8 @@ async def redeem_quote(
                 f"order {order_id} already redeemed quote {other}", code="order-already-redeemed"
             )
         if quote.expires_at <= now:
-            raise Conflict(
-                f"quote {quote_id} expired at {quote.expires_at.isoformat()}",
-                code="quote-expired",
+            raise QuoteExpired(
+                f"quote {quote_id} expired at {quote.expires_at.isoformat()}; quote again",
                 expires_at=quote.expires_at.isoformat(),
             )
         if expected_lines:
@@ -792,20 +791,28 @@ async def confirm_order(uow: UnitOfWork, *, order_id: str, now: datetime | None 
 
 
 async def sweep_unconfirmed(
-    uow: UnitOfWork, settings: PricingSettings, *, now: datetime | None = None, batch: int = 200
+    db_uow: Callable[[], UnitOfWork],
+    settings: PricingSettings,
+    *,
+    now: datetime | None = None,
+    batch: int = 200,
 ) -> int:
-    """Give back uses whose order was never placed (no OrderPlaced within the window)."""
+    """Give back uses whose order was never placed (no OrderPlaced within the window).
+
+    One transaction per order, promotions in id order (as checkout locks them), so the sweep
+    never deadlocks with checkouts; the conditional state change makes concurrent sweeps on
+    several replicas (and a racing OrderCancelled) give each use back exactly once.
+    """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.redemption_confirm_window_seconds)
+    async with db_uow() as uow:
+        orders = await PricingRepository(uow.session).unconfirmed_orders(cutoff, batch)
     total = 0
-    async with uow:
-        repo = PricingRepository(uow.session)
-        for order_id in await repo.unconfirmed_orders(cutoff, batch):
-            result = await release_redemption(
-                uow, order_id=order_id, reason="unconfirmed", only_unconfirmed=True, now=now
-            )
-            total += result.released_count
-        await uow.commit()
+    for order_id in orders:
+        result = await release_redemption(
+            db_uow(), order_id=order_id, reason="unconfirmed", only_unconfirmed=True, now=now
+        )
+        total += result.released_count
     if total:
         log.info("gave back %d unconfirmed promotion use(s)", total)
     return total

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
 from ecomops_platform.testing import eventually, unique
 from pricing_service.adapters import tables
+from pricing_service.adapters.repository import PricingRepository
 from pricing_service.service_layer import handlers
 from pricing_service.settings import PricingSettings
 
@@ -191,8 +193,8 @@ async def test_redeem_fails_with_problem_naming_each_exhausted_code(
     assert bound is None
 
 
-async def test_tampered_and_foreign_redemptions_are_refused(
-    stub: pb_grpc.PricingServiceStub, priced_sku: str
+async def test_tampered_expired_and_foreign_redemptions_are_refused(
+    pricing: Service, stub: pb_grpc.PricingServiceStub, priced_sku: str
 ) -> None:
     _, code = await coupon_promotion(stub, priced_sku)
     q = await quote(stub, priced_sku, code, "cust-x", qty=1)
@@ -208,6 +210,14 @@ async def test_tampered_and_foreign_redemptions_are_refused(
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.RedeemQuote(request, metadata=SVC, timeout=10)
         assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(handlers.QuoteExpired):
+        await handlers.redeem_quote(
+            pricing.uow(),
+            quote_id=q.quote_id,
+            order_id=unique("o"),
+            customer_id="cust-x",
+            now=datetime.now(UTC) + timedelta(hours=2),
+        )
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await stub.RedeemQuote(
             pb.RedeemQuoteRequest(quote_id=q.quote_id, order_id=unique("o")),
@@ -223,21 +233,22 @@ async def test_usage_limit_holds_under_500_concurrent_checkouts(
     promotion_id, code = await coupon_promotion(stub, priced_sku, usage_limit=100)
     settings = pricing.settings
     assert isinstance(settings, PricingSettings)
-    gate = asyncio.Semaphore(20)
-
-    async def make_quote(i: int) -> str:
-        async with gate:
-            record = await handlers.create_quote(
-                pricing.uow(),
-                settings,
-                customer_id=f"cust-{i}",
-                currency="EUR",
-                lines=[handlers.QuoteLineInput(priced_sku, 1)],
-                coupon_codes=[code],
-            )
-        return record.quote_id
-
-    quote_ids = await asyncio.gather(*(make_quote(i) for i in range(500)))
+    template = await handlers.create_quote(
+        pricing.uow(),
+        settings,
+        customer_id="cust-0",
+        currency="EUR",
+        lines=[handlers.QuoteLineInput(priced_sku, 1)],
+        coupon_codes=[code],
+    )
+    assert template.promotion_ids == [promotion_id]
+    # 500 quotes as the engine priced them (copies of one, each for its own customer).
+    quote_ids = [f"q_{uuid.uuid4().hex}" for _ in range(500)]
+    async with pricing.uow() as uow:
+        repo = PricingRepository(uow.session)
+        for i, quote_id in enumerate(quote_ids):
+            await repo.insert_quote(replace(template, quote_id=quote_id, customer_id=f"cust-{i}"))
+        await uow.commit()
 
     async def checkout(i: int, quote_id: str) -> grpc.StatusCode:
         try:
@@ -301,8 +312,8 @@ async def test_unconfirmed_redemptions_are_given_back_by_the_sweep(
     assert await used_count(pricing, promotion_id) == 2
     await handlers.confirm_order(pricing.uow(), order_id=placed)
     later = datetime.now(UTC) + timedelta(seconds=settings.redemption_confirm_window_seconds + 5)
-    await handlers.sweep_unconfirmed(pricing.uow(), settings, now=later)
-    await handlers.sweep_unconfirmed(pricing.uow(), settings, now=later)
+    await handlers.sweep_unconfirmed(pricing.uow, settings, now=later)
+    await handlers.sweep_unconfirmed(pricing.uow, settings, now=later)
     assert await used_count(pricing, promotion_id) == 1
     async with pricing.uow() as uow:
         states = dict(

@@ -198,7 +198,7 @@ def promotions_st(draw: st.DrawFn) -> list[Promotion]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(lines_st, promotions_st())
 def test_quote_arithmetic_invariants(lines: list[BasketLine], promotions: list[Promotion]) -> None:
     basket = price_basket(lines, promotions)
@@ -213,7 +213,7 @@ def test_quote_arithmetic_invariants(lines: list[BasketLine], promotions: list[P
     assert basket.total_minor == basket.subtotal_minor - basket.discount_total_minor
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(lines_st, promotions_st())
 def test_selection_never_combines_non_stackables_and_is_best(
     lines: list[BasketLine], promotions: list[Promotion]
