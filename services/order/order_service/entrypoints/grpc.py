@@ -6,6 +6,7 @@ handlers' JSON views parsed into the protobuf messages (field names are shared).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ from ..domain.cards import find_card_number
 from ..service_layer import handlers
 from ..service_layer.handlers import CheckoutInput, Deps
 from . import schemas
-from .rest import card_number_refused
+from .rest import card_number_refused, nul_refused
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,8 +84,7 @@ def stored_or_raise(status: int, body: Any) -> Any:
 
 def decode(model: type[M], request: Message, *, drop: tuple[str, ...] = ()) -> M:
     data = json_format.MessageToDict(request, preserving_proto_field_name=True)
-    if find_card_number(data):
-        raise card_number_refused()
+    _screen(data)
     for name in drop:
         data.pop(name, None)
     try:
@@ -107,7 +107,13 @@ def _client(client: schemas.ClientIn | None) -> dict[str, Any]:
 
 
 def _scan(request: Message) -> None:
-    if find_card_number(json_format.MessageToDict(request, preserving_proto_field_name=True)):
+    _screen(json_format.MessageToDict(request, preserving_proto_field_name=True))
+
+
+def _screen(data: Any) -> None:
+    if "\\u0000" in json.dumps(data):
+        raise nul_refused()
+    if find_card_number(data):
         raise card_number_refused()
 
 
@@ -119,6 +125,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
     # --- carts ----------------------------------------------------------------------------
     async def CreateCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER)
+        _scan(request)
         body = decode(schemas.CreateCartIn, request, drop=("idempotency_key",))
         uow = self.uow()
 
@@ -152,11 +159,13 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def GetCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS)
+        _scan(request)
         view = await handlers.get_cart(self.uow(), self.deps, caller, cart_id=request.cart_id)
         return to_message(pb.GetCartResponse, cart=view)
 
     async def CheckoutCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER)
+        _scan(request)
         body = decode(schemas.CheckoutCartIn, request, drop=("idempotency_key", "cart_id"))
         status, stored, _ = await handlers.checkout_cart(
             self.uow(),
@@ -173,6 +182,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
     # --- orders ---------------------------------------------------------------------------
     async def PlaceOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         body = decode(schemas.PlaceOrderIn, request, drop=("idempotency_key",))
         lines: dict[str, int] = {}
         for line in body.lines:
@@ -195,11 +205,13 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def GetOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         view = await handlers.get_order(self.uow(), caller, order_id=request.order_id)
         return to_message(pb.GetOrderResponse, order=view)
 
     async def ListOrders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         page = await handlers.list_orders(
             self.uow(),
             caller,
@@ -211,6 +223,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def PayOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller: Caller = authorize(Role.CUSTOMER, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         body = decode(schemas.PaymentIn, request, drop=("idempotency_key", "order_id"))
         status, stored, _ = await handlers.pay_order(
             self.uow(),
@@ -224,6 +237,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def CreateShipment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.OPS, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         body = decode(schemas.ShipmentIn, request, drop=("idempotency_key", "order_id"))
         status, stored, _ = await handlers.create_shipment(
             self.uow(),
@@ -239,6 +253,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def ConfirmDelivery(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.OPS, Role.PARTNER, Role.SERVICE)
+        _scan(request)
         view = await handlers.confirm_delivery(
             self.uow(), self.deps, caller, order_id=request.order_id
         )
@@ -246,6 +261,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def CancelOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS, Role.SERVICE)
+        _scan(request)
         body = decode(schemas.CancelIn, request, drop=("order_id",))
         view = await handlers.cancel_order(
             self.uow(), self.deps, caller, order_id=request.order_id, reason=body.reason
@@ -255,6 +271,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
     # --- returns --------------------------------------------------------------------------
     async def RequestReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS)
+        _scan(request)
         body = decode(schemas.ReturnIn, request, drop=("idempotency_key", "order_id"))
         status, stored, _ = await handlers.request_return(
             self.uow(),
@@ -269,11 +286,13 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def GetReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.CUSTOMER, Role.OPS)
+        _scan(request)
         view = await handlers.get_return(self.uow(), caller, return_id=request.return_id)
         return to_message(pb.GetReturnResponse, **{"return": view})
 
     async def ApproveReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.OPS, Role.SERVICE)
+        _scan(request)
         view = await handlers.decide_return(
             self.uow(), self.deps, caller, return_id=request.return_id, approve=True
         )
@@ -294,6 +313,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def ReceiveReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = authorize(Role.OPS, Role.SERVICE)
+        _scan(request)
         body = decode(schemas.ReceiveReturnIn, request, drop=("return_id",))
         view = await handlers.receive_return(
             self.uow(),
@@ -307,6 +327,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
 
     async def GetOrderKpis(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         authorize(Role.OPS, Role.SERVICE)
+        _scan(request)
         start = getattr(request, "from")
         end = request.to
         view = await handlers.order_kpis(

@@ -50,16 +50,24 @@ def card_number_refused() -> Unprocessable:
     )
 
 
+def nul_refused() -> Unprocessable:
+    return Unprocessable("NUL characters are not accepted in any field", code="nul-character")
+
+
 async def refuse_card_numbers(request: Request) -> None:
-    """PCI: a card number anywhere in the path, query or body → 422, before anything runs."""
-    if contains_card_number(unquote(request.url.path)) or contains_card_number(
-        unquote(request.url.query)
-    ):
+    """PCI: a card number anywhere in the path, query or body → 422, before anything runs.
+    NUL characters (which PostgreSQL text cannot hold) are refused here too."""
+    path, query = unquote(request.url.path), unquote(request.url.query)
+    if "\x00" in path or "\x00" in query:
+        raise nul_refused()
+    if contains_card_number(path) or contains_card_number(query):
         raise card_number_refused()
     body = await request.body()
     if not body:
         return
     text = body.decode("utf-8", "replace")
+    if "\x00" in text or "\\u0000" in text:
+        raise nul_refused()
     try:
         found = find_card_number(json.loads(text))
     except ValueError:

@@ -69,7 +69,7 @@ class PaymentIn(RequestModel):
 
 class ShipmentIn(RequestModel):
     lines: list[LineIn] | None = Field(default=None, max_length=100)
-    carrier: ShortText
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 

@@ -159,6 +159,8 @@ async def set_cart_item(
 ) -> dict[str, Any]:
     if quantity < 0:
         raise Unprocessable("quantity must be 0 (remove) or more", code="invalid-quantity")
+    if not 1 <= len(sku) <= 100:
+        raise Unprocessable("sku must be 1..100 characters", code="invalid-sku")
     async with uow:
         row = await _load_cart(uow, caller, cart_id, for_update=True)
         if row.status != "open":

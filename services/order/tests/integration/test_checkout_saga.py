@@ -223,3 +223,10 @@ async def test_concurrent_retries_make_one_order_and_one_hold(
     assert len(ids) == 1
     assert await count_orders_of(order_service, cid) == 1
     assert sum(1 for o in fake_world.inventory.holds if o in ids) == 1
+
+
+async def test_nul_characters_are_422_not_500(api, place, customer) -> None:
+    _, headers = customer()
+    assert (await api.get("/v1/orders/abc%00def", headers=headers)).status_code == 422
+    resp = await place(headers, [{"sku": "a\u0000b", "quantity": 1}])
+    assert resp.status_code == 422
