@@ -374,6 +374,60 @@ async def record_order_paid(
     return True
 
 
+async def cancel_order(
+    session: AsyncSession, order_id: str, at: datetime
+) -> tuple[str, datetime | None, dict[str, int]] | None:
+    """Mark the order cancelled once; returns (customer, paid_at or None, lines) the first time."""
+    row = (
+        await session.execute(
+            sa.update(orders)
+            .where(orders.c.order_id == order_id, orders.c.cancelled_at.is_(None))
+            .values(cancelled_at=at)
+            .returning(orders.c.customer_id, orders.c.paid_at)
+        )
+    ).first()
+    if row is None:
+        return None
+    lines = await session.execute(
+        sa.select(order_lines.c.sku, order_lines.c.quantity).where(
+            order_lines.c.order_id == order_id
+        )
+    )
+    return row.customer_id, row.paid_at, {r.sku: int(r.quantity) for r in lines}
+
+
+async def forget_purchases(
+    session: AsyncSession, order_id: str, skus: Sequence[str], eps: float, trend_eps: float
+) -> None:
+    """Drop a cancelled order's purchase interactions and the weights it left at ~0."""
+    await session.execute(
+        sa.delete(interactions).where(
+            interactions.c.order_id == order_id,
+            interactions.c.kind == InteractionKind.PURCHASE.value,
+        )
+    )
+    wanted = list(skus)
+    await session.execute(
+        sa.delete(item_pairs).where(
+            item_pairs.c.kind == "basket",
+            item_pairs.c.sku_a.in_(wanted),
+            item_pairs.c.weight <= eps,
+        )
+    )
+    await session.execute(
+        sa.delete(item_counts).where(
+            item_counts.c.kind == "basket",
+            item_counts.c.sku.in_(wanted),
+            item_counts.c.weight <= eps,
+        )
+    )
+    await session.execute(
+        sa.delete(item_popularity).where(
+            item_popularity.c.sku.in_(wanted), item_popularity.c.weight <= trend_eps
+        )
+    )
+
+
 async def _record_lines(session: AsyncSession, order_id: str, lines: dict[str, int]) -> None:
     if not lines:
         return
@@ -410,7 +464,11 @@ async def paid_stats(session: AsyncSession, customer_id: str) -> PaidStats | Non
                 sa.func.min(orders.c.paid_at).label("first"),
                 sa.func.max(orders.c.paid_at).label("last"),
             )
-            .where(orders.c.customer_id == customer_id, orders.c.paid_at.is_not(None))
+            .where(
+                orders.c.customer_id == customer_id,
+                orders.c.paid_at.is_not(None),
+                orders.c.cancelled_at.is_(None),
+            )
             .group_by(orders.c.currency)
             .order_by(sa.desc("n"), sa.desc("m"))
             .limit(1)

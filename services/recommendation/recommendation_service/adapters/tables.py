@@ -81,6 +81,7 @@ orders = sa.Table(
     sa.Column("total_minor", sa.BigInteger, nullable=False),
     sa.Column("placed_at", TZ, nullable=True),
     sa.Column("paid_at", TZ, nullable=True),
+    sa.Column("cancelled_at", TZ, nullable=True),
 )
 sa.Index("ix_orders_customer_paid", orders.c.customer_id, orders.c.paid_at)
 sa.Index("ix_orders_placed", orders.c.placed_at)

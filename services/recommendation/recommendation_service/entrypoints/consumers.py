@@ -57,6 +57,11 @@ def register(service: Service, params: ModelParams) -> None:
             raise PoisonEvent(f"OrderPaid {envelope.event_id} has no order or customer id")
         await handlers.apply_order_paid(uow, envelope.event_id, msg, params, envelope.time)
 
+    async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
+        msg = envelope.message
+        assert isinstance(msg, order_events.OrderCancelled)
+        await handlers.apply_order_cancelled(uow, msg, params)
+
     async def on_sku_upserted(uow: UnitOfWork, envelope: Envelope) -> None:
         msg = envelope.message
         assert isinstance(msg, inventory_events.SkuUpserted)
@@ -79,6 +84,7 @@ def register(service: Service, params: ModelParams) -> None:
         {
             "ecomops.order.v1.OrderPlaced": on_order_placed,
             "ecomops.order.v1.OrderPaid": on_order_paid,
+            "ecomops.order.v1.OrderCancelled": on_order_cancelled,
             "ecomops.inventory.v1.SkuUpserted": on_sku_upserted,
             "ecomops.inventory.v1.StockLevelChanged": on_stock_level,
         },

@@ -39,6 +39,7 @@ from ..domain.models import (
     popularity_increment,
     rank_neighbours,
     rate,
+    scaled,
     session_increments,
     unscale,
     validate_behavior,
@@ -261,6 +262,41 @@ async def apply_order_paid(
     await repo.apply_increments(session, inc)
     _observe_lag("order", created_at)
     return await refresh_segment(uow, msg.customer_id)
+
+
+async def apply_order_cancelled(
+    uow: UnitOfWork, msg: order_events.OrderCancelled, params: ModelParams
+) -> CustomerRfm | None:
+    """A cancelled paid order is refunded: its basket, purchases and spend are taken back
+    (scaled weights are additive, so subtracting the same increments undoes them exactly)."""
+    session = uow.session
+    cancelled = await repo.cancel_order(session, msg.order_id, utcnow())
+    if cancelled is None:
+        return None
+    customer, paid_at, lines = cancelled
+    if paid_at is None:
+        return None
+    inc = basket_increments(lines, paid_at, params)
+    for sku, quantity in lines.items():
+        inc.popularity[sku] = popularity_increment(
+            sku, InteractionKind.PURCHASE, quantity, paid_at, params
+        )
+    negative = Increments(
+        counts={k: -w for k, w in inc.counts.items()},
+        pairs={k: -w for k, w in inc.pairs.items()},
+        totals={k: -w for k, w in inc.totals.items()},
+        popularity={k: -w for k, w in inc.popularity.items()},
+    )
+    await repo.apply_increments(session, negative)
+    # Float residue of an add-then-subtract is ~1e-16 relative: drop what is left near zero.
+    await repo.forget_purchases(
+        session,
+        msg.order_id,
+        sorted(lines),
+        scaled(paid_at, params.rate) * 1e-9,
+        scaled(paid_at, params.trending_rate) * 1e-9,
+    )
+    return await refresh_segment(uow, customer)
 
 
 async def apply_sku_upserted(uow: UnitOfWork, msg: inventory_events.SkuUpserted) -> None:

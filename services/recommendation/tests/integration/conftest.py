@@ -105,6 +105,20 @@ class Publisher:
         )
         return order_id
 
+    async def cancel(self, customer: str, order_id: str, *, was_paid: bool = True) -> None:
+        await self.send(
+            "ecomops.order.v1",
+            order_id,
+            orders.OrderCancelled(
+                order_id=order_id,
+                customer_id=customer,
+                reason="customer",
+                was_paid=was_paid,
+                cancelled_at=timestamp(datetime.now(UTC)),
+            ),
+            "order",
+        )
+
 
 @pytest.fixture(scope="session")
 async def rec_db(stack_env: None) -> str:

@@ -396,3 +396,26 @@ async def test_rebuild_reproduces_the_incremental_model(
     assert [i["sku"] for i in after["items"]] == [i["sku"] for i in before["items"]]
     for x, y in zip(after["items"], before["items"], strict=True):
         assert x["score"] == pytest.approx(y["score"], rel=1e-6)
+
+
+async def test_a_cancelled_paid_order_is_taken_back(
+    client: httpx.AsyncClient, publisher: Publisher
+) -> None:
+    a, b, c = await catalogue(publisher, "cx", 3)
+    first, second = unique("cust"), unique("cust")
+    order = await publisher.paid(first, [a, b], total=999)
+    await publisher.paid(second, [a, c])
+
+    async def both() -> None:
+        got = await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together")
+        assert set(got) == {b, c}, got
+
+    await eventually(both, timeout=15)
+    await publisher.cancel(first, order)
+
+    async def only_c() -> None:
+        assert await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together") == [c]
+
+    await eventually(only_c, timeout=15)
+    r = await client.get(f"/v1/segments/customers/{second}", headers=ops())
+    assert r.status_code == 200 and r.json()["frequency"] == 1
