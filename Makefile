@@ -33,8 +33,9 @@ proto: deps ## regenerate libs/contracts from proto/
 test: deps tools ## lint, types, contracts, chart checks and the whole test suite on a throw-away stack
 	@bash scripts/test.sh
 
-lint: ## ruff
+lint: ## ruff check and ruff format --check
 	@$(BIN)/ruff check libs services tests bench scripts deploy
+	@$(BIN)/ruff format --check libs services tests bench scripts deploy
 
 typecheck: ## mypy (strict on libs/ and services/)
 	@$(BIN)/mypy libs/ecomops_platform services

@@ -6,8 +6,9 @@ BIN=.venv/bin
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "lint (ruff)"
+step "lint (ruff check, ruff format --check)"
 $BIN/ruff check libs services tests bench scripts deploy
+$BIN/ruff format --check libs services tests bench scripts deploy
 step "types (mypy)"
 $BIN/mypy libs/ecomops_platform services
 step "contracts (buf lint, buf breaking, generated code)"
