@@ -252,3 +252,34 @@ def test_churn_risk_follows_the_customers_rhythm() -> None:
 def test_rates_are_decimals_and_undefined_for_empty_steps() -> None:
     assert str(rate(1, 4)) == "0.2500"
     assert rate(1, 0) is None
+
+
+@given(baskets, st.integers(min_value=0, max_value=11))
+@settings(max_examples=40, deadline=None)
+def test_subtracting_a_cancelled_basket_restores_the_model_without_it(
+    data: list[tuple[list[str], datetime]], drop: int
+) -> None:
+    """What a cancelled paid order does: the same increments, negated."""
+    from recommendation_service.domain.models import Increments
+
+    if not data:
+        return
+    drop %= len(data)
+    without = InMemoryModel(PARAMS)
+    for i, (items, at) in enumerate(data):
+        if i != drop:
+            without.apply(basket_increments(items, at, PARAMS))
+    model = InMemoryModel(PARAMS)
+    for items, at in data:
+        model.apply(basket_increments(items, at, PARAMS))
+    inc = basket_increments(*data[drop], PARAMS)
+    model.apply(
+        Increments(
+            counts={k: -w for k, w in inc.counts.items()},
+            pairs={k: -w for k, w in inc.pairs.items()},
+            totals={k: -w for k, w in inc.totals.items()},
+        )
+    )
+    scale = max(inc.counts.values())
+    for key, value in model.counts.items():
+        assert value == pytest.approx(without.counts.get(key, 0.0), abs=scale * 1e-9)
