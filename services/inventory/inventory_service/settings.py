@@ -20,6 +20,7 @@ class InventorySettings(ServiceSettings):
     reservation_default_ttl_seconds: int = Field(default=900, ge=1)
     reservation_max_ttl_seconds: int = Field(default=3600, ge=1)
     reservation_max_lines: int = Field(default=100, ge=1)
+    reservation_sku_concurrency: int = Field(default=8, ge=0)
     expiry_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     expiry_sweep_batch: int = Field(default=200, ge=1)
 

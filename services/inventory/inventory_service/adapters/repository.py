@@ -189,6 +189,36 @@ async def hold(session: AsyncSession, alloc: Allocation, now: datetime) -> RowLe
     return _row(row) if row else None
 
 
+async def skus_with_candidates(
+    session: AsyncSession, skus: Sequence[str]
+) -> tuple[dict[str, Sku], dict[str, list[Candidate]]]:
+    """The SKUs and where they are stocked, in one round trip (the reservation hot path)."""
+    rows = (
+        await session.execute(
+            sa.select(
+                t.skus,
+                t.stock.c.warehouse.label("wh"),
+                (t.stock.c.on_hand - t.stock.c.reserved).label("available"),
+                t.warehouses.c.region.label("wh_region"),
+                t.warehouses.c.priority.label("wh_priority"),
+            )
+            .select_from(
+                t.skus.outerjoin(t.stock, t.stock.c.sku == t.skus.c.sku).outerjoin(
+                    t.warehouses, t.warehouses.c.code == t.stock.c.warehouse
+                )
+            )
+            .where(t.skus.c.sku.in_(list(skus)))
+        )
+    ).all()
+    found: dict[str, Sku] = {}
+    pools: dict[str, list[Candidate]] = {s: [] for s in skus}
+    for r in rows:
+        found.setdefault(r.sku, _sku(r))
+        if r.wh is not None:
+            pools[r.sku].append(Candidate(r.wh, int(r.available), r.wh_region, int(r.wh_priority)))
+    return found, pools
+
+
 async def hold_and_allocate(
     session: AsyncSession, reservation_id: str, alloc: Allocation, now: datetime
 ) -> tuple[RowLevel, StockLevel] | None:

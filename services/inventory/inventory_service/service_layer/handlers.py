@@ -6,8 +6,11 @@ writes (see adapters.repository); events are recorded in the outbox of the same 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -291,9 +294,13 @@ async def reserve_stock(
         settings.reservation_max_ttl_seconds,
     )
     region = cmd.region or None
+    gate = _gate(settings.reservation_sku_concurrency)
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            return await _reserve_once(uow, cmd.reservation_id, lines, ttl, region, now or utcnow())
+            async with gate.hold([ln.sku for ln in lines]):
+                return await _reserve_once(
+                    uow, cmd.reservation_id, lines, ttl, region, now or utcnow()
+                )
         except DBAPIError as exc:
             if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                 raise
@@ -305,6 +312,50 @@ async def reserve_stock(
                 "the stock database is saturated; retry shortly", retry_after=1
             ) from None
     raise AssertionError("unreachable")
+
+
+class SkuGate:
+    """At most ``limit`` reservation transactions per SKU at a time in this process.
+
+    Every reservation of one SKU serialises on its stock row anyway; letting hundreds of
+    transactions queue on that row lock (each holding a pooled connection) only slows the lock
+    holder down and starves the pool for every other request. Waiting here instead keeps the
+    database queue short. Semaphores are acquired in SKU order (no deadlock) and belong to the
+    running event loop.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._sems: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, skus: Sequence[str]) -> AsyncIterator[None]:
+        if self.limit <= 0:
+            yield
+            return
+        sems = self._sems.setdefault(asyncio.get_running_loop(), {})
+        async with contextlib.AsyncExitStack() as stack:
+            for sku in sorted(set(skus)):
+                sem = sems.get(sku)
+                if sem is None:
+                    if len(sems) > 10_000:  # forget idle SKUs
+                        for key in [k for k, v in sems.items() if v._value == self.limit]:
+                            del sems[key]
+                    sem = sems[sku] = asyncio.Semaphore(self.limit)
+                await stack.enter_async_context(sem)
+            yield
+
+
+_gates: dict[int, SkuGate] = {}
+
+
+def _gate(limit: int) -> SkuGate:
+    gate = _gates.get(limit)
+    if gate is None:
+        gate = _gates[limit] = SkuGate(limit)
+    return gate
 
 
 def _replay(existing: Reservation, lines: Sequence[Line]) -> tuple[Reservation, bool]:
@@ -327,11 +378,22 @@ async def _reserve_once(
 ) -> tuple[Reservation, bool]:
     async with uow:
         s = uow.session
-        existing = await repo.get_reservation(s, reservation_id)
-        if existing is not None:
+        reservation = Reservation(
+            reservation_id=reservation_id,
+            status=ReservationStatus.HELD,
+            expires_at=now + timedelta(seconds=ttl),
+            lines=lines,
+            region=region,
+            created_at=now,
+        )
+        # Claim the id first: a retry (or a concurrent duplicate, once the first commits) finds
+        # the existing reservation and gets the same answer. Any refusal below rolls it back.
+        if not await repo.insert_reservation(s, reservation):
+            existing = await repo.get_reservation(s, reservation_id)
+            assert existing is not None
             return _replay(existing, lines)
         skus = [ln.sku for ln in lines]
-        known = await repo.get_skus(s, skus)
+        known, pools = await repo.skus_with_candidates(s, skus)
         bad = [
             {"sku": sku, "reason": "unknown" if sku not in known else "discontinued"}
             for sku in skus
@@ -342,24 +404,10 @@ async def _reserve_once(
             raise Unprocessable(
                 f"these SKUs cannot be reserved: {names}", code="unknown-sku", skus=bad
             )
-        pools = await repo.candidates(s, skus)
         available = {sku: sum(max(0, c.available) for c in pools[sku]) for sku in skus}
         short = shortages(lines, available)
         if short:
             raise shortage_error(short)
-        reservation = Reservation(
-            reservation_id=reservation_id,
-            status=ReservationStatus.HELD,
-            expires_at=now + timedelta(seconds=ttl),
-            lines=lines,
-            region=region,
-            created_at=now,
-        )
-        if not await repo.insert_reservation(s, reservation):
-            # A concurrent request with the same id won the insert and has committed.
-            existing = await repo.get_reservation(s, reservation_id)
-            assert existing is not None
-            return _replay(existing, lines)
         allocations: list[Allocation] = []
         levels: dict[str, StockLevel] = {}
         for line in lines:
