@@ -56,7 +56,7 @@ model_update_seconds = Histogram(
     ["source"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
-segment_changes_total = Gauge(
+segment_refresh_last_batch = Gauge(
     "recommendation_segment_refresh_last_batch", "Customers re-scored in the last refresh batch"
 )
 
@@ -383,7 +383,7 @@ async def refresh_stale_segments(uow: UnitOfWork, *, older_than: timedelta, batc
         for customer_id in customers:
             await refresh_segment(uow, customer_id)
         await uow.commit()
-    segment_changes_total.set(len(customers))
+    segment_refresh_last_batch.set(len(customers))
     return len(customers)
 
 
