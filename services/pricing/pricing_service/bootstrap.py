@@ -33,7 +33,7 @@ def create_service(
     )
     service.include_router(rest.build_router(service, settings))
     service.add_grpc(grpc.register(service, settings))
-    service.subscribe(consumers.TOPICS, consumers.HANDLERS)
+    service.subscribe(consumers.TOPICS, consumers.HANDLERS, name=settings.consumer_name)
 
     async def sweep() -> None:
         await handlers.sweep_unconfirmed(service.uow, settings)

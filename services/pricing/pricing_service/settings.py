@@ -29,5 +29,8 @@ class PricingSettings(ServiceSettings):
     redemption_sweep_interval_seconds: float = Field(default=30.0, gt=0)
     # Days of sales behind the velocity used by suggestions.
     velocity_window_days: int = Field(default=28, ge=1)
+    # Consumer group suffix: "main" joins group ecomops-pricing; another name joins
+    # ecomops-pricing-<name> (an isolated copy, e.g. for tests sharing a Kafka with a deployment).
+    consumer_name: str = Field(default="main", pattern=r"^[a-z0-9-]{1,40}$")
     # Competitor observations older than this are ignored by suggestions.
     competitor_max_age_days: int = Field(default=14, ge=1)

@@ -9,6 +9,8 @@ metadata = sa.MetaData()
 
 TS = sa.DateTime(timezone=True)
 RATE = sa.Numeric(12, 6)
+# (price - cost - ...) / price: at least -10^12 with the amount limits, so wide enough.
+MARGIN = sa.Numeric(30, 8)
 
 # The SKU registry copy, from inventory's SkuUpserted events.
 skus = sa.Table(
@@ -40,7 +42,7 @@ prices = sa.Table(
     sa.Column("unit_cost_minor", sa.BigInteger, nullable=False),
     sa.Column("commission_rate", RATE, nullable=False),
     sa.Column("marketing_cost_rate", RATE, nullable=False),
-    sa.Column("gross_margin", sa.Numeric(20, 8), nullable=False),
+    sa.Column("gross_margin", MARGIN, nullable=False),
     sa.Column("margin_floor", RATE, nullable=False),
     sa.Column("below_floor", sa.Boolean, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
@@ -60,7 +62,7 @@ price_history = sa.Table(
     sa.Column("unit_cost_minor", sa.BigInteger, nullable=False),
     sa.Column("commission_rate", RATE, nullable=False),
     sa.Column("marketing_cost_rate", RATE, nullable=False),
-    sa.Column("gross_margin", sa.Numeric(20, 8), nullable=False),
+    sa.Column("gross_margin", MARGIN, nullable=False),
     sa.Column("below_floor", sa.Boolean, nullable=False),
     sa.Column("changed_by", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),

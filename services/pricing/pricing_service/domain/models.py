@@ -14,6 +14,9 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from ecomops_platform.errors import Unprocessable
 
 MARGIN_PLACES = Decimal("0.0001")
+# Largest amount accepted anywhere (10^12 minor units): a quote of 100 lines x 1000 units stays
+# far inside a 64-bit integer.
+MAX_MINOR = 10**12
 
 # ISO-4217 active alphabetic codes (fixed list; funds and precious-metal codes excluded).
 _ISO_4217_CODES = (
@@ -110,10 +113,14 @@ class PriceTerms:
 
 
 def validate_price_terms(terms: PriceTerms) -> None:
-    if terms.list_price_minor <= 0:
-        raise Unprocessable("list_price_minor must be positive", code="invalid-price")
-    if terms.unit_cost_minor < 0:
-        raise Unprocessable("unit_cost_minor must not be negative", code="invalid-price")
+    if not 0 < terms.list_price_minor <= MAX_MINOR:
+        raise Unprocessable(
+            f"list_price_minor must be between 1 and {MAX_MINOR}", code="invalid-price"
+        )
+    if not 0 <= terms.unit_cost_minor <= MAX_MINOR:
+        raise Unprocessable(
+            f"unit_cost_minor must be between 0 and {MAX_MINOR}", code="invalid-price"
+        )
     check_rate("commission_rate", terms.commission_rate)
     check_rate("marketing_cost_rate", terms.marketing_cost_rate)
 
@@ -235,7 +242,7 @@ def validate_promotion_terms(
         if percent is None or not percent.is_finite() or percent <= 0 or percent > 1:
             raise bad("a percent promotion needs value as a decimal in (0, 1]", "value")
     elif kind is PromotionKind.FIXED_AMOUNT:
-        if amount_minor is None or amount_minor <= 0:
+        if amount_minor is None or not 0 < amount_minor <= MAX_MINOR:
             raise bad("a fixed_amount promotion needs value in minor units (> 0)", "value")
         if currency is None:
             raise bad("a fixed_amount promotion needs a currency", "currency")
@@ -243,8 +250,8 @@ def validate_promotion_terms(
         not buy_quantity or not get_quantity or buy_quantity < 1 or get_quantity < 1
     ):
         raise bad("a buy_x_get_y promotion needs value {buy >= 1, get >= 1}", "value")
-    if min_subtotal_minor < 0:
-        raise bad("min_subtotal_minor must not be negative", "min_subtotal_minor")
+    if not 0 <= min_subtotal_minor <= MAX_MINOR * 1000:
+        raise bad("min_subtotal_minor is out of range", "min_subtotal_minor")
     if min_subtotal_minor > 0 and currency is None:
         raise bad("min_subtotal_minor needs a currency", "currency")
     if starts_at.tzinfo is None or ends_at.tzinfo is None:

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictInt
 
 from ecomops_platform.rest import RequestModel, ResponseModel
 
-from ..domain.models import Promotion, fmt_rate
+from ..domain.models import MAX_MINOR, Promotion, fmt_rate
 from ..domain.records import (
     CompetitorPriceRecord,
     PriceChangeRecord,
@@ -27,8 +27,8 @@ from ..domain.records import (
     Suggestion,
 )
 
-Minor = Annotated[StrictInt, Field(ge=0, le=10**15)]
-PositiveMinor = Annotated[StrictInt, Field(ge=1, le=10**15)]
+Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR)]
+PositiveMinor = Annotated[StrictInt, Field(ge=1, le=MAX_MINOR)]
 Rate = Annotated[Decimal, Field(ge=0, le=1, max_digits=12, decimal_places=6)]
 Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["EUR"])]
 Sku = Annotated[str, Field(min_length=1, max_length=100)]

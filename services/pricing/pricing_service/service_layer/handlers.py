@@ -23,6 +23,7 @@ from ..adapters import events
 from ..adapters.repository import PricingRepository
 from ..adapters.tables import REDEEMED, RELEASED
 from ..domain.models import (
+    MAX_MINOR,
     REASON_TEXT,
     BasketLine,
     PriceTerms,
@@ -834,8 +835,8 @@ async def set_competitor_price(
 ) -> CompetitorPriceRecord:
     now = now or utcnow()
     currency = check_currency(currency)
-    if price_minor <= 0:
-        raise Unprocessable("price_minor must be positive", code="invalid-price")
+    if not 0 < price_minor <= MAX_MINOR:
+        raise Unprocessable(f"price_minor must be between 1 and {MAX_MINOR}", code="invalid-price")
     if not competitor.strip():
         raise Unprocessable("competitor must not be empty", code="invalid-competitor")
     if observed_at.tzinfo is None:

@@ -24,7 +24,9 @@ from pricing_service.settings import PricingSettings
 async def pricing(stack_env: None) -> AsyncIterator[Service]:
     url = os.environ["PRICING_DATABASE_URL"]
     await upgrade_async("pricing", url)
-    settings = PricingSettings(database_url=url, http_port=0, grpc_port=0)
+    # Its own consumer group: other pricing processes on the shared dev Kafka (a running
+    # `ecomops serve pricing`) must not take partitions away from the service under test.
+    settings = PricingSettings(database_url=url, http_port=0, grpc_port=0, consumer_name="tests")
     service = create_service(settings)
     async with service.running():
         yield service

@@ -117,6 +117,23 @@ async def test_price_input_is_refused_when_invalid(
     ):
         response = await client.put(f"/v1/prices/{sku}", json=bad, headers=ops())
         assert response.status_code == 422, bad
+    extreme = await client.put(
+        f"/v1/prices/{sku}",
+        json={
+            "currency": "EUR",
+            "list_price_minor": 1,
+            "unit_cost_minor": 10**12,
+            "allow_below_floor": True,
+            "reason": "data entry test",
+        },
+        headers=ops(),
+    )
+    assert extreme.status_code == 200, extreme.text
+    assert extreme.json()["gross_margin"] == "-999999999999.0000"
+    too_big = await client.put(
+        f"/v1/prices/{sku}", json={**good, "list_price_minor": 10**12 + 1}, headers=ops()
+    )
+    assert too_big.status_code == 422
     forbidden = await client.put(f"/v1/prices/{sku}", json=good, headers=bearer("c", "customer"))
     assert forbidden.status_code == 403
     missing = await client.get(f"/v1/prices/{sku}", params={"currency": "USD"}, headers=ops())
