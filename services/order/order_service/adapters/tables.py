@@ -66,12 +66,15 @@ orders = sa.Table(
     sa.Column("cancel_reason", sa.String(200), nullable=True),
     sa.Column("cancelled_at", TZ, nullable=True),
     sa.Column("delivered_at", TZ, nullable=True),
+    # Who placed it ("customer:<id>", "partner:<id>", ...): partners see the orders they placed.
+    sa.Column("placed_by", sa.String(250), nullable=True),
     sa.CheckConstraint("total_minor >= 0", name="ck_orders_total_non_negative"),
     sa.CheckConstraint(
         "refunded_minor >= 0 AND refunded_minor <= total_minor", name="ck_orders_refund_bounded"
     ),
     sa.Index("ix_orders_customer_placed", "customer_id", "placed_at", "id"),
     sa.Index("ix_orders_placed", "placed_at", "id"),
+    sa.Index("ix_orders_placed_by", "placed_by", "placed_at", "id"),
     sa.Index(
         "ix_orders_payment_due",
         "payment_due_at",

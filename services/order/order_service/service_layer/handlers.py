@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ecomops.risk.v1 import events_pb2 as risk_events
-from ecomops_platform.auth import Caller
+from ecomops_platform.auth import Caller, Role
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import (
     PROBLEM_BASE,
@@ -323,6 +323,7 @@ async def checkout(
         "risk_decision": assessment.decision,
         "risk_reasons": reasons,
         "cart_id": cart_id,
+        "placed_by": _actor(caller),
     }
     repo = OrderRepository(uow.session)
     actor = _actor(caller)
@@ -472,15 +473,29 @@ async def checkout_cart(
 
 
 # --- reading orders -------------------------------------------------------------------------
+def may_see_order(caller: Caller, row: Any, *, fulfilment: bool = False) -> bool:
+    """Customers see their own orders; partners the orders they placed (marketplaces), and any
+    order for fulfilment (carriers post shipments and deliveries); ops and services all."""
+    if caller.is_customer:
+        return bool(row.customer_id == caller.subject)
+    if caller.role is Role.PARTNER and not fulfilment:
+        return bool(row.placed_by == _actor(caller))
+    return True
+
+
 async def _order_for(
-    uow: UnitOfWork, caller: Caller, order_id: str, *, for_update: bool
+    uow: UnitOfWork,
+    caller: Caller,
+    order_id: str,
+    *,
+    for_update: bool,
+    fulfilment: bool = False,
 ) -> tuple[Order, Any, OrderRepository]:
     repo = OrderRepository(uow.session)
     loaded = await repo.get(order_id, for_update=for_update)
-    if loaded is None:
+    if loaded is None or not may_see_order(caller, loaded[1], fulfilment=fulfilment):
         raise NotFound(f"order {order_id} not found")
     order, row = loaded
-    _owned(caller, order.customer_id, "order", order_id)
     return order, row, repo
 
 
@@ -514,6 +529,8 @@ async def list_orders(
     query = sa.select(orders.c.id, orders.c.placed_at)
     if caller.is_customer:
         query = query.where(orders.c.customer_id == caller.subject)
+    elif caller.role is Role.PARTNER:
+        query = query.where(orders.c.placed_by == _actor(caller))
     if status:
         query = query.where(orders.c.status == status)
     if position is not None:
@@ -590,7 +607,9 @@ async def create_shipment(
     tracking_number: str,
 ) -> tuple[int, Any, bool]:
     async def action() -> tuple[int, Any]:
-        order, _row, repo = await _order_for(uow, caller, order_id, for_update=True)
+        order, _row, repo = await _order_for(
+            uow, caller, order_id, for_update=True, fulfilment=True
+        )
         now = deps.clock()
         wanted = merge_quantities(lines) if lines else None
         before = {line.sku: line.shipped_quantity for line in order.lines}
@@ -645,7 +664,9 @@ async def confirm_delivery(
     uow: UnitOfWork, deps: Deps, caller: Caller, *, order_id: str
 ) -> dict[str, Any]:
     async with uow:
-        order, _row, repo = await _order_for(uow, caller, order_id, for_update=True)
+        order, _row, repo = await _order_for(
+            uow, caller, order_id, for_update=True, fulfilment=True
+        )
         now = deps.clock()
         order.deliver(at=now, actor=_actor(caller))
         await repo.save(order, at=now)

@@ -364,3 +364,17 @@ async def test_grpc_place_and_get_order(order_service, customer, address) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await stub.GetOrderKpis(kpi_req, metadata=meta, timeout=10)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_partners_see_only_the_orders_they_placed(api, place, customer) -> None:
+    market = bearer(unique("market"), "partner")
+    other = bearer(unique("market"), "partner")
+    cid = unique("cust")
+    mine = (await placed(place, market, customer_id=cid))["order_id"]
+    _, headers = customer()
+    someone_elses = (await placed(place, headers))["order_id"]
+    assert (await api.get(f"/v1/orders/{mine}", headers=market)).json()["customer_id"] == cid
+    assert (await api.get(f"/v1/orders/{mine}", headers=other)).status_code == 404
+    assert (await api.get(f"/v1/orders/{someone_elses}", headers=market)).status_code == 404
+    listed = (await api.get("/v1/orders", headers=market)).json()["items"]
+    assert [o["order_id"] for o in listed] == [mine]
