@@ -3,7 +3,7 @@
 Measured in one run, against the same PostgreSQL:
 
 * the service over REST (``POST /v1/reservations``, one unit per reservation, each client with
-  its own token) — what the order service and partners see;
+  its own token; the clients run in a separate process) — what the order service sees;
 * the same through the handler path in-process (no HTTP), to show what HTTP costs;
 * baseline: ``pgbench`` with the same client count running the same conditional UPDATE
   (``... WHERE on_hand - reserved >= 1``) on a scratch table, one statement per transaction;
@@ -17,21 +17,21 @@ Assumes the stack's environment is exported (INVENTORY_DATABASE_URL, ECOMOPS_*).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
 from ecomops_platform.migrations import upgrade_async
-from ecomops_platform.testing import token, unique
+from ecomops_platform.testing import unique
 from inventory_service.bootstrap import create_service
 from inventory_service.domain.models import AdjustmentReason, Line, SkuStatus
 from inventory_service.service_layer import handlers as h
@@ -67,30 +67,77 @@ async def _setup_sku(svc: Any, units: int) -> str:
     return sku
 
 
-async def _rest_phase(base: str, sku: str, clients: int, per_client: int) -> tuple[int, int, float]:
+_LOAD_SCRIPT = r"""
+import asyncio, json, sys, time, uuid
+import httpx
+from ecomops_platform.testing import token
+
+base, sku, clients, per_client = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+
+async def main():
     ok = conflict = 0
+    other = []
+    retries = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
 
-        async def client(n: int) -> None:
+        async def client(n):
             nonlocal ok, conflict
-            headers = {"Authorization": f"Bearer {token(f'bench-{n}', 'service')}"}
+            headers = {"Authorization": "Bearer " + token(f"bench-{n}", "service")}
             for _ in range(per_client):
-                r = await http.post(
-                    "/v1/reservations",
-                    json={"reservation_id": unique("fr"), "lines": [{"sku": sku, "quantity": 1}]},
-                    headers=headers,
-                )
+                rid = "fr-" + uuid.uuid4().hex
+                body = {"reservation_id": rid, "lines": [{"sku": sku, "quantity": 1}]}
+                for attempt in range(5):
+                    try:
+                        r = await http.post("/v1/reservations", json=body, headers=headers)
+                        break
+                    except httpx.TransportError as exc:
+                        # retry with the same reservation_id: idempotent, never a second hold
+                        retries.append(type(exc).__name__)
+                        await asyncio.sleep(0.1 * (attempt + 1))
+                else:
+                    other.append("transport errors")
+                    continue
                 if r.status_code == 201:
                     ok += 1
                 elif r.status_code == 409:
                     conflict += 1
                 else:
-                    raise RuntimeError(f"unexpected {r.status_code}: {r.text[:200]}")
+                    other.append(f"{r.status_code}: {r.text[:200]}")
 
         started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(clients)))
-        return ok, conflict, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+    result = {"ok": ok, "conflict": conflict, "other": other, "elapsed": elapsed}
+    print(json.dumps(result | {"retries": len(retries)}))
+
+
+asyncio.run(main())
+"""
+
+
+async def _rest_phase(base: str, sku: str, clients: int, per_client: int) -> tuple[int, int, float]:
+    """The load runs in a separate process (as real clients would), not on the service's loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _LOAD_SCRIPT,
+        base,
+        sku,
+        str(clients),
+        str(per_client),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed with {proc.returncode}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    if result["other"]:
+        raise RuntimeError(f"unexpected answers: {result['other'][:3]}")
+    if result["retries"]:
+        print(f"load generator: {result['retries']} transport errors retried", file=sys.stderr)
+    return int(result["ok"]), int(result["conflict"]), float(result["elapsed"])
 
 
 async def _handler_phase(

@@ -35,7 +35,6 @@ class InventorySettings(ServiceSettings):
     forecast_season_length: int = Field(default=7, ge=1)
     service_level: Decimal = Field(default=Decimal("0.95"), gt=0, lt=1)
     default_lead_time_days: int = Field(default=7, ge=0)
-    review_period_days: int = Field(default=7, ge=1)
     jit_cover_days: int = Field(default=7, ge=1)
     batch_cover_days: int = Field(default=60, ge=1)
     standard_cover_days: int = Field(default=30, ge=1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ecomops_platform.db import UnitOfWork, utcnow
@@ -302,6 +302,12 @@ async def reserve_stock(
                     uow, cmd.reservation_id, lines, ttl, region, now or utcnow()
                 )
         except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise DependencyUnavailable(
+                    "the stock database connection failed; retry with the same reservation_id "
+                    "(idempotent: a hold that did commit is returned, never doubled)",
+                    retry_after=1,
+                ) from exc
             if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                 raise
             log.warning("reservation %s hit a deadlock; retrying", cmd.reservation_id)

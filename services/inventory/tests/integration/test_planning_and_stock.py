@@ -65,12 +65,10 @@ async def test_sku_upsert_and_cursor_pagination(
     client: httpx.AsyncClient, make_sku: Callable[..., Any]
 ) -> None:
     category = unique("cat")
-    skus = sorted(
-        [await make_sku(category=category) for _ in range(3)]
-        + [await make_sku(category=category, status="discontinued")]
-    )
+    active_skus = [await make_sku(category=category) for _ in range(3)]
+    skus = sorted([*active_skus, await make_sku(category=category, status="discontinued")])
     r = await client.put(
-        f"/v1/skus/{skus[0]}",
+        f"/v1/skus/{active_skus[0]}",
         json={"title": "Renamed", "category": category, "status": "active", "brand": "B"},
         headers=OPS,
     )
