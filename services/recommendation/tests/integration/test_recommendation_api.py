@@ -151,10 +151,14 @@ async def test_bought_together_is_fresh_and_never_out_of_stock_or_discontinued(
         return got
 
     got = await eventually(both, timeout=15)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 15  # fresh: seconds from the event to the answer
     assert got == [b, c]  # b was bought with a twice
     r = await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     assert r.json()["items"][0]["reason"] == "often bought with Item bt0"
+    # the event-to-model lag is exported for SREs
+    metrics = (await client.get("/metrics")).text
+    assert "# TYPE recommendation_model_lag_seconds gauge" in metrics
+    assert "# TYPE recommendation_model_update_lag_seconds histogram" in metrics
     # b runs out of stock, c is discontinued: neither is recommended any more
     await publisher.stock(b, 0)
     await publisher.sku(c, "Item bt2", "x", status="discontinued")
@@ -162,7 +166,7 @@ async def test_bought_together_is_fresh_and_never_out_of_stock_or_discontinued(
     async def none_left() -> None:
         assert await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together") == []
 
-    await eventually(none_left, timeout=15)
+    await eventually(none_left, timeout=40)
 
 
 async def test_similar_items_from_sessions_and_personalised_recommendations(
@@ -186,7 +190,7 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
         got = await skus_of(client, f"/v1/recommendations/skus/{a}/similar")
         assert set(got[:2]) == {b, c} and got[2:] == [other], got
 
-    await eventually(similar, timeout=15)
+    await eventually(similar, timeout=40)
     r = await client.get(f"/v1/recommendations/skus/{a}/similar", headers=ops())
     first = r.json()["items"][0]
     assert first["reason"] == "often viewed with Item sim0"
@@ -212,10 +216,10 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
         assert r.status_code == 200, r.text
         items = r.json()["items"]
         assert {i["sku"] for i in items[:2]} == {b, c}, items
+        assert a not in [i["sku"] for i in items]  # already bought (once OrderPaid is applied)
         return list(items)
 
-    items = await eventually(personal, timeout=15)
-    assert a not in [i["sku"] for i in items]  # already bought
+    items = await eventually(personal, timeout=40)
     assert items[0]["reason"].startswith(("similar to Item sim0", "goes well with Item sim0"))
     # another customer's recommendations are not found, not forbidden
     r = await client.get(f"/v1/recommendations/customers/{second}", headers=headers)
@@ -243,7 +247,7 @@ async def test_cold_start_and_trending_by_category(
         assert [i["sku"] for i in items] == [hot, warm], items
         return list(items)
 
-    items = await eventually(trending, timeout=15)
+    items = await eventually(trending, timeout=40)
     assert items[0]["reason"] == f"trending in {cat}"
     assert items[0]["score"] > items[1]["score"] > 0
     # a customer with no history gets trending items overall
@@ -271,7 +275,7 @@ async def test_segments_follow_paid_orders_and_changes_are_published(
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    seg = await eventually(segment, timeout=15)
+    seg = await eventually(segment, timeout=40)
     assert seg["frequency"] == 1 and seg["monetary_minor"] == 1234 and seg["currency"] == "EUR"
     assert seg["recency_days"] == 0 and seg["segment"] == "new" and seg["churn_risk"] == "low"
     changed = await probe.wait_for(
@@ -332,7 +336,7 @@ async def test_funnel_by_category_and_range(
         assert (body["views"], body["add_to_carts"], body["orders"], body["paid"]) == (4, 1, 1, 1)
         return dict(body)
 
-    body = await eventually(funnel, timeout=15)
+    body = await eventually(funnel, timeout=40)
     assert body["view_to_cart_rate"] == "0.2500"
     assert body["cart_to_order_rate"] == "1.0000"
     assert body["view_to_paid_rate"] == "0.2500"
@@ -357,7 +361,7 @@ async def test_grpc_offers_the_same_operations(rec_service: Service, publisher: 
             )
             assert [i.sku for i in r.items] == [b]
 
-        await eventually(together, timeout=15)
+        await eventually(together, timeout=40)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RecordBehaviorEvents(
                 pb.RecordBehaviorEventsRequest(events=[pb.BehaviorEventInput(sku=a)]),
@@ -384,7 +388,7 @@ async def test_rebuild_reproduces_the_incremental_model(
         assert got == [b, c]
         return got
 
-    await eventually(ready, timeout=15)
+    await eventually(ready, timeout=40)
     before = (
         await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     ).json()
@@ -410,12 +414,12 @@ async def test_a_cancelled_paid_order_is_taken_back(
         got = await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together")
         assert set(got) == {b, c}, got
 
-    await eventually(both, timeout=15)
+    await eventually(both, timeout=40)
     await publisher.cancel(first, order)
 
     async def only_c() -> None:
         assert await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together") == [c]
 
-    await eventually(only_c, timeout=15)
+    await eventually(only_c, timeout=40)
     r = await client.get(f"/v1/segments/customers/{second}", headers=ops())
     assert r.status_code == 200 and r.json()["frequency"] == 1
