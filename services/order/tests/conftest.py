@@ -184,3 +184,9 @@ def address() -> dict[str, Any]:
 def fake_world() -> FakeWorld:
     """One set of fakes for the in-process service the integration tests share."""
     return make_world()
+
+
+@pytest.fixture(scope="session")
+def world_factory() -> Any:
+    """Fresh fakes per call (for hypothesis tests, where function fixtures are not reset)."""
+    return make_world

@@ -34,7 +34,8 @@ from ecomops_platform.idempotency import check_key
 
 from ..domain.cards import find_card_number
 from ..service_layer import handlers
-from ..service_layer.handlers import CheckoutInput, Deps
+from ..service_layer.handlers import Deps
+from ..service_layer.saga import CheckoutInput
 from . import schemas
 from .rest import card_number_refused, nul_refused
 

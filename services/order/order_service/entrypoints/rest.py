@@ -18,7 +18,8 @@ from ecomops_platform.rest import IdempotencyKey, require, stored_json
 
 from ..domain.cards import contains_card_number, find_card_number
 from ..service_layer import handlers
-from ..service_layer.handlers import CheckoutInput, Deps
+from ..service_layer.handlers import Deps
+from ..service_layer.saga import CheckoutInput
 from .schemas import (
     CancelIn,
     CartOut,

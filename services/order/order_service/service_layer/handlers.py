@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -24,7 +24,6 @@ from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import (
     PROBLEM_BASE,
     Conflict,
-    DependencyUnavailable,
     NotFound,
     Unprocessable,
 )
@@ -38,16 +37,15 @@ from ..adapters.repository import OrderRepository, iso, order_view
 from ..adapters.tables import cart_items, carts, orders, returns
 from ..domain.models import (
     Order,
-    OrderLine,
     OrderStatus,
     Return,
     ReturnStatus,
-    TimelineEntry,
     actor_of,
     merge_quantities,
 )
 from ..settings import OrderSettings
-from .ports import AssessmentRequest, Ports, Quote
+from .ports import Ports
+from .saga import CheckoutInput, SagaOutcome, run_checkout_saga
 
 log = logging.getLogger("order_service")
 
@@ -64,15 +62,6 @@ class Deps:
     settings: OrderSettings
     ports: Ports
     clock: Callable[[], datetime] = utcnow
-
-
-@dataclass
-class CheckoutInput:
-    currency: str
-    lines: dict[str, int]
-    shipping_address: dict[str, Any]
-    coupon_codes: list[str] = field(default_factory=list)
-    client: dict[str, Any] = field(default_factory=dict)
 
 
 def order_id_for(caller: Caller, operation: str, key: str) -> str:
@@ -240,40 +229,6 @@ def _rejected_problem(order_id: str, instance: str | None = None) -> dict[str, A
     return doc
 
 
-async def _compensate(deps: Deps, order_id: str, *, hold: bool, redemption: bool) -> None:
-    """Undo what the saga did on the other services; a failure is logged, the hold expires."""
-    if hold:
-        try:
-            await deps.ports.inventory.release(reservation_id=order_id)
-        except Exception as exc:  # noqa: BLE001 - the hold expires by itself
-            log.warning("could not release hold %s (it will expire): %s", order_id, exc)
-    if redemption:
-        try:
-            await deps.ports.pricing.release_redemption(order_id=order_id, reason="checkout_failed")
-        except Exception as exc:  # noqa: BLE001 - logged for ops; pricing also expires it
-            log.warning("could not release coupon redemption of %s: %s", order_id, exc)
-
-
-def _order_from_quote(order_id: str, customer_id: str, quote: Quote, now: datetime) -> Order:
-    return Order(
-        order_id=order_id,
-        customer_id=customer_id,
-        status=OrderStatus.AWAITING_PAYMENT,
-        currency=quote.currency,
-        lines=[
-            OrderLine(
-                sku=q.sku,
-                quantity=q.quantity,
-                unit_price_minor=q.unit_price_minor,
-                discount_minor=q.discount_minor,
-                total_minor=q.total_minor,
-            )
-            for q in quote.lines
-        ],
-        placed_at=now,
-    )
-
-
 async def checkout(
     uow: UnitOfWork,
     deps: Deps,
@@ -284,114 +239,62 @@ async def checkout(
     data: CheckoutInput,
     cart_id: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Quote → assessment → reservation → coupon redemption → store order + event.
-
-    Runs inside the caller's unit of work (the Idempotency-Key's transaction). Returns the
-    response to store: 201 with the order, or 422 ``order-rejected``.
-    """
-    if not data.lines:
-        raise Unprocessable("an order needs at least one line", code="empty-order")
-    ports, settings = deps.ports, deps.settings
-    quote = await ports.pricing.create_quote(
-        customer_id=customer_id,
-        currency=data.currency,
-        lines=data.lines,
-        coupon_codes=data.coupon_codes,
-    )
-    now = deps.clock()
-    order = _order_from_quote(order_id, customer_id, quote, now)
-    country = str(data.shipping_address.get("country") or "")
-    assessment = await ports.risk.assess_order(
-        AssessmentRequest(
-            order_id=order_id,
-            customer_id=customer_id,
-            amount_minor=quote.total_minor,
-            currency=quote.currency,
-            lines=quote.lines,
-            ip=str(data.client.get("ip") or ""),
-            device_id=str(data.client.get("device_id") or ""),
-            shipping_country=country,
-        )
-    )
-    reasons = [{"code": r.code, "detail": r.detail} for r in assessment.reasons]
-    columns: dict[str, Any] = {
-        "coupon_codes": list(quote.coupon_codes or data.coupon_codes),
-        "shipping_address": data.shipping_address,
-        "client": data.client,
-        "quote_id": quote.quote_id,
-        "assessment_id": assessment.assessment_id,
-        "risk_decision": assessment.decision,
-        "risk_reasons": reasons,
-        "cart_id": cart_id,
-        "placed_by": _actor(caller),
-    }
+    """The checkout saga (``saga.py``), storing the order and its event in the caller's unit of
+    work (the Idempotency-Key's transaction). Returns the response to store: 201 with the
+    order, or 422 ``order-rejected``."""
     repo = OrderRepository(uow.session)
     actor = _actor(caller)
-    if assessment.decision == "reject":
-        order.status = OrderStatus.REJECTED
-        order.timeline.append(TimelineEntry(OrderStatus.REJECTED.value, now, "risk", "rejected"))
+
+    async def store(outcome: SagaOutcome) -> None:
+        order, quote, assessment = outcome.order, outcome.quote, outcome.assessment
+        columns: dict[str, Any] = {
+            "coupon_codes": outcome.coupon_codes,
+            "shipping_address": data.shipping_address,
+            "client": data.client,
+            "quote_id": quote.quote_id,
+            "assessment_id": assessment.assessment_id,
+            "risk_decision": assessment.decision,
+            "risk_reasons": [{"code": r.code, "detail": r.detail} for r in assessment.reasons],
+            "cart_id": cart_id,
+            "placed_by": actor,
+            "reservation_expires_at": outcome.reservation_expires_at,
+        }
         async with uow:
             await repo.add(order, **columns)
-            uow.add_event(
-                ev.order_rejected(order, assessment_id=assessment.assessment_id), key=order_id
-            )
-            await uow.commit()
-        return 422, _rejected_problem(order_id)
-
-    review = assessment.decision == "review"
-    ttl = settings.review_reservation_ttl_seconds if review else settings.reservation_ttl_seconds
-    try:
-        expires = await ports.inventory.reserve(
-            reservation_id=order_id, lines=data.lines, ttl_seconds=ttl
-        )
-    except DependencyUnavailable:
-        # The hold may have been made just before the deadline: release it (or it expires).
-        await _compensate(deps, order_id, hold=True, redemption=False)
-        raise
-    expires = expires or now + timedelta(seconds=ttl)
-    redeemed = bool(columns["coupon_codes"])
-    try:
-        if redeemed:
-            await ports.pricing.redeem_quote(
-                quote_id=quote.quote_id, order_id=order_id, customer_id=customer_id, quote=quote
-            )
-        latest_due = expires - timedelta(seconds=min(settings.reservation_margin, 60.0))
-        if review:
-            order.status = OrderStatus.IN_REVIEW
-            order.review_deadline = min(
-                now + timedelta(seconds=settings.review_hold),
-                latest_due - timedelta(seconds=settings.payment_timeout),
-            )
-        else:
-            order.payment_due_at = max(
-                now, min(now + timedelta(seconds=settings.payment_timeout), latest_due)
-            )
-        order.timeline.append(TimelineEntry(order.status.value, now, actor, "order placed"))
-        async with uow:
-            await repo.add(order, reservation_expires_at=expires, **columns)
-            uow.add_event(
-                ev.order_placed(
+            if order.status is OrderStatus.REJECTED:
+                event: Any = ev.order_rejected(order, assessment_id=assessment.assessment_id)
+            else:
+                event = ev.order_placed(
                     order,
                     quote_id=quote.quote_id,
-                    coupon_codes=columns["coupon_codes"],
+                    coupon_codes=outcome.coupon_codes,
                     client=data.client,
-                    shipping_country=country,
+                    shipping_country=str(data.shipping_address.get("country") or ""),
                     assessment_id=assessment.assessment_id,
-                ),
-                key=order_id,
-            )
-            if cart_id is not None:
-                await uow.session.execute(
-                    sa.update(carts)
-                    .where(carts.c.id == cart_id)
-                    .values(status="checked_out", order_id=order_id, updated_at=now)
                 )
+                if cart_id is not None:
+                    await uow.session.execute(
+                        sa.update(carts)
+                        .where(carts.c.id == cart_id)
+                        .values(status="checked_out", order_id=order_id, updated_at=order.placed_at)
+                    )
+            uow.add_event(event, key=order_id)
             await uow.commit()
-    except BaseException:
-        await _compensate(deps, order_id, hold=True, redemption=redeemed)
-        raise
+
+    outcome = await run_checkout_saga(
+        deps.ports,
+        deps.settings,
+        now=deps.clock(),
+        order_id=order_id,
+        customer_id=customer_id,
+        actor=actor,
+        data=data,
+        store=store,
+    )
+    if outcome.order.status is OrderStatus.REJECTED:
+        return 422, _rejected_problem(order_id)
     row = await repo.get_row(order_id)
-    return 201, order_view(row, order, [], staff=caller.is_staff)
+    return 201, order_view(row, outcome.order, [], staff=caller.is_staff)
 
 
 async def place_order(

@@ -1,0 +1,169 @@
+"""The checkout saga, orchestration only: quote → assessment → reservation → coupon redemption
+→ store, with compensation. Persistence is the ``store`` callback (the handler writes the order
+and its event in the Idempotency-Key's transaction), so the orchestration is unit-tested with
+fakes of the ports and of the store.
+
+- reject: ``store`` is called with a ``rejected`` order; nothing is held.
+- out of stock (``OutOfStock`` from inventory): nothing is held, nothing stored.
+- a dependency unavailable before the hold: the error propagates, nothing is held.
+- inventory past its deadline: the hold may exist → released, then the error propagates.
+- anything failing after the hold (redemption, ``store``): the hold and the redemption are
+  released, then the error propagates. A failing compensation is logged; the hold expires (TTL)
+  and pricing sweeps unconfirmed redemptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ecomops_platform.errors import DependencyUnavailable, Unprocessable
+
+from ..domain.models import Order, OrderLine, OrderStatus, TimelineEntry
+from ..settings import OrderSettings
+from .ports import Assessment, AssessmentRequest, Ports, Quote
+
+log = logging.getLogger("order_service.saga")
+
+
+@dataclass
+class CheckoutInput:
+    currency: str
+    lines: dict[str, int]
+    shipping_address: dict[str, Any]
+    coupon_codes: list[str] = field(default_factory=list)
+    client: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SagaOutcome:
+    order: Order
+    quote: Quote
+    assessment: Assessment
+    coupon_codes: list[str]
+    reservation_expires_at: datetime | None = None
+
+
+Store = Callable[[SagaOutcome], Awaitable[None]]
+
+
+async def compensate(ports: Ports, order_id: str, *, hold: bool, redemption: bool) -> None:
+    """Undo what the saga did on the other services; a failure is logged, the hold expires."""
+    if hold:
+        try:
+            await ports.inventory.release(reservation_id=order_id)
+        except Exception as exc:  # noqa: BLE001 - the hold expires by itself
+            log.warning("could not release hold %s (it will expire): %s", order_id, exc)
+    if redemption:
+        try:
+            await ports.pricing.release_redemption(order_id=order_id, reason="checkout_failed")
+        except Exception as exc:  # noqa: BLE001 - logged for ops; pricing also expires it
+            log.warning("could not release coupon redemption of %s: %s", order_id, exc)
+
+
+def order_from_quote(order_id: str, customer_id: str, quote: Quote, now: datetime) -> Order:
+    return Order(
+        order_id=order_id,
+        customer_id=customer_id,
+        status=OrderStatus.AWAITING_PAYMENT,
+        currency=quote.currency,
+        lines=[
+            OrderLine(
+                sku=q.sku,
+                quantity=q.quantity,
+                unit_price_minor=q.unit_price_minor,
+                discount_minor=q.discount_minor,
+                total_minor=q.total_minor,
+            )
+            for q in quote.lines
+        ],
+        placed_at=now,
+    )
+
+
+async def run_checkout_saga(
+    ports: Ports,
+    settings: OrderSettings,
+    *,
+    now: datetime,
+    order_id: str,
+    customer_id: str,
+    actor: str,
+    data: CheckoutInput,
+    store: Store,
+) -> SagaOutcome:
+    if not data.lines:
+        raise Unprocessable("an order needs at least one line", code="empty-order")
+    quote = await ports.pricing.create_quote(
+        customer_id=customer_id,
+        currency=data.currency,
+        lines=data.lines,
+        coupon_codes=data.coupon_codes,
+    )
+    order = order_from_quote(order_id, customer_id, quote, now)
+    assessment = await ports.risk.assess_order(
+        AssessmentRequest(
+            order_id=order_id,
+            customer_id=customer_id,
+            amount_minor=quote.total_minor,
+            currency=quote.currency,
+            lines=quote.lines,
+            ip=str(data.client.get("ip") or ""),
+            device_id=str(data.client.get("device_id") or ""),
+            shipping_country=str(data.shipping_address.get("country") or ""),
+        )
+    )
+    outcome = SagaOutcome(
+        order=order,
+        quote=quote,
+        assessment=assessment,
+        coupon_codes=list(quote.coupon_codes or data.coupon_codes),
+    )
+    if assessment.decision == "reject":
+        order.status = OrderStatus.REJECTED
+        order.timeline.append(TimelineEntry(OrderStatus.REJECTED.value, now, "risk", "rejected"))
+        await store(outcome)
+        return outcome
+
+    review = assessment.decision == "review"
+    ttl = settings.review_reservation_ttl_seconds if review else settings.reservation_ttl_seconds
+    try:
+        expires = await ports.inventory.reserve(
+            reservation_id=order_id, lines=data.lines, ttl_seconds=ttl
+        )
+    except DependencyUnavailable:
+        # The hold may have been made just before the deadline: release it (or it expires).
+        await compensate(ports, order_id, hold=True, redemption=False)
+        raise
+    expires = expires or now + timedelta(seconds=ttl)
+    outcome.reservation_expires_at = expires
+    redeemed = bool(outcome.coupon_codes)
+    try:
+        if redeemed:
+            await ports.pricing.redeem_quote(
+                quote_id=quote.quote_id, order_id=order_id, customer_id=customer_id, quote=quote
+            )
+        # Payment is never due after the hold expires.
+        latest_due = expires - timedelta(seconds=min(settings.reservation_margin, 60.0))
+        if review:
+            order.status = OrderStatus.IN_REVIEW
+            order.review_deadline = max(
+                now,
+                min(
+                    now + timedelta(seconds=settings.review_hold),
+                    latest_due - timedelta(seconds=settings.payment_timeout),
+                ),
+            )
+        else:
+            order.payment_due_at = max(
+                now, min(now + timedelta(seconds=settings.payment_timeout), latest_due)
+            )
+        order.timeline.append(TimelineEntry(order.status.value, now, actor, "order placed"))
+        await store(outcome)
+    except BaseException:
+        await compensate(ports, order_id, hold=True, redemption=redeemed)
+        raise
+    return outcome
