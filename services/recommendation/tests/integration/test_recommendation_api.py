@@ -372,6 +372,20 @@ async def test_grpc_offers_the_same_operations(rec_service: Service, publisher: 
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetTrending(pb.GetTrendingRequest(), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        mine = (("authorization", f"Bearer {token('cust-g', 'customer')}"),)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetCustomerRecommendations(
+                pb.GetCustomerRecommendationsRequest(customer_id="someone-else"),
+                metadata=mine,
+                timeout=5,
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        own = await stub.GetCustomerRecommendations(
+            pb.GetCustomerRecommendationsRequest(customer_id="cust-g", limit=3),
+            metadata=mine,
+            timeout=5,
+        )
+        assert len(own.items) == 3  # cold start: trending
         counts = await stub.ListSegmentCounts(pb.ListSegmentCountsRequest(), metadata=md, timeout=5)
         assert len(counts.counts) == 9
 
