@@ -14,7 +14,7 @@ from ecomops.inventory.v1 import inventory_service_pb2 as pb
 from ecomops.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Role
 from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import Unprocessable
+from ecomops_platform.errors import NotFound, Unprocessable
 from ecomops_platform.grpc_server import authorize
 from ecomops_platform.idempotency import check_key, run_idempotent
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
@@ -310,7 +310,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     async def ListLedger(
         self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListLedgerResponse:
-        authorize()
+        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         before = pos.get("id") if pos else None
@@ -359,7 +359,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     async def GetReservation(
         self, request: pb.GetReservationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetReservationResponse:
-        authorize()
+        if authorize().is_customer:
+            raise NotFound(f"reservation {request.reservation_id} not found")
         r = await h.get_reservation(self._uow(), request.reservation_id)
         return pb.GetReservationResponse(reservation=reservation_pb(r))
 
@@ -368,7 +369,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         request: pb.ListReplenishmentSuggestionsRequest,
         context: grpc.aio.ServicerContext,
     ) -> pb.ListReplenishmentSuggestionsResponse:
-        authorize()
+        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         after = (str(pos["sku"]), str(pos["warehouse"])) if pos and "sku" in pos else None
@@ -394,7 +395,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     async def GetAbcClassification(
         self, request: pb.GetAbcClassificationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAbcClassificationResponse:
-        authorize()
+        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
         currency = request.currency or self._settings.abc_currency
         entries = await p.abc_classes(self._uow(), self._settings, currency)
         return pb.GetAbcClassificationResponse(
@@ -422,7 +423,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     async def GetInventoryKpis(
         self, request: pb.GetInventoryKpisRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetInventoryKpisResponse:
-        authorize()
+        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
         from_d, to_d = p.parse_range(request.from_date or None, request.to_date or None)
         k = await p.kpis(self._uow(), self._settings, from_d, to_d)
         return pb.GetInventoryKpisResponse(

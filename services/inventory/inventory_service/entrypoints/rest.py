@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import Unprocessable
+from ecomops_platform.errors import NotFound, Unprocessable
 from ecomops_platform.idempotency import run_idempotent
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
 from ecomops_platform.rest import AnyCaller, IdempotencyKey, require, stored_json
@@ -24,6 +24,8 @@ from . import schemas as s
 
 Ops = Annotated[Caller, require(Role.OPS)]
 OpsOrService = Annotated[Caller, require(Role.OPS, Role.SERVICE)]
+# Business data (ledger, revenue, plans) is not for customers; stock levels and SKUs are.
+Staff = Annotated[Caller, require(Role.OPS, Role.SERVICE, Role.PARTNER)]
 
 
 def _cursor_value(cursor: str | None, *keys: str) -> Any:
@@ -161,7 +163,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
 
     @router.get("/stock/{sku}/ledger", response_model=s.LedgerPage)
     async def list_ledger(
-        sku: str, caller: AnyCaller, limit: int | None = None, cursor: str | None = None
+        sku: str, caller: Staff, limit: int | None = None, cursor: str | None = None
     ) -> s.LedgerPage:
         """The append-only stock movements of a SKU, newest first; they sum to on_hand."""
         n = check_limit(limit)
@@ -208,7 +210,10 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
 
     @router.get("/reservations/{reservation_id}", response_model=s.ReservationOut)
     async def get_reservation(reservation_id: str, caller: AnyCaller) -> s.ReservationOut:
-        """One reservation: held, committed, released or expired."""
+        """One reservation: held, committed, released or expired. Reservations carry no owner,
+        so customers never see them (404, as for anything not theirs)."""
+        if caller.is_customer:
+            raise NotFound(f"reservation {reservation_id} not found")
         return s.ReservationOut.of(await h.get_reservation(uow_factory(), reservation_id))
 
     @router.post("/reservations/{reservation_id}/commit", response_model=s.ReservationOut)
@@ -224,7 +229,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
     # --- planning --------------------------------------------------------------------------------
     @router.get("/replenishment/suggestions", response_model=s.SuggestionPage)
     async def list_replenishment_suggestions(
-        caller: AnyCaller,
+        caller: Staff,
         warehouse: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -248,7 +253,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
 
     @router.get("/inventory/abc", response_model=s.AbcOut)
     async def get_abc_classification(
-        caller: AnyCaller, currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None
+        caller: Staff, currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None
     ) -> s.AbcOut:
         """ABC classes by revenue contribution over the configured window."""
         entries = await p.abc_classes(uow_factory(), settings, currency)
@@ -262,7 +267,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
 
     @router.get("/inventory/kpis", response_model=s.KpisOut)
     async def get_inventory_kpis(
-        caller: AnyCaller,
+        caller: Staff,
         from_: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")] = None,
         to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     ) -> s.KpisOut:

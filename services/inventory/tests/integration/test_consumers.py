@@ -141,3 +141,34 @@ async def test_order_cancelled_releases_and_return_restocks(
         return_id,
     )
     assert sum(e["delta"] for e in ledger) == 7
+
+
+async def test_paid_order_cancelled_puts_units_back_once(
+    service: Any,
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+) -> None:
+    from inventory_service.service_layer import handlers as h
+
+    wh = await make_warehouse()
+    sku = await make_sku(stock={wh: 6})
+    order_id = unique("ord")
+    await client.post(
+        "/v1/reservations",
+        json={"reservation_id": order_id, "lines": [{"sku": sku, "quantity": 4}]},
+        headers=SVC,
+    )
+    assert (
+        await client.post(f"/v1/reservations/{order_id}/commit", headers=SVC)
+    ).status_code == 200
+    for _ in range(2):  # a second, distinct cancellation event must not restock twice
+        await h.on_order_cancelled(service.uow(), order_id, was_paid=True)
+    level = await _stock(client, sku)
+    assert (level["on_hand"], level["reserved"]) == (6, 0)
+    ledger = (await client.get(f"/v1/stock/{sku}/ledger", headers=OPS)).json()["items"]
+    assert [(e["delta"], e["reason"]) for e in ledger] == [
+        (4, "cancel"),
+        (-4, "commit"),
+        (6, "receipt"),
+    ]

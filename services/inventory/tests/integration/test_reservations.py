@@ -127,6 +127,14 @@ async def test_customers_may_not_reserve(
     assert r.status_code == 403
     r = await client.get(f"/v1/stock/{sku}", headers=bearer("cust-1", "customer"))
     assert r.status_code == 200
+    rid = (await reserve(client, [{"sku": sku, "quantity": 1}])).json()["reservation_id"]
+    r = await client.get(f"/v1/reservations/{rid}", headers=bearer("cust-1", "customer"))
+    assert r.status_code == 404
+    for path in (f"/v1/stock/{sku}/ledger", "/v1/inventory/abc", "/v1/inventory/kpis"):
+        assert (await client.get(path, headers=bearer("cust-1", "customer"))).status_code == 403
+    assert (
+        await client.get("/v1/inventory/abc", headers=bearer("p-1", "partner"))
+    ).status_code == 200
     r = await client.get(f"/v1/stock/{sku}")
     assert r.status_code == 401
 
