@@ -104,12 +104,18 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
         await ensure_database(e2e_url(name))
         await upgrade_async(name, e2e_url(name))
     common = dict(http_port=0, grpc_port=0)
+    # The topics are shared with whatever else runs on the stack: other suites' events that
+    # these services cannot apply go to the DLQ after 2 attempts instead of blocking a
+    # partition for seconds.
+    shared = CommonSettings(consumer_max_attempts=2)
     built: dict[str, Service] = {
         "inventory": inventory_service(
-            InventorySettings(database_url=e2e_url("inventory"), **common)
+            InventorySettings(database_url=e2e_url("inventory"), **common), shared
         ),
-        "pricing": pricing_service(PricingSettings(database_url=e2e_url("pricing"), **common)),
-        "risk": risk_service(RiskSettings(database_url=e2e_url("risk"), **common)),
+        "pricing": pricing_service(
+            PricingSettings(database_url=e2e_url("pricing"), **common), shared
+        ),
+        "risk": risk_service(RiskSettings(database_url=e2e_url("risk"), **common), shared),
     }
     async with contextlib.AsyncExitStack() as exits:
         for name, service in built.items():
@@ -126,7 +132,8 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
                 job_interval=0.3,
                 dependency_timeout=5.0,
                 **common,
-            )
+            ),
+            shared,
         )
         isolate_consumers(order)
         for sub in order._subscriptions:
@@ -203,7 +210,7 @@ def seed(stack: Stack, ops: dict[str, str]) -> Callable[..., Any]:
             )
             assert r.status_code in (200, 201), r.text
 
-        await eventually(priced, timeout=30, interval=0.2)
+        await eventually(priced, timeout=90, interval=0.2)
         return sku
 
     return make

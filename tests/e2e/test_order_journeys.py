@@ -77,7 +77,7 @@ async def test_happy_path_with_coupon(
         r = await reservation(stack, ops, oid)
         assert r is not None and r["status"] == "committed"
 
-    await eventually(committed, timeout=30)
+    await eventually(committed, timeout=60)
     level = await stock(stack, ops, sku)
     assert level["on_hand"] == 3 and level["reserved"] == 0
 
@@ -151,7 +151,7 @@ async def test_review_approved_becomes_payable(
         view = await order_of(stack, headers, oid)
         assert view["status"] == "awaiting_payment" and view["payment_due_at"]
 
-    await eventually(payable, timeout=30)
+    await eventually(payable, timeout=60)
     assert (await pay(stack, headers, oid)).status_code == 201
 
 
@@ -162,7 +162,7 @@ async def test_review_rejected_is_cancelled_and_released(
     oid, headers, _sku = await _review_order(stack, seed, checkout, customer)
     await _decide(stack, ops, oid, "reject")
     event = (
-        await probe.wait_for("ecomops.order.v1.OrderCancelled", lambda e: e.key == oid, timeout=30)
+        await probe.wait_for("ecomops.order.v1.OrderCancelled", lambda e: e.key == oid, timeout=60)
     )[0]
     assert event.message.reason == "risk_rejected"
     assert (await order_of(stack, headers, oid))["status"] == "cancelled"
@@ -171,7 +171,7 @@ async def test_review_rejected_is_cancelled_and_released(
         r = await reservation(stack, ops, oid)
         assert r is not None and r["status"] == "released"
 
-    await eventually(released, timeout=30)
+    await eventually(released, timeout=60)
 
 
 async def test_blocklisted_customer_is_rejected(
@@ -231,14 +231,14 @@ async def test_payment_timeout_cancels_and_releases(
     finally:
         settings.payment_timeout = saved
     event = (
-        await probe.wait_for("ecomops.order.v1.OrderCancelled", lambda e: e.key == oid, timeout=30)
+        await probe.wait_for("ecomops.order.v1.OrderCancelled", lambda e: e.key == oid, timeout=60)
     )[0]
     assert event.message.reason == "payment_timeout"
 
     async def released() -> None:
         assert (await stock(stack, ops, sku))["available"] == 3
 
-    await eventually(released, timeout=30)
+    await eventually(released, timeout=60)
     late = await pay(stack, headers, oid)
     assert late.status_code == 409 and late.json()["current_status"] == "cancelled"
 
@@ -266,13 +266,13 @@ async def test_customer_cancel_releases_stock_and_coupon(
     async def released() -> None:
         assert (await stock(stack, ops, sku))["available"] == 4
 
-    await eventually(released, timeout=30)
+    await eventually(released, timeout=60)
 
     async def coupon_back() -> None:
         again = await checkout(other, [{"sku": sku, "quantity": 1}], coupon_codes=[code])
         assert again.status_code == 201, again.text
 
-    await eventually(coupon_back, timeout=30, interval=0.5)
+    await eventually(coupon_back, timeout=60, interval=0.5)
 
 
 async def test_partial_shipment_then_return_restocks(
@@ -306,7 +306,7 @@ async def test_partial_shipment_then_return_restocks(
     async def committed() -> None:
         assert (await stock(stack, ops, a))["on_hand"] == 3
 
-    await eventually(committed, timeout=30)
+    await eventually(committed, timeout=60)
     rma = await o.post(
         f"/v1/orders/{oid}/returns",
         json={"lines": [{"sku": a, "quantity": 2}], "reason": "wrong colour"},
@@ -337,4 +337,4 @@ async def test_partial_shipment_then_return_restocks(
     async def restocked() -> None:
         assert (await stock(stack, ops, a))["on_hand"] == 4  # only the resellable unit
 
-    await eventually(restocked, timeout=30)
+    await eventually(restocked, timeout=60)
