@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ecomops.common.v1 import common_pb2
@@ -48,6 +49,19 @@ STATES = {
 
 
 # --- decoding ---------------------------------------------------------------------------------
+
+
+def refuse_nul(message: Message) -> None:
+    """NUL characters cannot be stored in PostgreSQL text: INVALID_ARGUMENT, never INTERNAL."""
+    for field, value in message.ListFields():
+        items = value if field.is_repeated else [value]
+        for item in items:
+            if isinstance(item, str) and "\x00" in item:
+                raise Unprocessable(
+                    f"{field.name} must not contain NUL characters", code="invalid-parameter"
+                )
+            if isinstance(item, Message):
+                refuse_nul(item)
 
 
 def rate(name: str, value: str) -> Decimal:
@@ -232,6 +246,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.SetPriceRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetPriceResponse:
         who = authorize(Role.OPS)
+        refuse_nul(request)
         record = await handlers.set_price(
             self.service.uow(),
             self.settings,
@@ -253,6 +268,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.GetPriceRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPriceResponse:
         authorize()
+        refuse_nul(request)
         record = await handlers.get_price(self.service.uow(), request.sku, request.currency)
         return pb.GetPriceResponse(price=price_pb(record))
 
@@ -260,6 +276,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.GetPriceHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPriceHistoryResponse:
         authorize()
+        refuse_nul(request)
         limit, cursor = page_of(request.page)
         history = await handlers.get_price_history(
             self.service.uow(), request.sku, request.currency, limit=limit, cursor=cursor
@@ -277,6 +294,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.CreatePromotionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreatePromotionResponse:
         who = authorize(Role.OPS)
+        refuse_nul(request)
         kind = KINDS.get(request.kind)
         if kind is None:
             raise Unprocessable("kind is required", code="invalid-promotion", field="kind")
@@ -339,6 +357,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.ListPromotionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPromotionsResponse:
         authorize(Role.OPS)
+        refuse_nul(request)
         limit, cursor = page_of(request.page)
         items, next_cursor = await handlers.list_promotions(
             self.service.uow(),
@@ -354,6 +373,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.GetPromotionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPromotionResponse:
         authorize(Role.OPS)
+        refuse_nul(request)
         promotion = await handlers.get_promotion(self.service.uow(), request.promotion_id)
         return pb.GetPromotionResponse(promotion=promotion_pb(promotion))
 
@@ -361,6 +381,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.UpdatePromotionRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdatePromotionResponse:
         who = authorize(Role.OPS)
+        refuse_nul(request)
         changes: dict[str, Any] = {}
         if request.HasField("name"):
             changes["name"] = request.name
@@ -399,6 +420,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.DeactivatePromotionRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeactivatePromotionResponse:
         who = authorize(Role.OPS)
+        refuse_nul(request)
         promotion = await handlers.deactivate_promotion(
             self.service.uow(), changed_by=who.subject, promotion_id=request.promotion_id
         )
@@ -409,6 +431,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.CreateQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateQuoteResponse:
         who = authorize(Role.CUSTOMER, Role.OPS, Role.SERVICE)
+        refuse_nul(request)
         customer_id = _quote_customer(who, request.customer_id or None)
         lines = quote_lines(request.lines)
         codes = list(request.coupon_codes)
@@ -453,6 +476,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.GetQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetQuoteResponse:
         who = authorize(Role.CUSTOMER, Role.OPS, Role.SERVICE)
+        refuse_nul(request)
         quote = await handlers.get_quote(self.service.uow(), who, request.quote_id)
         return pb.GetQuoteResponse(quote=quote_pb(quote))
 
@@ -460,6 +484,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.RedeemQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.RedeemQuoteResponse:
         authorize(Role.SERVICE, Role.OPS)
+        refuse_nul(request)
         result = await handlers.redeem_quote(
             self.service.uow(),
             quote_id=request.quote_id,
@@ -478,6 +503,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.ReleaseRedemptionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReleaseRedemptionResponse:
         authorize(Role.SERVICE, Role.OPS)
+        refuse_nul(request)
         if not request.order_id:
             raise Unprocessable("order_id is required", code="invalid-redemption")
         result = await handlers.release_redemption(
@@ -493,6 +519,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.SetCompetitorPriceRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetCompetitorPriceResponse:
         who = authorize(Role.OPS, Role.PARTNER)
+        refuse_nul(request)
         record = await handlers.set_competitor_price(
             self.service.uow(),
             recorded_by=who.subject,
@@ -508,6 +535,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.ListSuggestionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSuggestionsResponse:
         authorize(Role.OPS)
+        refuse_nul(request)
         limit, cursor = page_of(request.page)
         items, next_cursor = await handlers.list_suggestions(
             self.service.uow(), self.settings, limit=limit, cursor=cursor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from ecomops_platform.auth import Caller, Role
@@ -38,6 +38,7 @@ from .schemas import (
     SuggestionOut,
     SuggestionPage,
     UpdatePromotionIn,
+    has_nul,
 )
 
 Ops = Annotated[Caller, require(Role.OPS)]
@@ -102,8 +103,17 @@ def quote_customer(caller: Caller, customer_id: str | None) -> str | None:
     return customer_id
 
 
+async def refuse_nul_parameters(request: Request) -> None:
+    """Path and query parameters with NUL characters cannot name anything stored: 422."""
+    values = [*request.path_params.values(), *request.query_params.values()]
+    if has_nul(values):
+        raise Unprocessable("parameters must not contain NUL characters", code="invalid-parameter")
+
+
 def build_router(service: Service, settings: PricingSettings) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["pricing"])
+    router = APIRouter(
+        prefix="/v1", tags=["pricing"], dependencies=[Depends(refuse_nul_parameters)]
+    )
 
     # --- price book ----------------------------------------------------------------------------
     @router.put("/prices/{sku}", response_model=PriceOut)
@@ -201,7 +211,14 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         if value is not None:
             current = await handlers.get_promotion(service.uow(), promotion_id)
             changes.update(promotion_value(current.kind, body.value))
-        for name in ("name", "starts_at", "ends_at", "min_subtotal_minor", "stackable"):
+        for name in (
+            "name",
+            "starts_at",
+            "ends_at",
+            "min_subtotal_minor",
+            "stackable",
+            "allow_below_floor",
+        ):
             if name in changes and changes[name] is None:
                 raise Unprocessable(f"{name} cannot be null", code="invalid-promotion")
         promotion = await handlers.update_promotion(

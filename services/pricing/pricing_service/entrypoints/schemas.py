@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
 from ecomops_platform.rest import RequestModel, ResponseModel
 
@@ -27,6 +27,26 @@ from ..domain.records import (
     Suggestion,
 )
 
+
+def has_nul(value: object) -> bool:
+    """NUL characters cannot be stored in PostgreSQL text; they are refused at the edge."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class PricingRequest(RequestModel):
+    @model_validator(mode="after")
+    def _no_nul(self) -> PricingRequest:
+        if has_nul(self.model_dump()):
+            raise ValueError("text must not contain NUL characters")
+        return self
+
+
 Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR)]
 PositiveMinor = Annotated[StrictInt, Field(ge=1, le=MAX_MINOR)]
 Rate = Annotated[Decimal, Field(ge=0, le=1, max_digits=12, decimal_places=6)]
@@ -37,7 +57,7 @@ Sku = Annotated[str, Field(min_length=1, max_length=100)]
 # --- prices -----------------------------------------------------------------------------------
 
 
-class SetPriceIn(RequestModel):
+class SetPriceIn(PricingRequest):
     currency: Currency
     list_price_minor: PositiveMinor
     unit_cost_minor: Minor
@@ -130,12 +150,12 @@ class PriceHistoryOut(ResponseModel):
 # --- promotions -------------------------------------------------------------------------------
 
 
-class BuyGet(RequestModel):
+class BuyGet(PricingRequest):
     buy: Annotated[StrictInt, Field(ge=1, le=1000)]
     get: Annotated[StrictInt, Field(ge=1, le=1000)]
 
 
-class ScopeIn(RequestModel):
+class ScopeIn(PricingRequest):
     skus: Annotated[list[Sku], Field(max_length=10_000)] = []
     categories: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=1000)
@@ -143,7 +163,7 @@ class ScopeIn(RequestModel):
     all: bool = False
 
 
-class CreatePromotionIn(RequestModel):
+class CreatePromotionIn(PricingRequest):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: Literal["percent", "fixed_amount", "buy_x_get_y"]
     value: Annotated[
@@ -171,7 +191,7 @@ class CreatePromotionIn(RequestModel):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-class UpdatePromotionIn(RequestModel):
+class UpdatePromotionIn(PricingRequest):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
@@ -258,12 +278,12 @@ class PromotionPage(ResponseModel):
 # --- quotes -----------------------------------------------------------------------------------
 
 
-class QuoteLineIn(RequestModel):
+class QuoteLineIn(PricingRequest):
     sku: Sku
     quantity: StrictInt
 
 
-class CreateQuoteIn(RequestModel):
+class CreateQuoteIn(PricingRequest):
     customer_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     currency: Currency
     lines: Annotated[list[QuoteLineIn], Field(min_length=1, max_length=1000)]
@@ -332,7 +352,7 @@ class QuoteOut(ResponseModel):
         )
 
 
-class RedeemQuoteIn(RequestModel):
+class RedeemQuoteIn(PricingRequest):
     order_id: Annotated[str, Field(min_length=1, max_length=100)]
     customer_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     expected_lines: list[QuoteLineIn] = []
@@ -375,7 +395,7 @@ class RedeemOut(ResponseModel):
         )
 
 
-class ReleaseIn(RequestModel):
+class ReleaseIn(PricingRequest):
     reason: Annotated[str, Field(max_length=100)] = "released"
 
 
@@ -394,7 +414,7 @@ class ReleaseOut(ResponseModel):
 # --- competitor prices and suggestions --------------------------------------------------------
 
 
-class CompetitorPriceIn(RequestModel):
+class CompetitorPriceIn(PricingRequest):
     competitor: Annotated[str, Field(min_length=1, max_length=100)]
     currency: Currency
     price_minor: PositiveMinor

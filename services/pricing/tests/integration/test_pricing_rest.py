@@ -187,6 +187,17 @@ async def test_promotion_margin_guard_and_lifecycle(
     )
     assert deeper.status_code == 422  # the override is per change: checked again
 
+    null_flag = await client.patch(
+        f"/v1/promotions/{promotion_id}", json={"allow_below_floor": None}, headers=ops()
+    )
+    assert null_flag.status_code == 422
+    nul_text = await client.patch(
+        f"/v1/promotions/{promotion_id}", json={"name": "a\x00b"}, headers=ops()
+    )
+    assert nul_text.status_code == 422
+    nul_path = await client.post("/v1/redemptions/a%00b/release", json={}, headers=ops())
+    assert nul_path.status_code == 422
+
     active = await client.get("/v1/promotions", params={"active": "true"}, headers=ops())
     assert promotion_id in {p["promotion_id"] for p in active.json()["items"]}
     deleted = await client.delete(f"/v1/promotions/{promotion_id}", headers=ops())
