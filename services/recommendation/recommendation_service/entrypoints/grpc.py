@@ -93,17 +93,17 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
                     else datetime.now(UTC),
                 )
             )
-        if errors:
-            raise handlers.invalid_entries(errors)
         key = check_key(request.idempotency_key or None, required=False)
         uow = self.uow()
         if key is None:
-            n = await handlers.record_behavior(uow, events, caller=caller, policy=self.policy)
+            n = await handlers.record_behavior(
+                uow, events, caller=caller, policy=self.policy, decode_errors=errors
+            )
             return pb.RecordBehaviorEventsResponse(accepted=n)
 
         async def action() -> tuple[int, Any]:
             accepted = await handlers.record_behavior(
-                uow, events, caller=caller, policy=self.policy
+                uow, events, caller=caller, policy=self.policy, decode_errors=errors
             )
             return 202, {"accepted": accepted}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -92,8 +93,11 @@ async def record_behavior(
     *,
     caller: Caller | None,
     policy: IngestionPolicy,
+    decode_errors: Sequence[EntryError] = (),
 ) -> int:
-    """Validate the whole batch, then publish every event through the outbox (all or nothing)."""
+    """Validate the whole batch, then publish every event through the outbox (all or nothing).
+
+    ``decode_errors`` are problems the entrypoint found while decoding (reported together)."""
     if not events:
         raise Unprocessable("a batch needs at least one event", code="empty-batch")
     if len(events) > policy.max_batch:
@@ -104,7 +108,7 @@ async def record_behavior(
         )
     now = utcnow()
     customer = caller.subject if caller is not None and caller.role is Role.CUSTOMER else None
-    errors: list[EntryError] = []
+    errors: list[EntryError] = list(decode_errors)
     for index, event in enumerate(events):
         errors.extend(
             validate_behavior(
@@ -118,7 +122,7 @@ async def record_behavior(
             )
         )
     if errors:
-        raise invalid_entries(errors)
+        raise invalid_entries(sorted(errors, key=lambda e: (e.index, e.field)))
     async with uow:
         for event in events:
             uow.add_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,9 +141,16 @@ async def test_bought_together_is_fresh_and_never_out_of_stock_or_discontinued(
     a, b, c, d = await catalogue(publisher, "bt", 4)
     await publisher.stock(d, 0)  # out of stock
     unknown = unique("unknown")  # never seen in SkuUpserted nor StockLevelChanged
-    started = time.monotonic()
     await publisher.paid(unique("cust"), [a, b, d, unknown])
     await publisher.paid(unique("cust"), [a, b])
+
+    async def only_b() -> None:
+        got = await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together")
+        assert got == [b], got
+
+    # The first answer may wait for the consumer group to settle after the service started.
+    await eventually(only_b, timeout=40)
+    started = time.monotonic()
     await publisher.paid(unique("cust"), [a, c])
 
     async def both() -> list[str]:
@@ -369,6 +377,10 @@ async def test_grpc_offers_the_same_operations(rec_service: Service, publisher: 
                 timeout=5,
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        trailer = dict(err.value.trailing_metadata() or ())
+        problem = json.loads(trailer["ecomops-problem"])
+        assert problem["invalid_indexes"] == [0]
+        assert {e["field"] for e in problem["errors"]} == {"type", "occurred_at", "session_id"}
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetTrending(pb.GetTrendingRequest(), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
