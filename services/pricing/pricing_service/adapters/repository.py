@@ -462,11 +462,16 @@ class PricingRepository:
         skus: Sequence[str],
         categories: Sequence[str],
         codes: Sequence[str],
+        *,
+        all_coupons: bool = False,
     ) -> list[Promotion]:
-        """Live promotions that could touch this basket: automatic ones and the coupons asked."""
+        """Live promotions that could touch this basket: automatic ones and the coupons asked
+        (every coupon promotion with ``all_coupons``)."""
         p = t.promotions
         coupon: sa.ColumnElement[bool] = p.c.coupon_code.is_(None)
-        if codes:
+        if all_coupons:
+            coupon = sa.true()
+        elif codes:
             coupon = sa.or_(coupon, p.c.coupon_code.in_(list(codes)))
         stmt = sa.select(p).where(
             p.c.active,

@@ -91,11 +91,16 @@ async def set_price(
     margin, below = guard_price(terms, floor, allow_below_floor=allow_below_floor, reason=reason)
     async with uow:
         repo = PricingRepository(uow.session)
-        if sku not in await repo.skus([sku]):
+        known = await repo.skus([sku])
+        if sku not in known:
             raise Unprocessable(
                 f"SKU {sku} is not known from inventory yet; prices need a registered SKU",
                 code="unknown-sku",
                 skus=[sku],
+            )
+        if not (allow_below_floor and reason):
+            await _guard_live_promotions(
+                repo, sku, known[sku].category, currency, terms, floor, now
             )
         current = await repo.price(sku, currency, lock=True)
         if (
@@ -121,6 +126,47 @@ async def set_price(
         uow.add_event(events.price_changed(record, previous), key=sku)
         await uow.commit()
     return record
+
+
+async def _guard_live_promotions(
+    repo: PricingRepository,
+    sku: str,
+    category: str | None,
+    currency: str,
+    terms: PriceTerms,
+    floor: Decimal,
+    now: datetime,
+) -> None:
+    """A new price or cost must not put the SKU under the floor through a live promotion that
+    was not itself allowed below the floor."""
+    live = await repo.candidate_promotions(
+        now, currency, [sku], [category] if category else [], [], all_coupons=True
+    )
+    offenders: list[dict[str, Any]] = []
+    for promotion in sorted(live, key=lambda p: p.id):
+        if promotion.allow_below_floor:
+            continue
+        effective = unit_price_after(promotion, terms.list_price_minor)
+        margin = terms.margin_at(effective)
+        if margin is None or margin < floor:
+            offenders.append(
+                {
+                    "promotion_id": promotion.id,
+                    "name": promotion.name,
+                    "discounted_price_minor": effective,
+                    "gross_margin": fmt_rate(margin) if margin is not None else None,
+                }
+            )
+    if offenders:
+        listed = ", ".join(f"{o['name']} ({o['gross_margin'] or 'no revenue'})" for o in offenders)
+        raise Unprocessable(
+            f"with this price, live promotion(s) sell {sku} under the margin floor "
+            f"{fmt_rate(floor)}: {listed}; set allow_below_floor with a reason to override",
+            code="margin-below-floor",
+            title="Margin under the floor",
+            margin_floor=fmt_rate(floor),
+            promotions=offenders,
+        )
 
 
 async def get_price(uow: UnitOfWork, sku: str, currency: str) -> PriceRecord:

@@ -336,3 +336,38 @@ async def test_coupon_reasons_expired_and_not_yet_valid(
     )
     assert response.status_code == 422
     assert response.json()["coupons"][0]["reason"] == "not_yet_valid"
+
+
+async def test_a_new_cost_is_checked_against_live_promotions(
+    pricing: Service, client: httpx.AsyncClient
+) -> None:
+    sku = unique("sku")
+    await seed_sku(pricing, sku)
+    await seed_price(client, sku, 1000, 200)
+    promotion = await create_promotion(
+        client, {"name": "20% off", "kind": "percent", "value": "0.20", "scope": {"skus": [sku]}}
+    )
+    # list margin 0.40 is fine, but sold at 800 under the live 20% promotion it is 0.2750
+    body = {
+        "currency": "EUR",
+        "list_price_minor": 1000,
+        "unit_cost_minor": 500,
+        "commission_rate": "0.05",
+        "marketing_cost_rate": "0.05",
+    }
+    refused = await client.put(f"/v1/prices/{sku}", json=body, headers=ops())
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["promotions"] == [
+        {
+            "promotion_id": promotion["promotion_id"],
+            "name": "20% off",
+            "discounted_price_minor": 800,
+            "gross_margin": "0.2750",
+        }
+    ]
+    allowed = await client.put(
+        f"/v1/prices/{sku}",
+        json={**body, "allow_below_floor": True, "reason": "supplier price rise"},
+        headers=ops(),
+    )
+    assert allowed.status_code == 200 and allowed.json()["below_floor"] is False
