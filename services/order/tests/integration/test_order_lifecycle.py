@@ -308,7 +308,7 @@ async def test_cart_checkout_and_abandonment(
 
 
 async def test_kpis(api, place, customer, ops) -> None:
-    start = datetime.now(UTC) - timedelta(seconds=1)
+    start = datetime.now(UTC) - timedelta(seconds=5)
     _, headers = customer()
     await paid(api, place, headers)
     await paid(api, place, headers)
@@ -316,7 +316,7 @@ async def test_kpis(api, place, customer, ops) -> None:
         "/v1/orders/kpis",
         params={
             "from": start.isoformat(),
-            "to": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+            "to": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
         },
         headers=ops,
     )
