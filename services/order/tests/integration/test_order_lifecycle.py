@@ -378,3 +378,87 @@ async def test_partners_see_only_the_orders_they_placed(api, place, customer) ->
     assert (await api.get(f"/v1/orders/{someone_elses}", headers=market)).status_code == 404
     listed = (await api.get("/v1/orders", headers=market)).json()["items"]
     assert [o["order_id"] for o in listed] == [mine]
+
+
+async def test_grpc_full_journey(order_service, customer, address) -> None:
+    """Cart → checkout → pay → ship → deliver → return → receive → KPIs, all over gRPC."""
+    cid, _ = customer()
+    me = (("authorization", f"Bearer {token(cid, 'customer')}"),)
+    staff = (("authorization", f"Bearer {token('ops-grpc', 'ops')}"),)
+    sku = unique("sku")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{order_service.grpc_port}") as channel:
+        stub = pb_grpc.OrderServiceStub(channel)
+        cart = (
+            await stub.CreateCart(
+                pb.CreateCartRequest(currency="EUR", idempotency_key=unique("k")), metadata=me
+            )
+        ).cart
+        assert cart.status == "open" and cart.created_at.seconds > 0
+        updated = await stub.SetCartItem(
+            pb.SetCartItemRequest(cart_id=cart.cart_id, sku=sku, quantity=2), metadata=me
+        )
+        assert updated.cart.lines[0].available and updated.cart.total_minor == 2000
+        order = (
+            await stub.CheckoutCart(
+                pb.CheckoutCartRequest(
+                    cart_id=cart.cart_id,
+                    shipping_address=pb.Address(**address),
+                    idempotency_key=unique("k"),
+                ),
+                metadata=me,
+            )
+        ).order
+        assert order.cart_id == cart.cart_id and order.payment_due_at.seconds > 0
+        paid = await stub.PayOrder(
+            pb.PayOrderRequest(
+                order_id=order.order_id, payment_token="tok_ok_g", idempotency_key=unique("k")
+            ),
+            metadata=me,
+        )
+        assert paid.order.status == "paid" and paid.order.payment.last4 == "4242"
+        shipped = await stub.CreateShipment(
+            pb.CreateShipmentRequest(
+                order_id=order.order_id,
+                carrier="GLS",
+                tracking_number="G1",
+                idempotency_key=unique("k"),
+            ),
+            metadata=staff,
+        )
+        assert shipped.order.status == "shipped" and shipped.order.shipments[0].carrier == "GLS"
+        delivered = await stub.ConfirmDelivery(
+            pb.ConfirmDeliveryRequest(order_id=order.order_id), metadata=staff
+        )
+        assert delivered.order.delivered_at.seconds > 0
+        rma = getattr(
+            await stub.RequestReturn(
+                pb.RequestReturnRequest(
+                    order_id=order.order_id,
+                    lines=[pb.ReturnLine(sku=sku, quantity=2)],
+                    reason="no",
+                    idempotency_key=unique("k"),
+                ),
+                metadata=me,
+            ),
+            "return",
+        )
+        assert rma.status == "requested"
+        await stub.ApproveReturn(pb.ApproveReturnRequest(return_id=rma.return_id), metadata=staff)
+        received = getattr(
+            await stub.ReceiveReturn(
+                pb.ReceiveReturnRequest(
+                    return_id=rma.return_id,
+                    lines=[pb.ReceivedLine(sku=sku, quantity=2, resellable=True)],
+                ),
+                metadata=staff,
+            ),
+            "return",
+        )
+        assert received.status == "received" and received.refunded_minor == 2000
+        final = await stub.GetOrder(pb.GetOrderRequest(order_id=order.order_id), metadata=me)
+        assert final.order.status == "returned"
+        assert not final.order.HasField("risk")  # customers never see risk reasons
+        listed = await stub.ListOrders(pb.ListOrdersRequest(limit=5), metadata=me)
+        assert [o.order_id for o in listed.items] == [order.order_id]
+        kpis = await stub.GetOrderKpis(pb.GetOrderKpisRequest(), metadata=staff)
+        assert kpis.paid_orders >= 1 and kpis.return_rate
