@@ -20,6 +20,7 @@ from ecomops_platform.errors import Conflict, NotFound, ServiceError, Unprocessa
 from ecomops_platform.pagination import decode_cursor, encode_cursor
 
 from ..adapters import events
+from ..adapters import metrics as pricing_metrics
 from ..adapters.repository import PricingRepository
 from ..adapters.tables import REDEEMED, RELEASED
 from ..domain.models import (
@@ -654,6 +655,7 @@ async def create_quote(
         )
         await repo.insert_quote(quote)
         await uow.commit()
+    pricing_metrics.quotes_total.labels(currency, str(quote.discount_total_minor > 0).lower()).inc()
     return quote
 
 
@@ -706,6 +708,7 @@ async def redeem_quote(
                     "again (quote anew under a new order id)",
                     code="redemption-released",
                 )
+            pricing_metrics.redemptions_total.labels("replayed").inc()
             return RedeemResult(quote, existing, replayed=True)
         if quote.order_id is not None:
             raise Conflict(
@@ -785,6 +788,7 @@ async def redeem_quote(
             )
         if failures:
             listed = "; ".join(f"{f['code'] or f['promotion_id']}: {f['detail']}" for f in failures)
+            pricing_metrics.redemptions_total.labels("refused").inc()
             raise Conflict(
                 f"promotion(s) can no longer be redeemed: {listed}",
                 code="coupon-unavailable",
@@ -796,6 +800,7 @@ async def redeem_quote(
             uow.add_event(events.redemption_changed(row, "redeemed", now), key=row.promotion_id)
         await uow.commit()
         quote.order_id = order_id
+    pricing_metrics.redemptions_total.labels("redeemed").inc()
     return RedeemResult(quote, rows, replayed=False)
 
 
@@ -817,6 +822,13 @@ async def release_redemption(
             uow.add_event(events.redemption_changed(row, "returned", now), key=row.promotion_id)
         current = await repo.redemptions_of(order_id)
         await uow.commit()
+    if released:
+        cause = (
+            reason.split(":", 1)[0]
+            if reason.startswith("order_") or reason == "unconfirmed"
+            else "rpc"
+        )
+        pricing_metrics.uses_released_total.labels(cause).inc(len(released))
     return ReleaseResult(len(released), current)
 
 

@@ -258,3 +258,17 @@ async def test_openapi_operation_ids(client: httpx.AsyncClient) -> None:
         "set_competitor_price",
         "list_suggestions",
     } <= ids
+
+
+async def test_business_metrics_are_exported(pricing: Service, client: httpx.AsyncClient) -> None:
+    sku = unique("sku")
+    await seed_sku(pricing, sku)
+    await seed_price(client, sku, 1000, 100, currency="CHF")
+    created = await client.post(
+        "/v1/quotes",
+        json={"currency": "CHF", "lines": [{"sku": sku, "quantity": 1}]},
+        headers={**ops(), "Idempotency-Key": unique("k")},
+    )
+    assert created.status_code == 201
+    text = (await client.get("/metrics")).text
+    assert 'pricing_quotes_total{currency="CHF",discounted="false"}' in text
