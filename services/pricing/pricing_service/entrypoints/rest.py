@@ -299,10 +299,13 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         return RedeemOut.of(result)
 
     @router.post("/redemptions/{order_id}/release", response_model=ReleaseOut)
-    async def release_redemption(order_id: str, body: ReleaseIn, caller: Checkout) -> ReleaseOut:
-        """Give back the promotion uses of an order (idempotent, exactly once)."""
+    async def release_redemption(
+        order_id: str, caller: Checkout, body: ReleaseIn | None = None
+    ) -> ReleaseOut:
+        """Give back the promotion uses of an order (idempotent, exactly once); the body is
+        optional."""
         result = await handlers.release_redemption(
-            service.uow(), order_id=order_id, reason=body.reason
+            service.uow(), order_id=order_id, reason=(body or ReleaseIn()).reason
         )
         return ReleaseOut.of(result)
 

@@ -179,6 +179,8 @@ async def test_rest_checkout_mirror(pricing: Service, client: httpx.AsyncClient)
         f"/v1/redemptions/{order_id}/release", json={"reason": "checkout_failed"}, headers=svc()
     )
     assert released.status_code == 200 and released.json()["released_count"] == 0
+    no_body = await client.post(f"/v1/redemptions/{order_id}/release", headers=svc())
+    assert no_body.status_code == 200 and no_body.json()["released_count"] == 0
     customer = await client.post(
         f"/v1/redemptions/{order_id}/release", json={}, headers=bearer("cust-r", "customer")
     )
