@@ -125,6 +125,11 @@ class Stack:
         # Load tests and journeys run many requests with one token; the limiter is tested apart.
         env.setdefault("ECOMOPS_RATE_LIMIT_PER_MINUTE", "1000000")
         env["PYTHONUNBUFFERED"] = "1"
+        # Short payment windows and sweeps, so expiry is observable within the suite's time.
+        env.setdefault("ORDER_PAYMENT_TIMEOUT", "40")
+        env.setdefault("ORDER_RESERVATION_MARGIN", "2")
+        env.setdefault("ORDER_JOB_INTERVAL", "1")
+        env.setdefault("INVENTORY_EXPIRY_SWEEP_INTERVAL_SECONDS", "1")
         for svc in HTTP_PORTS:
             up = svc.upper()
             env[f"{up}_HTTP_HOST"] = "127.0.0.1"

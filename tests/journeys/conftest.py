@@ -9,6 +9,6 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from proof_fixtures import http, pytest_sessionfinish, stack  # noqa: E402
+from proof_fixtures import http, pytest_sessionfinish, shop, stack  # noqa: E402
 
-__all__ = ["http", "pytest_sessionfinish", "stack"]
+__all__ = ["http", "pytest_sessionfinish", "shop", "stack"]
