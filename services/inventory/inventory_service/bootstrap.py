@@ -35,7 +35,7 @@ def create_service(
     )
     service.include_router(build_router(service.uow, settings))
     service.add_grpc(registrar(service.uow, settings))
-    service.subscribe([ORDER_TOPIC], build_handlers(settings))
+    service.subscribe([ORDER_TOPIC], build_handlers(settings), name=settings.consumer_name)
 
     async def expire() -> None:
         await handlers.expire_all_due(service.uow, settings)

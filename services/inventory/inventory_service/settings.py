@@ -24,6 +24,10 @@ class InventorySettings(ServiceSettings):
     expiry_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     expiry_sweep_batch: int = Field(default=200, ge=1)
 
+    # Kafka consumer: group "ecomops-inventory" for "main", "ecomops-inventory-<name>" otherwise
+    # (an isolated environment sharing a broker, e.g. a test run with its own database).
+    consumer_name: str = Field(default="main", pattern=r"^[a-z0-9-]{1,40}$")
+
     # Returns
     default_return_warehouse: str | None = None
 

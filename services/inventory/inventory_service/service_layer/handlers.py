@@ -551,17 +551,35 @@ async def _give_back(
 async def expire_due(
     uow: UnitOfWork, settings: InventorySettings, now: datetime | None = None
 ) -> int:
-    """Release holds past their expiry (one batch). Replicas skip each other's locked rows."""
+    """Release holds past their expiry (one batch). Replicas skip each other's locked rows.
+    Stock rows are updated in one global (SKU, warehouse) order, like every other writer, so
+    the sweep cannot deadlock with reservations or commits."""
     now = now or utcnow()
     async with uow:
         s = uow.session
         ids = await repo.lock_expired(s, now, settings.expiry_sweep_batch)
+        closed_all: list[Reservation] = []
         for rid in ids:
             closed = await repo.close_reservation(
                 s, rid, ReservationStatus.EXPIRED, now, release_reason=ReleaseReason.EXPIRED.value
             )
             if closed is not None:
-                await _give_back(uow, closed, ReleaseReason.EXPIRED, now)
+                closed_all.append(closed)
+        totals: dict[tuple[str, str], int] = {}
+        for closed in closed_all:
+            for a in closed.allocations:
+                totals[(a.sku, a.warehouse)] = totals.get((a.sku, a.warehouse), 0) + a.quantity
+        for (sku, wh), qty in sorted(totals.items()):
+            await repo.unhold(s, Allocation(sku, wh, qty), now)
+        for closed in closed_all:
+            uow.add_event(
+                ev.stock_released(
+                    closed.reservation_id, closed.allocations, ReleaseReason.EXPIRED.value, now
+                ),
+                key=closed.reservation_id,
+            )
+        if totals:
+            await _publish_levels(uow, sorted({sku for sku, _ in totals}), now)
         await uow.commit()
     if ids:
         log.info("expired %d reservations", len(ids))

@@ -126,6 +126,7 @@ async def run_planning(uow: UnitOfWork, settings: InventorySettings, *, force: b
             (r.sku, r.warehouse): (int(r.on_hand), int(r.on_hand - r.reserved))
             for r in (await s.execute(sa.select(t.stock))).all()
         }
+        thresholds: list[tuple[str, str, int, int]] = []
         for p in plans:
             stmt = pg_insert(t.forecasts).values(
                 sku=p.sku,
@@ -158,12 +159,24 @@ async def run_planning(uow: UnitOfWork, settings: InventorySettings, *, force: b
             on_hand, available = levels.get((p.sku, p.warehouse), (0, 0))
             sug = _suggest(p, on_hand, available, classes.get(p.sku), settings)
             rop = sug.reorder_point if p.daily_demand > 0 else settings.default_reorder_point
+            thresholds.append((p.sku, p.warehouse, rop, sug.suggested_order_quantity))
+        await uow.commit()
+        # Thresholds on the hot stock rows: one short transaction per row, so the planning run
+        # never holds more than one stock row lock (no deadlock with reservations or the sweep,
+        # no long wait for a flash sale).
+        for sku, wh, rop, soq in sorted(thresholds):
             await s.execute(
                 sa.update(t.stock)
-                .where(t.stock.c.sku == p.sku, t.stock.c.warehouse == p.warehouse)
-                .values(reorder_point=rop, suggested_order_quantity=sug.suggested_order_quantity)
+                .where(
+                    t.stock.c.sku == sku,
+                    t.stock.c.warehouse == wh,
+                    sa.or_(
+                        t.stock.c.reorder_point != rop, t.stock.c.suggested_order_quantity != soq
+                    ),
+                )
+                .values(reorder_point=rop, suggested_order_quantity=soq)
             )
-        await uow.commit()
+            await uow.commit()
     log.info("planning: fitted %d series", len(plans))
     return len(plans)
 

@@ -26,8 +26,35 @@ async def inventory_db(stack_env: None) -> str:
     return url
 
 
+async def _start_group_at_end(group_id: str, topic: str) -> None:
+    """Commit the group's offsets at the topic's end: the test service reads only new events
+    (not the shared broker's history)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from ecomops_platform.events import kafka_client_options
+    from ecomops_platform.settings import CommonSettings
+
+    consumer = AIOKafkaConsumer(
+        group_id=group_id, enable_auto_commit=False, **kafka_client_options(CommonSettings())
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
 @pytest.fixture(scope="session")
 async def service(inventory_db: str) -> AsyncIterator[Service]:
+    await _start_group_at_end("ecomops-inventory-itest", "ecomops.order.v1")
     settings = InventorySettings(
         database_url=inventory_db,
         http_port=0,
@@ -36,6 +63,9 @@ async def service(inventory_db: str) -> AsyncIterator[Service]:
         reservation_max_ttl_seconds=3600,
         db_pool_size=20,
         db_max_overflow=40,
+        # Not the shared "ecomops-inventory" group: other inventory instances on the same
+        # broker (e.g. the e2e suite, with its own database) must not take our partitions.
+        consumer_name="itest",
     )
     svc = create_service(settings)
     async with svc.running():

@@ -204,7 +204,7 @@ async def test_expired_holds_are_released_by_the_service(
         got = (await client.get(f"/v1/reservations/{rid}", headers=OPS)).json()
         assert got["status"] == "expired"
 
-    await eventually(expired, timeout=10)
+    await eventually(expired, timeout=20)
     assert (await stock(client, sku))["available"] == 5
     assert (await client.post(f"/v1/reservations/{rid}/commit", headers=SVC)).status_code == 409
     released = await probe.wait_for(
