@@ -252,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         if importlib.util.find_spec(f"{info.package}.cli") is None:
             continue
         p = sub.add_parser(name, help=f"{name} service commands", add_help=False)
-        p.add_argument("args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=lambda a, _n=name: _service_cli(_n, a.args))
+        p.set_defaults(func=lambda a, _n=name: _service_cli(_n, a.service_args))
     return parser
 
 
@@ -264,7 +263,14 @@ def _service_cli(name: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _load_local_env()
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in registry.SERVICES and argv[0] not in ("run", "serve", "migrate"):
+        # Service commands parse their own arguments, --help included.
+        args = parser.parse_args(argv[:1])
+        args.service_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from . import metrics, tracing
 from .db import Database, UnitOfWork, inbox_table, utcnow
+from .errors import is_transient
 from .events import Envelope, PoisonMessage, decode_event, dlq_topic, kafka_client_options
 from .settings import CommonSettings
 
@@ -31,11 +31,7 @@ EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return type(exc).__name__ in {"ConnectionDoesNotExistError", "CannotConnectNowError"}
+    return is_transient(exc)
 
 
 @dataclass
@@ -66,7 +62,7 @@ class ConsumerRunner:
         self.subscription = subscription
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
-        self.group_id = f"ecomops-{service}" + (
+        self.group_id = f"{settings.consumer_group_prefix}ecomops-{service}" + (
             "" if subscription.name == "main" else f"-{subscription.name}"
         )
         self.consumer_name = f"{service}:{subscription.name}"
@@ -80,7 +76,7 @@ class ConsumerRunner:
             *self.subscription.topics,
             group_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.settings.consumer_offset_reset,
             max_poll_records=200,
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
@@ -95,6 +91,7 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         from aiokafka import TopicPartition
+        from aiokafka.errors import CommitFailedError, IllegalStateError
 
         assert self._consumer is not None
         lag_task = asyncio.create_task(self._report_lag())
@@ -103,10 +100,18 @@ class ConsumerRunner:
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for tp, messages in batches.items():
                     for msg in messages:
+                        if tp not in self._consumer.assignment():
+                            break  # revoked by a rebalance: the new owner resumes from the commit
                         await self._handle_with_retries(msg)
-                        await self._consumer.commit(
-                            {TopicPartition(tp.topic, tp.partition): msg.offset + 1}
-                        )
+                        try:
+                            await self._consumer.commit(
+                                {TopicPartition(tp.topic, tp.partition): msg.offset + 1}
+                            )
+                        except (CommitFailedError, IllegalStateError) as exc:
+                            # The partition moved to another member after the transaction
+                            # committed; it will redeliver and the inbox drops the duplicate.
+                            log.info("offset commit skipped after a rebalance: %s", exc)
+                            break
         finally:
             lag_task.cancel()
 

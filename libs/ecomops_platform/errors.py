@@ -134,6 +134,35 @@ class DependencyUnavailable(ServiceError):
         self.retry_after = retry_after
 
 
+_TRANSIENT_NAMES = frozenset(
+    {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "InterfaceError",
+        "OperationalError",
+        "AdminShutdownError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure to reach a dependency (database down, pool exhausted), not a bad request."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | OSError):
+            return True
+        if type(current).__name__ in _TRANSIENT_NAMES:
+            return True
+        if getattr(current, "connection_invalidated", False):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def problem_json(error: ServiceError) -> str:
     import json
 

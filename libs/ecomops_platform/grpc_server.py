@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
-from .errors import ServiceError, Unauthenticated
+from .errors import ServiceError, Unauthenticated, Unprocessable, is_transient
 
 log = logging.getLogger("ecomops.grpc")
 
@@ -40,6 +40,22 @@ def authorize(*roles: Role | str) -> Caller:
     if roles:
         who.require(*roles)
     return who
+
+
+def _refuse_nul_strings(message: Any, path: str = "") -> None:
+    """Text with NUL characters cannot be stored by PostgreSQL: refuse it as bad input."""
+    if not hasattr(message, "ListFields"):
+        return
+    for field, value in message.ListFields():
+        name = f"{path}{field.name}"
+        values = value if field.is_repeated else [value]
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            values = [item for pair in value.items() for item in pair]
+        for item in values:
+            if isinstance(item, str) and "\x00" in item:
+                raise Unprocessable(f"{name} contains a NUL character")
+            if hasattr(item, "ListFields"):
+                _refuse_nul_strings(item, f"{name}.")
 
 
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -75,6 +91,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 ):
                     try:
                         current_caller.set(verifier.verify_header(metadata.get("authorization")))
+                        _refuse_nul_strings(request)
                         remaining = context.time_remaining()
                         budget = max_deadline if remaining is None else min(remaining, max_deadline)
                         return await asyncio.wait_for(inner(request, context), timeout=budget)
@@ -92,7 +109,11 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 raise
             except grpc.aio.AbortError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):
+                    code = grpc.StatusCode.UNAVAILABLE
+                    log.warning("dependency unavailable in %s: %s", method, exc)
+                    await context.abort(code, "a dependency is unavailable; retry later")
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method)
                 await context.abort(code, "internal error; it was logged")

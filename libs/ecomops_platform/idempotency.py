@@ -86,41 +86,41 @@ async def run_idempotent(
             idempotency_table.c.operation == operation,
             idempotency_table.c.key == key,
         )
+        # Claim first (one round trip in the common case); a concurrent duplicate blocks on the
+        # uncommitted row, and the short lock timeout turns that wait into 409.
+        await session.execute(sa.text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
+        try:
+            inserted = await session.execute(
+                pg_insert(idempotency_table)
+                .values(
+                    caller=caller,
+                    operation=operation,
+                    key=key,
+                    fingerprint=fp,
+                    status_code=0,
+                    body={},
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing()
+                .returning(idempotency_table.c.key)
+            )
+        except DBAPIError as exc:
+            if _lock_timeout(exc):
+                raise AlreadyInProgress(
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                    headers={"Retry-After": "1"},
+                ) from None
+            raise
+        await session.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
+        if inserted.first() is not None:
+            status, body = await action()
+            await session.execute(
+                sa.update(idempotency_table).where(where).values(status_code=status, body=body)
+            )
+            await uow.commit()
+            return StoredResponse(status, body, replayed=False)
         existing = (await session.execute(sa.select(idempotency_table).where(where))).first()
-        if existing is None:
-            await session.execute(sa.text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
-            try:
-                inserted = await session.execute(
-                    pg_insert(idempotency_table)
-                    .values(
-                        caller=caller,
-                        operation=operation,
-                        key=key,
-                        fingerprint=fp,
-                        status_code=0,
-                        body={},
-                        created_at=utcnow(),
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(idempotency_table.c.key)
-                )
-            except DBAPIError as exc:
-                if _lock_timeout(exc):
-                    raise AlreadyInProgress(
-                        "a request with this Idempotency-Key is still being processed; retry later",
-                        headers={"Retry-After": "1"},
-                    ) from None
-                raise
-            await session.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
-            if inserted.first() is not None:
-                status, body = await action()
-                await session.execute(
-                    sa.update(idempotency_table).where(where).values(status_code=status, body=body)
-                )
-                await uow.commit()
-                return StoredResponse(status, body, replayed=False)
-            existing = (await session.execute(sa.select(idempotency_table).where(where))).first()
-            assert existing is not None
+        assert existing is not None
         if existing.fingerprint != fp:
             raise Unprocessable(
                 "this Idempotency-Key was already used with a different request body",

@@ -19,13 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
-from .errors import PROBLEM_BASE, PayloadTooLarge, RateLimited, ServiceError
+from .errors import PROBLEM_BASE, PayloadTooLarge, RateLimited, ServiceError, is_transient
 from .idempotency import check_key
 
 log = logging.getLogger("ecomops.rest")
@@ -35,10 +35,30 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
+def _refuse_nul(value: Any, path: str = "body") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path} contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{index}]")
+
+
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields are refused, never silently dropped."""
+    """Base of request bodies: unknown fields are refused, never silently dropped; text with
+    NUL characters (which PostgreSQL cannot store) is refused with 422, not a 500."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        _refuse_nul(data, "value")
+        return data
 
 
 class ResponseModel(BaseModel):
@@ -58,13 +78,18 @@ class Problem(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "description": desc}
+    code: {
+        "model": Problem,
+        "description": desc,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for code, desc in (
         (400, "Bad request"),
         (401, "Missing or invalid bearer token"),
         (403, "Role not allowed"),
         (404, "Not found"),
         (409, "Conflict with the current state"),
+        (410, "Gone (expired)"),
         (413, "Body too large"),
         (422, "Invalid request"),
         (429, "Rate limited"),
@@ -140,6 +165,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            log.warning(
+                "dependency unavailable on %s %s: %s", request.method, request.url.path, exc
+            )
+            return problem_response(
+                503,
+                "dependency-unavailable",
+                "Service temporarily unavailable",
+                "a dependency of this service is unavailable; retry later",
+                instance=request.url.path,
+                headers={"Retry-After": "2"},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             500,
@@ -151,14 +188,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+
+    The body is read here (it is at most ``max_bytes``) so that an oversized chunked upload is
+    answered with 413 before any handler or body parser sees it.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
@@ -170,18 +211,31 @@ class BodyLimitMiddleware:
                 if too_big:
                     await self._reject(scope, receive, send)
                     return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
+            if message["type"] != "http.request":
+                # The client went away: let the app see the disconnect.
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                more = message.get("more_body", False)
+                # Read (and drop) a bounded remainder so the client is reading when the 413
+                # arrives; past the bound the connection is simply closed after answering.
+                while more and size <= self.max_bytes * 16:
+                    message = await receive()
+                    size += len(message.get("body", b""))
+                    more = message.get("type") == "http.request" and message.get("more_body", False)
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
@@ -190,8 +244,20 @@ class BodyLimitMiddleware:
             "Payload too large",
             f"request body exceeds {self.max_bytes} bytes",
             instance=scope.get("path"),
+            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replaying_receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replaying_receive
 
 
 class RateLimiter:
@@ -275,13 +341,25 @@ def create_app(
         with tracing.tracer().start_as_current_span(
             f"{request.method} {request.url.path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
         ):
-            if request.url.path.startswith("/v1/"):
+            response: Response
+            raw_target = (
+                request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+            )
+            if b"%00" in raw_target or b"\x00" in raw_target or "\x00" in request.url.path:
+                response = problem_response(
+                    422,
+                    "validation-error",
+                    "Unprocessable request",
+                    "the path or query contains a NUL character",
+                    instance=request.url.path,
+                )
+            elif request.url.path.startswith("/v1/"):
                 key = _rate_limit_key(request, verifier)
                 try:
                     if key is not None:
                         limiter.check(key)
                 except RateLimited as exc:
-                    response: Response = JSONResponse(
+                    response = JSONResponse(
                         exc.problem(instance=request.url.path),
                         status_code=429,
                         headers=exc.headers,

@@ -36,6 +36,10 @@ class CommonSettings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     outbox_poll_interval: float = Field(default=0.1, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Test stacks sharing one Kafka give each process its own groups; empty in production.
+    consumer_group_prefix: str = ""
+    # Where a brand-new consumer group starts: "earliest" never misses an event.
+    consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> CommonSettings:

@@ -131,12 +131,25 @@ def build_probe_service(handled: list[Envelope] | None = None) -> Service:
         authorize(Role.OPS)
         return request
 
+    async def echo_money(
+        request: common_pb2.Money, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Money:
+        authorize(Role.OPS)
+        return request
+
     def register(server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(
                     "ecomops.test.Probe",
-                    {"Echo": grpc.unary_unary_rpc_method_handler(echo)},
+                    {
+                        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+                        "EchoMoney": grpc.unary_unary_rpc_method_handler(
+                            echo_money,
+                            request_deserializer=common_pb2.Money.FromString,
+                            response_serializer=common_pb2.Money.SerializeToString,
+                        ),
+                    },
                 ),
             )
         )

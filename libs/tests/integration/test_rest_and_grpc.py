@@ -244,3 +244,39 @@ async def test_trace_context_flows_from_http_into_the_event_headers(client, prob
             )
         ).scalar_one()
     assert headers["traceparent"].split("-")[1] == trace_id
+
+
+async def test_nul_characters_are_refused_with_422(client) -> None:
+    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    body = await client.post("/v1/notes", json={"text": "a\u0000b", "amount": 1}, headers=headers)
+    assert body.status_code == 422
+    path = await client.get("/v1/notes/a%00b", headers=headers)
+    assert path.status_code == 422
+
+
+async def test_chunked_body_over_the_limit_is_413(client) -> None:
+    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    resp = await client.post("/v1/notes", content=chunks(), headers=headers)
+    assert resp.status_code == 413
+    assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_nul_in_a_grpc_string_is_invalid_argument(probe_service) -> None:
+    from ecomops.common.v1 import common_pb2
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{probe_service.grpc_port}") as channel:
+        echo = channel.unary_unary("/ecomops.test.Probe/EchoMoney")
+        ok = common_pb2.Money(amount_minor=1, currency="EUR").SerializeToString()
+        meta = (("authorization", f"Bearer {token('ops-1', 'ops')}"),)
+        assert await echo(ok, metadata=meta, timeout=5) == ok
+        bad = common_pb2.Money(amount_minor=1, currency="E\x00R").SerializeToString()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await echo(
+                bad, metadata=(("authorization", f"Bearer {token('ops-1', 'ops')}"),), timeout=5
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
