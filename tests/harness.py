@@ -29,23 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 STACK_SH = ROOT / "deploy" / "local" / "stack.sh"
-LOG_DIR = ROOT / ".local" / "test" / "logs"
-
-# docs/conventions.md: test stack ports.
-HTTP_PORTS = {
-    "order": 18001,
-    "inventory": 18002,
-    "pricing": 18003,
-    "recommendation": 18004,
-    "risk": 18005,
-}
-GRPC_PORTS = {
-    "order": 19001,
-    "inventory": 19002,
-    "pricing": 19003,
-    "recommendation": 19004,
-    "risk": 19005,
-}
+# Logs go with the stack profile's state; ports follow docs/conventions.md (18001-18005 REST,
+# 19001-19005 gRPC) unless PROOF_PORT_BASE moves them, so two suites can run side by side.
+LOG_DIR = ROOT / ".local" / os.environ.get("ECOMOPS_STACK_PROFILE", "test") / "logs"
+_BASE = int(os.environ.get("PROOF_PORT_BASE", "18000"))
+_SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
+HTTP_PORTS = {svc: _BASE + 1 + i for i, svc in enumerate(_SERVICES)}
+GRPC_PORTS = {svc: _BASE + 1001 + i for i, svc in enumerate(_SERVICES)}
 ORDER_DEPENDENCIES = ("inventory", "pricing", "risk")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local infrastructure stack: PostgreSQL 15 and a single-node KRaft Kafka as processes.
 #
-#   bash deploy/local/stack.sh {up|down|status|wipe} [run|test|dev|bench]
+#   bash deploy/local/stack.sh {up|down|status|wipe} [run|test|dev|bench|fault]
 #   bash deploy/local/stack.sh {kafka-stop|kafka-start|postgres-stop|postgres-start} PROFILE
 #
 # profile  PostgreSQL  Kafka (controller)  state dir     on `up`
@@ -9,6 +9,7 @@
 # test     56432       59192 (59193)       .local/test   wiped first: a throw-away stack
 # dev      57432       59292 (59293)       .local/dev    kept: for running tests by hand
 # bench    58432       59392 (59393)       .local/bench  wiped first: for `make bench`
+# fault    58632       59592 (59593)       .local/fault  wiped first: for developing fault tests
 #
 # `up` writes $STATE_DIR/env: `export` lines with what the services need (Kafka bootstrap,
 # one database URL per service, a JWT secret generated once per state dir). Use it with
@@ -21,7 +22,7 @@ SERVICES=(order inventory pricing recommendation risk)
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
 log() { echo "stack.sh: $*"; }
-usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|postgres-stop|postgres-start} [run|test|dev|bench]" >&2; exit 2; }
+usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|postgres-stop|postgres-start} [run|test|dev|bench|fault]" >&2; exit 2; }
 
 action="${1:-}"
 profile="${2:-run}"
@@ -42,6 +43,11 @@ case "$profile" in
     bench)
         # Throw-away stack for `make bench` (wiped on up), so benchmarks never disturb the others.
         export STATE_DIR="$ROOT/.local/bench" PG_PORT=58432 KAFKA_PORT=59392 KAFKA_CONTROLLER_PORT=59393
+        ECOMOPS_ENV="test"
+        ;;
+    fault)
+        # Throw-away stack for developing the fault suite, whose tests stop Kafka and PostgreSQL.
+        export STATE_DIR="$ROOT/.local/fault" PG_PORT=58632 KAFKA_PORT=59592 KAFKA_CONTROLLER_PORT=59593
         ECOMOPS_ENV="test"
         ;;
     *) usage ;;
@@ -103,7 +109,7 @@ write_env() {
 
 up() {
     local started=$SECONDS
-    if [[ "$profile" == test || "$profile" == bench ]]; then
+    if [[ "$profile" == test || "$profile" == bench || "$profile" == fault ]]; then
         wipe
     fi
     mkdir -p "$STATE_DIR"
