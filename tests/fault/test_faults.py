@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 import pytest
-from harness import FaultProxy
+from harness import GRPC_PORTS, HTTP_PORTS, FaultProxy
 from proof_fixtures import (
     Shop,
     new_id,
+    ops,
     order_events_check,
     orders_of,
     pg_dsn,
@@ -127,8 +128,7 @@ async def _all_ready(stack, timeout: float = 90.0) -> None:
         await stack.await_ready(name, timeout=timeout)
 
 
-# "order" as the victim is in pending_infra_faults.py (see docs/proof.md).
-@pytest.mark.parametrize("victim", ["inventory"])
+@pytest.mark.parametrize("victim", ["inventory", "order"])
 async def test_sigkill_mid_checkout_load(stack, shop: Shop, victim: str) -> None:
     skus = await _skus(shop)
     load = CheckoutLoad(shop, skus)
@@ -160,8 +160,8 @@ async def test_slow_dependency_past_its_deadline(stack, shop: Shop) -> None:
         proc = stack.spawn(
             "order",
             name=name,
-            http_port=18011,
-            grpc_port=19011,
+            http_port=HTTP_PORTS["order"] + 10,
+            grpc_port=GRPC_PORTS["order"] + 10,
             env={"ORDER_INVENTORY_TARGET": proxy.target, "ORDER_DEPENDENCY_TIMEOUT": "1"},
         )
         await asyncio.to_thread(stack.wait_ready, name)
@@ -206,3 +206,89 @@ async def test_retried_requests_have_one_effect(stack, shop: Shop) -> None:
     assert list((await orders_of([customer])).keys()) == list(ids)
     stock = await shop.stock(skus[0])
     assert stock["reserved"] == 2, stock
+
+
+# One DB-backed read per service, probed while PostgreSQL is down: 503 with Retry-After, never 500.
+DB_PROBES = {
+    "order": "/v1/orders",
+    "inventory": "/v1/skus",
+    "pricing": "/v1/promotions",
+    "recommendation": "/v1/segments",
+    "risk": "/v1/reviews",
+}
+
+
+async def test_kafka_stopped_for_30s_under_load(stack, shop: Shop) -> None:
+    skus = await _skus(shop)
+    load = CheckoutLoad(shop, skus)
+    try:
+        await stack.kafka_stop()
+        outage_started = time.monotonic()
+        for name in list(stack.procs):
+            status, body = await stack.await_not_ready(name, timeout=20)
+            assert status == 503 and '"kafka":false' in body.replace(" ", ""), (name, body)
+        # Checkout keeps working without Kafka: the outbox holds the events.
+        await load.run(30, concurrency=3)
+        remaining = 30 - (time.monotonic() - outage_started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        assert time.monotonic() - outage_started >= 30
+    finally:
+        await stack.kafka_start()
+    assert load.accepted, f"no order accepted while Kafka was down: {load.statuses}"
+    await _all_ready(stack)
+    await _assert_invariants(load)
+
+
+async def test_postgres_restarted_under_load(stack, shop: Shop) -> None:
+    skus = await _skus(shop)
+    load = CheckoutLoad(shop, skus)
+    task = asyncio.create_task(load.run(60, concurrency=4))
+    probes: dict[str, tuple[int, str | None]] = {}
+    try:
+        await asyncio.sleep(1.5)
+        assert not task.done(), "the load finished before the fault; raise the load"
+        await stack.postgres_stop()
+        for name in list(stack.procs):
+            status, body = await stack.await_not_ready(name, timeout=20)
+            assert status == 503 and '"database":false' in body.replace(" ", ""), (name, body)
+        async with httpx.AsyncClient(timeout=15) as client:
+            for name, path in DB_PROBES.items():
+                if name in stack.procs:
+                    resp = await client.get(stack.url(name) + path, headers=ops())
+                    probes[name] = (resp.status_code, resp.headers.get("retry-after"))
+        await asyncio.sleep(2)
+    finally:
+        await stack.postgres_start()
+    failing = {n: p for n, p in probes.items() if p[0] != 503 or not p[1]}
+    assert not failing, f"while PostgreSQL was down, (status, Retry-After): {failing}"
+    await _all_ready(stack)
+    await asyncio.wait_for(task, timeout=180)
+    assert 503 in load.statuses or "transport" in load.statuses, load.statuses
+    await _assert_invariants(load)
+
+
+async def test_no_hold_outlives_its_expiry(stack, shop: Shop) -> None:
+    """Runs last: the holds of the unpaid orders above expire and the sweep releases them."""
+    assert FAULT_SKUS, "run with the fault tests above (they place the unpaid orders)"
+    conn = await asyncpg.connect(pg_dsn("inventory"))
+    try:
+        latest = await conn.fetchval(
+            "SELECT max(r.expires_at) FROM reservations r JOIN reservation_allocations a"
+            " USING (reservation_id) WHERE a.sku = ANY($1::text[]) AND r.status = 'held'",
+            FAULT_SKUS,
+        )
+        if latest is not None:
+            now = await conn.fetchval("SELECT now()")
+            await asyncio.sleep(max(0.0, (latest - now).total_seconds()) + 4)
+        ended = await conn.fetchval(
+            "SELECT count(DISTINCT r.reservation_id) FROM reservations r"
+            " JOIN reservation_allocations a USING (reservation_id)"
+            " WHERE a.sku = ANY($1::text[]) AND r.status IN ('expired', 'released')",
+            FAULT_SKUS,
+        )
+    finally:
+        await conn.close()
+    assert ended, "no hold expired or was released: the check would be vacuous"
+    problems = await stock_invariants(FAULT_SKUS, sweep_slack=3.0)
+    assert not problems, "\n".join(problems)
