@@ -27,11 +27,13 @@ import pytest
 from harness import GRPC_PORTS, HTTP_PORTS, FaultProxy
 from proof_fixtures import (
     Shop,
+    grpc_service_name,
     new_id,
     ops,
     order_events_check,
     orders_of,
     pg_dsn,
+    raw_unary,
     stock_invariants,
 )
 
@@ -208,14 +210,31 @@ async def test_retried_requests_have_one_effect(stack, shop: Shop) -> None:
     assert stock["reserved"] == 2, stock
 
 
-# One DB-backed read per service, probed while PostgreSQL is down: 503 with Retry-After, never 500.
+# One DB-backed read per service (REST path, gRPC method with an empty request), probed while
+# PostgreSQL is down: 503 with Retry-After and UNAVAILABLE, never 500 / INTERNAL / UNKNOWN.
 DB_PROBES = {
-    "order": "/v1/orders",
-    "inventory": "/v1/skus",
-    "pricing": "/v1/promotions",
-    "recommendation": "/v1/segments",
-    "risk": "/v1/reviews",
+    "order": ("/v1/orders", "ListOrders"),
+    "inventory": ("/v1/skus", "ListSkus"),
+    "pricing": ("/v1/promotions", "ListPromotions"),
+    "recommendation": ("/v1/segments", "ListSegmentCounts"),
+    "risk": ("/v1/reviews", "ListReviews"),
 }
+
+
+async def _probe_database_down(stack) -> dict[str, tuple[int, str | None, str]]:
+    """name -> (REST status, Retry-After, gRPC status) for each running service's probe."""
+    out: dict[str, tuple[int, str | None, str]] = {}
+    metadata = [("authorization", ops()["Authorization"])]
+    async with httpx.AsyncClient(timeout=15) as client:
+        for name, (path, method) in DB_PROBES.items():
+            if name not in stack.procs:
+                continue
+            resp = await client.get(stack.url(name) + path, headers=ops())
+            code, _ = await raw_unary(
+                stack.grpc_target(name), f"/{grpc_service_name(name)}/{method}", b"", metadata
+            )
+            out[name] = (resp.status_code, resp.headers.get("retry-after"), code.name)
+    return out
 
 
 async def test_kafka_stopped_for_30s_under_load(stack, shop: Shop) -> None:
@@ -244,7 +263,7 @@ async def test_postgres_restarted_under_load(stack, shop: Shop) -> None:
     skus = await _skus(shop)
     load = CheckoutLoad(shop, skus)
     task = asyncio.create_task(load.run(60, concurrency=4))
-    probes: dict[str, tuple[int, str | None]] = {}
+    probes: dict[str, tuple[int, str | None, str]] = {}
     try:
         await asyncio.sleep(1.5)
         assert not task.done(), "the load finished before the fault; raise the load"
@@ -252,16 +271,13 @@ async def test_postgres_restarted_under_load(stack, shop: Shop) -> None:
         for name in list(stack.procs):
             status, body = await stack.await_not_ready(name, timeout=20)
             assert status == 503 and '"database":false' in body.replace(" ", ""), (name, body)
-        async with httpx.AsyncClient(timeout=15) as client:
-            for name, path in DB_PROBES.items():
-                if name in stack.procs:
-                    resp = await client.get(stack.url(name) + path, headers=ops())
-                    probes[name] = (resp.status_code, resp.headers.get("retry-after"))
+        probes = await _probe_database_down(stack)
         await asyncio.sleep(2)
     finally:
         await stack.postgres_start()
-    failing = {n: p for n, p in probes.items() if p[0] != 503 or not p[1]}
-    assert not failing, f"while PostgreSQL was down, (status, Retry-After): {failing}"
+    assert set(probes) == set(stack.procs) & set(DB_PROBES), probes
+    failing = {n: p for n, p in probes.items() if p != (503, p[1], "UNAVAILABLE") or not p[1]}
+    assert not failing, f"while PostgreSQL was down, (REST, Retry-After, gRPC): {failing}"
     await _all_ready(stack)
     await asyncio.wait_for(task, timeout=180)
     assert 503 in load.statuses or "transport" in load.statuses, load.statuses
