@@ -115,6 +115,9 @@ class Stack:
         # Load tests and journeys run many requests with one token; the limiter is tested apart.
         env.setdefault("ECOMOPS_RATE_LIMIT_PER_MINUTE", "1000000")
         env["PYTHONUNBUFFERED"] = "1"
+        # Harnesses on one shared Kafka (a dev stack) must not steal each other's partitions.
+        if _BASE != 18000:
+            env.setdefault("ECOMOPS_CONSUMER_GROUP_PREFIX", f"h{_BASE}-")
         # Short payment windows and sweeps, so expiry is observable within the suite's time.
         env.setdefault("ORDER_PAYMENT_TIMEOUT", "40")
         env.setdefault("ORDER_RESERVATION_MARGIN", "2")

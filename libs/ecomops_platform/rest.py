@@ -244,7 +244,6 @@ class BodyLimitMiddleware:
             "Payload too large",
             f"request body exceeds {self.max_bytes} bytes",
             instance=scope.get("path"),
-            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 

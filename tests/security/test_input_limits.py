@@ -43,16 +43,10 @@ async def test_body_over_the_limit_is_413(stack, http, service: str) -> None:
             yield big[i : i + 65536]
 
     streamed = await http.request(op.method.upper(), url, content=stream(), headers=headers)
-    assert 400 <= streamed.status_code < 500, streamed.text[:300]
+    assert streamed.status_code == 413, streamed.text[:300]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="platform bug: BodyLimitMiddleware raises PayloadTooLarge inside receive(); FastAPI's "
-    "body parser turns it into 400 'error parsing the body' for chunked bodies (no "
-    "Content-Length). The body is refused (asserted above) but with the wrong status.",
-)
-@pytest.mark.parametrize("service", SERVICES[:1])
+@pytest.mark.parametrize("service", SERVICES)
 async def test_streamed_body_over_the_limit_is_413(stack, http, service: str) -> None:
     op = (await _body_ops(http, stack, service))[0]
     big = b'{"x":"' + b"a" * (_limit() + 10) + b'"}'
