@@ -4,7 +4,9 @@ that reads every topic from where it ended when the test started, and the journe
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,15 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 from proof_fixtures import http, ops, pytest_sessionfinish, shop, stack  # noqa: E402
+
+# On a shared Kafka (PROOF_PORT_BASE moved, e.g. the dev stack) the harness gives its consumers
+# their own group prefix; a new group reading from the beginning would first chew through the
+# shared topics' whole backlog (minutes), so this session's groups start at the topics' end.
+if os.environ.get("PROOF_PORT_BASE", "18000") != "18000":
+    os.environ.setdefault(
+        "ECOMOPS_CONSUMER_GROUP_PREFIX", f"h{os.environ['PROOF_PORT_BASE']}-{uuid.uuid4().hex[:6]}-"
+    )
+    os.environ.setdefault("ECOMOPS_CONSUMER_OFFSET_RESET", "latest")
 
 __all__ = ["http", "journey_rules", "kafka", "pytest_sessionfinish", "shop", "stack"]
 

@@ -194,3 +194,24 @@ async def test_operations_journey(shop: Any, kafka: Any, journey_rules: Any) -> 
         assert mine and mine[0]["revenue_minor"] == 6000, mine
 
     await wait_until(kpis_follow, timeout=40, interval=1.0)
+
+    # Pricing's view of the SKU (its suggestions) follows inventory's stock and the sales.
+    async def pricing_follows() -> None:
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            page = await _get(http, shop.url("pricing", "/v1/pricing/suggestions"), **params)
+            found += [i for i in page["items"] if i["sku"] == sku and i["currency"] == "EUR"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        assert len(found) == 1, found
+        mine = found[0]
+        assert mine["current_price_minor"] == 2000, mine
+        assert mine["stock_available"] == 3, mine
+        assert float(mine["velocity_per_day"]) > 0, mine
+
+    await wait_until(pricing_follows, timeout=40, interval=1.0)
