@@ -143,6 +143,8 @@ _TRANSIENT_NAMES = frozenset(
         "OperationalError",
         "AdminShutdownError",
         "TooManyConnectionsError",
+        # sqlalchemy.exc.TimeoutError: the connection pool is exhausted.
+        "TimeoutError",
     }
 )
 
