@@ -55,7 +55,12 @@ def review_out(row: Any) -> s.ReviewOut:
 def build_router(service: Service, ctx: RiskContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["risk"])
 
-    @router.post("/assessments", status_code=201, response_model=s.AssessmentOut)
+    @router.post(
+        "/assessments",
+        status_code=201,
+        response_model=s.AssessmentOut,
+        responses={200: {"model": s.AssessmentOut, "description": "The stored assessment"}},
+    )
     async def create_assessment(
         body: s.AssessmentIn,
         response: Response,
