@@ -287,6 +287,13 @@ def parse_rule_set(
     review = _unit_interval(raw.get("review_threshold"), "review_threshold", errors)
     reject = _unit_interval(raw.get("reject_threshold"), "reject_threshold", errors)
     model_weight = _unit_interval(raw.get("model_weight", "0"), "model_weight", errors)
+    # A threshold of 0 is met by every score, even a clean order's: it would review or reject
+    # everything, which no analyst means to do.
+    for name, value in (("review_threshold", review), ("reject_threshold", reject)):
+        if value is not None and value <= 0:
+            errors.append(
+                {"location": name, "message": "must be greater than 0 (0 matches every order)"}
+            )
     if review is not None and reject is not None and reject < review:
         errors.append(
             {

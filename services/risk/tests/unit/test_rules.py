@@ -169,7 +169,7 @@ weights = st.decimals(min_value=0, max_value=1, places=2)
 
 @given(
     w=st.lists(weights, min_size=1, max_size=6),
-    review=weights,
+    review=st.decimals(min_value="0.01", max_value=1, places=2),
     gap=weights,
     velocity=st.integers(0, 50),
     amount=st.integers(0, 10**9),
@@ -223,3 +223,14 @@ def test_score_is_in_unit_interval_and_decision_follows_thresholds(
     assert all(outcome.score >= r.weight for r in counted)
     features = order_features(order, sig)
     assert list(features) == list(FEATURES)
+
+
+@pytest.mark.parametrize("field", ["review_threshold", "reject_threshold"])
+def test_a_zero_threshold_is_refused(field: str) -> None:
+    overrides: dict[str, Any] = {"review_threshold": "0.3", "reject_threshold": "0.8"}
+    overrides[field] = "0"
+    if field == "reject_threshold":
+        overrides["review_threshold"] = "0"
+    with pytest.raises(Unprocessable) as err:
+        parse_rule_set({**DEFAULT_RULE_SET, **overrides}, version=1, created_by="t")
+    assert field in str(err.value.extra)
