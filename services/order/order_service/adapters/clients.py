@@ -8,6 +8,7 @@ caller's (an unknown SKU, an exhausted coupon, a shortage).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ _UNAVAILABLE = {
     grpc.StatusCode.ABORTED,
 }
 
+log = logging.getLogger("order_service.clients")
+
 _DECISIONS = {
     rk.DECISION_APPROVE: "approve",
     rk.DECISION_REVIEW: "review",
@@ -68,6 +71,7 @@ def translate(service: str, error: grpc.aio.AioRpcError) -> ServiceError:
     problem = problem_of(error) or {}
     if code in _UNAVAILABLE:
         # Our own credentials refused, or the server broken: not the customer's fault either.
+        log.warning("%s unavailable: %s %s", service, code.name, (error.details() or "")[:200])
         return DependencyUnavailable(f"{service} is unavailable ({code.name}); retry later")
     extra = {k: v for k, v in problem.items() if k not in {"type", "title", "status", "detail"}}
     extra.pop("instance", None)
@@ -88,6 +92,7 @@ async def _call(service: str, rpc: Callable[..., Awaitable[T]], request: Any, de
     except grpc.aio.AioRpcError as exc:
         raise translate(service, exc) from None
     except TimeoutError:
+        log.warning("%s did not answer within %.1f s", service, deadline)
         raise DependencyUnavailable(f"{service} did not answer in time; retry later") from None
 
 
