@@ -30,7 +30,7 @@ def luhn_valid(digits: str) -> bool:
 def contains_card_number(text: str) -> bool:
     """True when ``text`` holds a 13–19 digit Luhn-valid number anywhere."""
     for match in _CANDIDATE.finditer(text):
-        # Grouped digits ("4111 1111 1111 1111") count as one number; any run of whole groups
+        # Grouped digits (four groups of four, say) count as one number; any run of whole groups
         # may be the PAN, so a number written next to it cannot hide it.
         groups = re.split(r"[ -]", match.group())
         for start in range(len(groups)):
