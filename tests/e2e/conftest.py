@@ -89,7 +89,7 @@ class Stack:
         return self.services["order"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def stack(stack_env: None) -> AsyncIterator[Stack]:
     from inventory_service.bootstrap import create_service as inventory_service
     from inventory_service.settings import InventorySettings
