@@ -28,5 +28,15 @@ set +a
 export ECOMOPS_ENV=test
 $BIN/ecomops topics create >/dev/null
 
-step "pytest"
-$BIN/pytest -q "$@"
+# Two runs: each service's own suites start in-process services that live for their pytest
+# session; the cross-service suites run the services as separate processes on the same
+# databases and topics, and must not share the stack with those leftovers.
+if [ "$#" -gt 0 ]; then
+  step "pytest $*"
+  $BIN/pytest -q "$@"
+else
+  step "pytest: platform, services, chart"
+  $BIN/pytest -q libs/tests services tests/deploy
+  step "pytest: cross-service suites (e2e, fault, journeys, security)"
+  $BIN/pytest -q tests/e2e tests/fault tests/journeys tests/security
+fi

@@ -7,6 +7,7 @@ afterwards; the stack's token secret appears in no log either.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -113,8 +114,16 @@ async def test_card_numbers_are_refused_and_found_nowhere(stack, http, shop) -> 
         assert secret not in text, f"JWT secret in {log}"
 
     # Events of the order.
-    events = await read_topic("ecomops.order.v1", keys={order_id})
-    assert events, "the order's events should be on Kafka"
+    # The relay publishes shortly after the commit: read until the payment's event is there.
+    events: list = []
+    for _ in range(30):
+        events = await read_topic("ecomops.order.v1", keys={order_id})
+        if any(e.event_type == "ecomops.order.v1.OrderPaid" for e in events):
+            break
+        await asyncio.sleep(1)
+    assert any(e.event_type == "ecomops.order.v1.OrderPaid" for e in events), (
+        "the order's events should be on Kafka"
+    )
     for event in events:
         raw = event.message.SerializeToString()
         assert PAN.encode() not in raw and PAN_SPACED.encode() not in raw
