@@ -18,7 +18,7 @@ if [ -f deploy/k8s-check.sh ]; then
   bash deploy/k8s-check.sh
 fi
 
-step "test stack (PostgreSQL 56432, Kafka 59192; throw-away)"
+step "test stack (PostgreSQL 25432, Kafka 29192; throw-away)"
 bash deploy/local/stack.sh up test
 trap 'bash deploy/local/stack.sh down test >/dev/null 2>&1 || true' EXIT
 set -a

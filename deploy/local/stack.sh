@@ -6,10 +6,14 @@
 #
 # profile  PostgreSQL  Kafka (controller)  state dir     on `up`
 # run      55432       59092 (59093)       .local/run    keeps its data across restarts
-# test     56432       59192 (59193)       .local/test   wiped first: a throw-away stack
+# test     25432       29192 (29193)       .local/test   wiped first: a throw-away stack
 # dev      57432       59292 (59293)       .local/dev    kept: for running tests by hand
 # bench    58432       59392 (59393)       .local/bench  wiped first: for `make bench`
 # fault    58632       59592 (59593)       .local/fault  wiped first: for developing fault tests
+#
+# The test stack's ports lie below Linux's ephemeral range (32768-60999): its fault tests stop
+# Kafka and PostgreSQL while clients keep reconnecting, and a loopback connect to a closed port
+# inside that range can take the port itself (TCP self-connect), so the server cannot bind again.
 #
 # `up` writes $STATE_DIR/env: `export` lines with what the services need (Kafka bootstrap,
 # one database URL per service, a JWT secret generated once per state dir). Use it with
@@ -32,7 +36,7 @@ case "$profile" in
         ECOMOPS_ENV="local"
         ;;
     test)
-        export STATE_DIR="$ROOT/.local/test" PG_PORT=56432 KAFKA_PORT=59192 KAFKA_CONTROLLER_PORT=59193
+        export STATE_DIR="$ROOT/.local/test" PG_PORT=25432 KAFKA_PORT=29192 KAFKA_CONTROLLER_PORT=29193
         ECOMOPS_ENV="test"
         ;;
     dev)
