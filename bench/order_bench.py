@@ -29,15 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import asyncpg
 import httpx
 
 from bench.common import Row, closed_loop, percentile, row
-from ecomops_platform.events import kafka_client_options
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import bearer, token, unique
+from ecomops_platform.testing import bearer, ensure_database, skip_to_end, token, unique
 
 SEED = 20261124
 CONCURRENCY = 8
@@ -59,41 +56,11 @@ def _url(service: str) -> str:
     return f"{base}/ecomops_{service}_bench"
 
 
-async def _ensure_db(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    admin = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
-async def _skip_to_end(group_id: str, topics: list[str]) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        group_id=group_id, enable_auto_commit=False, **kafka_client_options(CommonSettings())
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        parts = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        if parts:
-            consumer.assign(parts)
-            await consumer.commit(dict((await consumer.end_offsets(parts)).items()))
-    finally:
-        await consumer.stop()
-
-
 async def _isolate(name: str, service: Service) -> None:
     """Own consumer groups (``ecomops-<svc>-bench``) from the end of the topics."""
     for sub in service._subscriptions:
         sub.name = "bench"
-        await _skip_to_end(f"ecomops-{name}-bench", sub.topics)
+        await skip_to_end(f"ecomops-{name}-bench", sub.topics)
 
 
 async def _seed(clients: dict[str, httpx.AsyncClient], skus: list[str]) -> None:
@@ -138,7 +105,7 @@ async def _services_checkout() -> tuple[Any, dict[str, int]]:
     from risk_service.settings import RiskSettings
 
     for name in ("inventory", "pricing", "risk", "order"):
-        await _ensure_db(_url(name))
+        await ensure_database(_url(name))
         await upgrade_async(name, _url(name))
     ports = {"http_port": 0, "grpc_port": 0}
     built: dict[str, Service] = {
@@ -318,7 +285,7 @@ async def run() -> list[Row]:
     random.seed(SEED)
     result, statuses = await _services_checkout()
     pg_url = _url("order").rsplit("/", 1)[0] + "/ecomops_order_pgbench"
-    await _ensure_db(pg_url)
+    await ensure_database(pg_url)
     per_client = max(1, ORDERS // CONCURRENCY)
     tps, pg_lat, how = await asyncio.to_thread(_pgbench, pg_url, CONCURRENCY, per_client)
     outcome = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))

@@ -171,3 +171,42 @@ async def kafka_probe(stack_env: None) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for probe in probes:
         await probe.stop()
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database of ``url`` if it does not exist (tests and benchmarks that keep
+    their own copy of a service's database beside the main one)."""
+    import contextlib
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    base, name = url.rsplit("/", 1)
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def skip_to_end(group_id: str, topics: list[str]) -> None:
+    """Commit a consumer group's offsets at the end of its topics: it starts from now, never
+    from the history other suites left on a shared Kafka."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        group_id=group_id, enable_auto_commit=False, **kafka_client_options(CommonSettings())
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        if ends:
+            await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()

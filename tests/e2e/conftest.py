@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from ecomops_platform.events import kafka_client_options
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import bearer, eventually, unique
+from ecomops_platform.testing import bearer, ensure_database, eventually, skip_to_end, unique
 
 SERVICES = ("inventory", "pricing", "risk", "order")
 WAREHOUSE = "e2e-wh"
@@ -34,44 +32,6 @@ WAREHOUSE = "e2e-wh"
 def e2e_url(service: str) -> str:
     base = os.environ["ORDER_DATABASE_URL"].rsplit("/", 1)[0]
     return f"{base}/ecomops_{service}_e2e"
-
-
-async def ensure_database(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    admin = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
-async def skip_to_end(group_id: str, topics: list[str]) -> None:
-    """Commit the group's offsets at the end of its topics: start from now, never history."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        group_id=group_id, enable_auto_commit=False, **kafka_client_options(CommonSettings())
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in (consumer.partitions_for_topic(t) or ())
-            ]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        if ends:
-            await consumer.commit(dict(ends.items()))
-    finally:
-        await consumer.stop()
 
 
 def isolate_consumers(service: Service) -> None:
