@@ -134,9 +134,14 @@ async def _all_ready(stack, timeout: float = 90.0) -> None:
 async def test_sigkill_mid_checkout_load(stack, shop: Shop, victim: str) -> None:
     skus = await _skus(shop)
     load = CheckoutLoad(shop, skus)
-    task = asyncio.create_task(load.run(60))
+    task = asyncio.create_task(load.run(200))
     try:
-        await asyncio.sleep(2.0)
+        # Kill once the load is under way (not after a fixed time: on a quiet machine a small
+        # load is over in two seconds).
+        for _ in range(300):
+            if len(load.accepted) >= 10 or task.done():
+                break
+            await asyncio.sleep(0.1)
         assert not task.done(), "the load finished before the fault; raise the load"
         stack.kill(victim)
         await asyncio.sleep(1.0)
