@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
+from .cards import CARD_NUMBER_CODE, CARD_NUMBER_DETAIL, CARD_NUMBER_TITLE, find_card_number
 from .errors import PROBLEM_BASE, PayloadTooLarge, RateLimited, ServiceError, is_transient
 from .idempotency import check_key
 
@@ -124,8 +126,10 @@ def _json_safe(value: Any) -> Any:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        # A refused card number is never echoed back, not even inside the path.
+        instance = None if exc.code == CARD_NUMBER_CODE else request.url.path
         return JSONResponse(
-            _json_safe(exc.problem(instance=request.url.path)),
+            _json_safe(exc.problem(instance=instance)),
             status_code=exc.status,
             headers=exc.headers,
             media_type=PROBLEM_MEDIA_TYPE,
@@ -246,6 +250,111 @@ class BodyLimitMiddleware:
             instance=scope.get("path"),
         )
         await response(scope, receive, send)
+
+
+class ScreenMiddleware:
+    """What every ``/v1`` request goes through before any handler, parser or log sees it.
+
+    - more than one ``Authorization`` header → 401 (which one would be believed is ambiguous);
+    - a card number (``ecomops_platform.cards``: normalised, grouped, full-width …) in the
+      path, the query (names and values), the ``Idempotency-Key`` header or anywhere in the
+      JSON body (keys and values; a body that is not JSON is screened as text) → 422
+      ``card-number-refused``. The answer never carries the number (no ``instance``, a fixed
+      ``detail``), nothing is logged but where it was found, and no handler runs, so nothing
+      is stored or published.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        if sum(1 for name, _ in headers if name == b"authorization") > 1:
+            await self._answer(
+                scope,
+                receive,
+                send,
+                problem_response(
+                    401,
+                    "unauthenticated",
+                    "Authentication required",
+                    "more than one Authorization header; send exactly one bearer token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                ),
+            )
+            return
+        where = self._screen_target(scope, headers)
+        if where is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+            messages, body = await _read_body(receive)
+            receive = _replay(messages, receive)
+            if body and _body_has_card_number(body):
+                where = "body"
+        if where is None:
+            await self.app(scope, receive, send)
+            return
+        log.warning(
+            "request refused: card number in the %s of %s",
+            where,
+            scope.get("method"),
+        )
+        await self._answer(
+            scope,
+            receive,
+            send,
+            problem_response(422, CARD_NUMBER_CODE, CARD_NUMBER_TITLE, CARD_NUMBER_DETAIL),
+        )
+
+    @staticmethod
+    def _screen_target(scope: Scope, headers: list[tuple[bytes, bytes]]) -> str | None:
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        path = unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="replace")
+        if find_card_number(path) or find_card_number(scope.get("path", "")):
+            return "path"
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        if query and (
+            find_card_number(unquote(query, errors="replace"))
+            or find_card_number(parse_qsl(query, keep_blank_values=True, errors="replace"))
+        ):
+            return "query"
+        for name, value in headers:
+            if name == b"idempotency-key" and find_card_number(value.decode("latin-1")):
+                return "Idempotency-Key header"
+        return None
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, response: JSONResponse
+    ) -> None:
+        metrics.http_requests_total.labels(
+            self.service, scope.get("method", ""), "screened", response.status_code
+        ).inc()
+        await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> tuple[list[Message], bytes]:
+    """Every message of the request body (the outer ``BodyLimitMiddleware`` bounds its size)."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return messages, b"".join(chunks)
+
+
+def _body_has_card_number(body: bytes) -> bool:
+    text = body.decode("utf-8", "replace")
+    try:
+        return find_card_number(json.loads(text))
+    except (ValueError, RecursionError):
+        return find_card_number(text)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -384,6 +493,9 @@ def create_app(
         )
         return response
 
+    # Outermost first: the body limit, then the screen (duplicate Authorization, card numbers),
+    # then observation and the routes.
+    app.add_middleware(ScreenMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
 
     @app.get("/healthz", tags=["operations"], include_in_schema=True)

@@ -27,6 +27,17 @@ class CommonSettings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_issuer: str = "ecomops"
     jwt_audience: str = "ecomops"
+    # Maximum token lifetime (exp - iat) and age (now - iat) per role, in seconds (RFC 8725
+    # §3.10: short-lived tokens). A JSON object in ECOMOPS_JWT_MAX_AGE_SECONDS overrides roles
+    # one by one, e.g. {"ops": 3600}; 0 turns the limit off for that role.
+    jwt_max_age_seconds: dict[Literal["customer", "ops", "partner", "service"], int] = Field(
+        default_factory=lambda: {
+            "customer": 86_400,
+            "ops": 43_200,
+            "partner": 3_600,
+            "service": 3_600,
+        }
+    )
     service_token_file: str | None = None
     grpc_client_ca_file: str | None = None
     grpc_client_cert_file: str | None = None
@@ -40,6 +51,15 @@ class CommonSettings(BaseSettings):
     consumer_group_prefix: str = ""
     # Where a brand-new consumer group starts: "earliest" never misses an event.
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    @model_validator(mode="after")
+    def _token_ages_are_complete(self) -> CommonSettings:
+        defaults = {"customer": 86_400, "ops": 43_200, "partner": 3_600, "service": 3_600}
+        for role, seconds in self.jwt_max_age_seconds.items():
+            if seconds < 0:
+                raise ValueError(f"ECOMOPS_JWT_MAX_AGE_SECONDS[{role}] must be >= 0")
+        self.jwt_max_age_seconds = {**defaults, **self.jwt_max_age_seconds}  # type: ignore[dict-item]
+        return self
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> CommonSettings:
