@@ -176,8 +176,24 @@ def message_has_card_number(message: Any) -> bool:
     return False
 
 
+class CardNumberInEvent(ValueError):
+    """A consumed event carries a card number: it is poison, never applied."""
+
+
 def event_has_card_number(message: Any) -> bool:
-    """For consumers: an event payload carrying a card number is poison (dead-lettered, never
-    applied). Our producers screen their input, so this is a second line against a bug or a
-    foreign producer, not the main defence."""
+    """For consumers: does a decoded event payload carry a card number?"""
     return message_has_card_number(message)
+
+
+def screen_event(message: Any) -> None:
+    """The consumer's screen of a decoded event payload (call it right after decoding).
+
+    Decision (docs/security.md): events are produced by our own services, which screen every
+    input, so a PAN in an event means a bug or a foreign producer. Such an event is poison: it
+    is never applied (nothing stored, nothing re-published), its offset moves on, and it is
+    dead-lettered *without its payload* (the value would copy the PAN into the DLQ topic);
+    the DLQ record keeps the CloudEvents headers and the original topic/partition/offset so an
+    operator can find and purge it. The log names the event id, never the value.
+    """
+    if event_has_card_number(message):
+        raise CardNumberInEvent("the event payload carries a card number; it is never applied")

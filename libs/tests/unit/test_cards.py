@@ -140,3 +140,26 @@ def test_any_luhn_valid_pan_is_found(prefix: str, body: str, pad: str, sep: str)
 )
 def test_ordinary_text_passes(text: str) -> None:
     assert not contains_card_number(text)
+
+
+def test_events_carrying_a_card_number_are_poison() -> None:
+    from google.protobuf import struct_pb2
+
+    from ecomops_platform.cards import CardNumberInEvent, screen_event
+
+    event = struct_pb2.Struct()
+    event.update({"session_id": "4111 1111 1111 1111"})
+    with pytest.raises(CardNumberInEvent):
+        screen_event(event)
+    event.update({"session_id": "0f5c3e2a9b8d4c7e8f6a5b4c3d2e1f00"})
+    screen_event(event)
+
+
+def test_log_lines_never_carry_a_card_number() -> None:
+    from ecomops_platform.logging import redact
+
+    assert "4111" not in redact("paid with 4111 1111 1111 1111")
+    assert "6967" not in redact("line1 4303.6967.6287.0492")
+    assert redact("order 015505bc53065827920520589b8bbdb2 paid") == (
+        "order 015505bc53065827920520589b8bbdb2 paid"
+    )
