@@ -53,8 +53,12 @@ def authorize(*roles: Role | str) -> Caller:
 
 
 def _refuse_nul_strings(message: Any, path: str = "") -> None:
-    """Text with NUL characters cannot be stored by PostgreSQL: refuse it as bad input."""
+    """Text with NUL characters cannot be stored by PostgreSQL: refuse it as bad input; a
+    ``google.protobuf.Timestamp`` anywhere must lie in its documented range."""
     if not hasattr(message, "ListFields"):
+        return
+    if message.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+        to_datetime(message, path.rstrip(".") or "timestamp")
         return
     for field, value in message.ListFields():
         name = f"{path}{field.name}"
@@ -137,6 +141,27 @@ def screen_request(request: Any) -> None:
         raise card_number_refused()
 
 
+# Status details and trailing metadata must stay far below the 16 KiB metadata limit of gRPC
+# (past it the client sees RESOURCE_EXHAUSTED instead of the real status): an error that
+# quotes a hostile 100 kB value is cut.
+MAX_DETAIL_CHARS = 1000
+MAX_PROBLEM_CHARS = 8000
+
+
+def _bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _problem_metadata(exc: ServiceError) -> str:
+    problem = exc.problem()
+    problem["detail"] = _bounded(str(problem.get("detail", "")))
+    encoded = json.dumps(problem, default=str)
+    if len(encoded) > MAX_PROBLEM_CHARS:
+        keep = ("type", "title", "status", "detail")
+        encoded = json.dumps({k: problem[k] for k in keep if k in problem}, default=str)
+    return encoded
+
+
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, service: str, verifier: TokenVerifier, max_deadline: float) -> None:
         self._service = service
@@ -177,9 +202,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     except ServiceError as exc:
                         code = exc.grpc_code
                         context.set_trailing_metadata(
-                            ((PROBLEM_METADATA_KEY, json.dumps(exc.problem(), default=str)),)
+                            ((PROBLEM_METADATA_KEY, _problem_metadata(exc)),)
                         )
-                        await context.abort(exc.grpc_code, exc.detail)
+                        await context.abort(exc.grpc_code, _bounded(exc.detail))
                     except TimeoutError:
                         code = grpc.StatusCode.DEADLINE_EXCEEDED
                         await context.abort(code, "deadline exceeded")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
@@ -288,12 +290,34 @@ class ScreenMiddleware:
             )
             return
         where = self._screen_target(scope, headers)
+        decoded: Any = None
         if where is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
             messages, body = await _read_body(receive)
             receive = _replay(messages, receive)
-            if body and _body_has_card_number(body):
-                where = "body"
+            if body:
+                text = body.decode("utf-8", "replace")
+                try:
+                    decoded = json.loads(text)
+                except (ValueError, RecursionError):
+                    decoded = text  # not JSON: screened as text, the route answers 422
+                if find_card_number(decoded):
+                    where = "body"
         if where is None:
+            bad_time = _time_out_of_range(scope, decoded)
+            if bad_time is not None:
+                await self._answer(
+                    scope,
+                    receive,
+                    send,
+                    problem_response(
+                        422,
+                        "invalid-time",
+                        "Unprocessable request",
+                        f"{bad_time}: a date-time must lie between 0001-01-01T00:00:00Z and "
+                        "9999-12-31T23:59:59Z once converted to UTC",
+                    ),
+                )
+                return
             await self.app(scope, receive, send)
             return
         log.warning(
@@ -349,12 +373,50 @@ async def _read_body(receive: Receive) -> tuple[list[Message], bytes]:
     return messages, b"".join(chunks)
 
 
-def _body_has_card_number(body: bytes) -> bool:
-    text = body.decode("utf-8", "replace")
+_DATETIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*[+-]\d{2}:?\d{2}")
+
+
+def _bad_instant(value: str) -> bool:
+    """An ISO 8601 date-time with an offset whose UTC instant is outside years 1-9999 (the
+    range of google.protobuf.Timestamp and of Python): PostgreSQL or the handler would fail
+    on it with a 500 rather than a 422."""
+    if len(value) > 40 or not _DATETIME_LIKE.fullmatch(value):
+        return False
     try:
-        return find_card_number(json.loads(text))
-    except (ValueError, RecursionError):
-        return find_card_number(text)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return False  # not a date-time after all: the field's own validation answers
+    if parsed.tzinfo is None:
+        return False
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
+
+
+def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_strings(item, f"{path}[{index}]")
+
+
+def _time_out_of_range(scope: Scope, decoded_body: Any) -> str | None:
+    """The first date-time (query or JSON body) outside the representable range, by name."""
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
+        if _bad_instant(value):
+            return f"query parameter {name}"
+    if isinstance(decoded_body, dict | list):
+        for path, value in _walk_strings(decoded_body, ""):
+            if _bad_instant(value):
+                return f"body field {path}"
+    return None
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

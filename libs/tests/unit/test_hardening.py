@@ -288,3 +288,50 @@ async def test_grpc_a_long_lived_token_is_unauthenticated(echo_server: Any) -> N
     err = await _call(target, b"", [("authorization", f"Bearer {token}")])
     assert err.code() is grpc.StatusCode.UNAUTHENTICATED
     assert calls == []
+
+
+def test_grpc_error_details_stay_under_the_metadata_limit() -> None:
+    from ecomops_platform.grpc_server import _bounded, _problem_metadata
+
+    exc = Unprocessable("unknown id " + "x" * 100_000, shortages=["y" * 100_000])
+    assert len(_bounded(exc.detail)) <= 1000
+    encoded = _problem_metadata(exc)
+    assert len(encoded) <= 8000 and "shortages" not in encoded
+    small = Unprocessable("bad", shortages=[{"sku": "a"}])
+    assert "shortages" in _problem_metadata(small)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "body"),
+    [
+        ("/v1/things/t1", {"q": "0001-01-01T00:00:00+14:00"}, None),
+        ("/v1/things/t1", None, {"when": ["9999-12-31T23:59:59-14:00"]}),
+    ],
+)
+async def test_date_times_outside_the_utc_range_are_422(
+    path: str, params: dict[str, str] | None, body: Any
+) -> None:
+    app = _app()
+    async with await _client(app) as client:
+        if body is None:
+            resp = await client.get(path, params=params, headers=_auth())
+        else:
+            resp = await client.post(path, json=body, headers=_auth())
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["type"].endswith("/invalid-time")
+    assert app.state.stored == []
+
+
+def test_grpc_out_of_range_timestamps_anywhere_are_invalid_argument() -> None:
+    from ecomops.recommendation.v1 import recommendation_service_pb2 as pb
+    from ecomops_platform.grpc_server import screen_request
+
+    for seconds, nanos in ((-62_135_596_801, 0), (253_402_300_800, 0), (0, -1)):
+        request = pb.RecordBehaviorEventsRequest()
+        event = request.events.add()
+        event.occurred_at.seconds, event.occurred_at.nanos = seconds, nanos
+        with pytest.raises(Unprocessable, match=r"events\.occurred_at is not a valid timestamp"):
+            screen_request(request)
+    fine = pb.RecordBehaviorEventsRequest()
+    fine.events.add().occurred_at.seconds = 1_700_000_000
+    screen_request(fine)

@@ -29,7 +29,7 @@ from ecomops_platform.errors import (
     ServiceError,
     Unprocessable,
 )
-from ecomops_platform.grpc_server import authorize, to_datetime
+from ecomops_platform.grpc_server import authorize, screen_request, to_datetime
 from ecomops_platform.idempotency import check_key
 
 from ..service_layer import handlers
@@ -107,7 +107,10 @@ def _client(client: schemas.ClientIn | None) -> dict[str, Any]:
 
 
 def _scan(request: Message) -> None:
-    _screen(json_format.MessageToDict(request, preserving_proto_field_name=True))
+    # The platform's interceptor already screened the message (ecomops_platform.cards and
+    # grpc_server.screen_request); walking the fields needs no JSON conversion, which fails on
+    # an out-of-range Timestamp.
+    screen_request(request)
 
 
 def _screen(data: Any) -> None:
