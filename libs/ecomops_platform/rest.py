@@ -254,8 +254,12 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+_UNSCREENED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 class ScreenMiddleware:
-    """What every ``/v1`` request goes through before any handler, parser or log sees it.
+    """What every request (but the probes) goes through before any handler, parser or log
+    sees it.
 
     - more than one ``Authorization`` header → 401 (which one would be believed is ambiguous);
     - a card number (``ecomops_platform.cards``: normalised, grouped, full-width …) in the
@@ -271,7 +275,7 @@ class ScreenMiddleware:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
+        if scope["type"] != "http" or scope.get("path") in _UNSCREENED_PATHS:
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
