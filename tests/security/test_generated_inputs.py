@@ -109,8 +109,9 @@ class Report:
         already failed (accepted a value it must refuse), the write is that failure's effect
         and takes its kind."""
         for table, operation in hits:
-            if not operation.startswith((f"{service} ", f"{service}.", "the run's")):
-                continue  # another service's operation: its own check names it
+            mine = f"{service} " if self.transport == "rest" else f"{service}."
+            if not operation.startswith((mine, "the run's")):
+                continue  # another service's or transport's operation: its own check names it
             if operation in self.may_write:
                 continue
             earlier = [f.kind for f in self.failures if f.where.startswith(operation + " ")]
