@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import grpc
 import harness
 import httpx
 import pytest
+from db_scan import rows_containing
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message_factory
-from proof_fixtures import auth, grpc_methods, grpc_service_name, load_openapi, pg_dsn
+from proof_fixtures import auth, grpc_methods, grpc_service_name, load_openapi
 
 from ecomops_platform.testing import token
 
@@ -148,41 +148,14 @@ def op_marker(label: str) -> str:
 
 
 async def stored_traces(service: str, needles: list[str]) -> list[tuple[str, str]]:
-    """(table, operation) for rows of ``service`` holding any of ``needles`` (text columns as
-    JSON, bytea as bytes); the operation is found from its marker, else the needle is named."""
-    conn = await asyncpg.connect(pg_dsn(service))
-    hits: list[tuple[str, str]] = []
-    try:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    """(table, operation) for rows of ``service`` holding any of ``needles``; the operation is
+    found from its marker, else the needle is named."""
+    hits = []
+    for table, row in await rows_containing(service, needles):
+        match = re.search(rf"{re.escape(MARKER)}o\d+x", row)
+        hits.append(
+            (table, OPERATIONS.get(match.group(), "?") if match else "the run's card number")
         )
-        for row in tables:
-            name = row["table_name"]
-            binary = [
-                r["column_name"]
-                for r in await conn.fetch(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = 'public' AND table_name = $1 AND data_type = 'bytea'",
-                    name,
-                )
-            ]
-            for needle in needles:
-                conditions = ["row_to_json(t)::text LIKE $1"] + [
-                    f"position(convert_to($2, 'UTF8') in t.\"{col}\") > 0" for col in binary
-                ]
-                args = [f"%{needle}%", needle] if binary else [f"%{needle}%"]
-                found = await conn.fetch(
-                    f'SELECT row_to_json(t)::text AS row FROM "{name}" t '
-                    f"WHERE {' OR '.join(conditions)} LIMIT 3",
-                    *args,
-                )
-                for item in found:
-                    match = re.search(rf"{re.escape(MARKER)}o\d+x", item["row"])
-                    where = OPERATIONS.get(match.group(), "?") if match else "the run's card number"
-                    hits.append((name, where))
-    finally:
-        await conn.close()
     return hits
 
 
