@@ -633,6 +633,18 @@ def grpc_mutations(message_class: Any, marker: str) -> Iterator[tuple[str, str, 
             yield kind, f"{dotted}={_short(value)}", msg.SerializeToString()
 
 
+def served_methods(target: str, service_name: str) -> list[str]:
+    """The methods the running server announces through gRPC reflection."""
+    from google.protobuf import descriptor_pool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(target) as channel:
+        pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+        return sorted(m.name for m in pool.FindServiceByName(service_name).methods)
+
+
 def _request_class(service: str, method: str) -> Any:
     module = importlib.import_module(f"ecomops.{service}.v1.{service}_service_pb2")
     desc = module.DESCRIPTOR.services_by_name[f"{service.capitalize()}Service"]
@@ -643,6 +655,12 @@ def _request_class(service: str, method: str) -> Any:
 async def test_every_grpc_method_refuses_hostile_values(stack, service: str) -> None:
     report = Report("grpc")
     prefix = f"/{grpc_service_name(service)}/"
+    # The cases come from the generated descriptors; they must be what the server serves (so a
+    # new method is covered the day it ships).
+    served = await asyncio.to_thread(
+        served_methods, stack.grpc_target(service), grpc_service_name(service)
+    )
+    assert served == sorted(grpc_methods(service)), "reflection and descriptors disagree"
     gate = asyncio.Semaphore(CONCURRENCY)
     roles: dict[str, str] = {}
     async with grpc.aio.insecure_channel(stack.grpc_target(service)) as channel:
