@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import Unprocessable
@@ -55,7 +55,7 @@ _UUID = re.compile(
 _HEX_ID = re.compile(
     r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})(?![0-9A-Za-z])"
 )
-_ONLY_ASCII_SAFE = re.compile(r"[\x00-\x7f]*")
+_DROP_ASCII_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def card_number_refused() -> Unprocessable:
@@ -87,7 +87,7 @@ def _looks_like_pan(digits: str) -> bool:
 def normalise(text: str) -> str:
     """What the screen reads: NFKC, digits of every script as ASCII, format characters
     removed, dashes as ``-``."""
-    if _ONLY_ASCII_SAFE.fullmatch(text):
+    if text.isascii():
         return text
     out: list[str] = []
     for char in unicodedata.normalize("NFKC", text):
@@ -109,24 +109,32 @@ def _mask_ids(text: str) -> str:
     return _HEX_ID.sub("#", _UUID.sub("#", text))
 
 
-def _windows(groups: list[str]) -> Iterator[str]:
-    for start in range(len(groups)):
+def _holds_pan(groups: list[str]) -> bool:
+    """Any window of whole consecutive groups that reads as a card number."""
+    for start, first in enumerate(groups):
+        if first[0] not in _CARD_FIRST_DIGITS:
+            continue
         digits = ""
         for group in groups[start:]:
             digits += group
             if len(digits) > _MAX_DIGITS:
                 break
-            yield digits
+            if len(digits) >= _MIN_DIGITS and _looks_like_pan(digits):
+                return True
+    return False
 
 
 def contains_card_number(text: str) -> bool:
     """True when ``text`` holds something that reads as a card number anywhere."""
-    if sum(1 for c in text if c.isdigit()) < _MIN_DIGITS:
+    if text.isascii():  # the common case, at C speed
+        if len(text) - len(text.translate(_DROP_ASCII_DIGITS)) < _MIN_DIGITS:
+            return False
+    elif sum(1 for c in text if c.isdigit()) < _MIN_DIGITS:
         return False
     scanned = _mask_ids(normalise(text))
     for match in _NUMBER.finditer(scanned):
-        groups = _GROUP.findall(match.group())
-        if any(_looks_like_pan(digits) for digits in _windows(groups)):
+        number = match.group()
+        if len(number) >= _MIN_DIGITS and _holds_pan(_GROUP.findall(number)):
             return True
     return False
 
