@@ -34,6 +34,10 @@ def _is_transient(exc: BaseException) -> bool:
     return is_transient(exc)
 
 
+class ConsumerStalled(RuntimeError):
+    """Behind the end of its partitions, yet nothing handled for too long."""
+
+
 @dataclass
 class Subscription:
     """The event types a service handles, by CloudEvents type; other types are skipped."""
@@ -68,6 +72,7 @@ class ConsumerRunner:
         self.consumer_name = f"{service}:{subscription.name}"
         self._consumer: Any = None
         self.processed = 0
+        self.stall_seconds = settings.consumer_stall_seconds
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -97,6 +102,8 @@ class ConsumerRunner:
         lag_task = asyncio.create_task(self._report_lag())
         try:
             while True:
+                if lag_task.done():
+                    lag_task.result()  # a stall raises ConsumerStalled here: restart afresh
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for tp, messages in batches.items():
                     for msg in messages:
@@ -116,20 +123,36 @@ class ConsumerRunner:
             lag_task.cancel()
 
     async def _report_lag(self) -> None:
+        """Report lag every few seconds, and end with ConsumerStalled when the consumer is
+        behind but has handled nothing for ``stall_seconds`` (a consumer that lost its
+        session without noticing): its runner then replaces it."""
+        loop = asyncio.get_running_loop()
+        last_processed, last_progress = self.processed, loop.time()
         while True:
             await asyncio.sleep(5)
+            behind = 0
             try:
                 for tp in self._consumer.assignment():
                     end = self._consumer.highwater(tp)
                     pos = await self._consumer.position(tp)
                     if end is not None:
+                        lag = max(0, end - pos)
+                        behind += lag
                         metrics.kafka_consumer_lag.labels(self.service, tp.topic, tp.partition).set(
-                            max(0, end - pos)
+                            lag
                         )
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.debug("lag report failed", exc_info=True)
+            now = loop.time()
+            if self.processed != last_processed or behind == 0:
+                last_processed, last_progress = self.processed, now
+            elif now - last_progress > self.stall_seconds:
+                raise ConsumerStalled(
+                    f"{self.consumer_name}: {behind} messages behind and nothing handled "
+                    f"for {now - last_progress:.0f} s"
+                )
 
     async def _handle_with_retries(self, msg: Any) -> None:
         try:
@@ -233,13 +256,20 @@ class ConsumerRunner:
                     dlq_topic(msg.topic), value=msg.value, key=msg.key, headers=headers
                 )
                 await asyncio.wait_for(fut, timeout=30)
+                report_success = getattr(self.producer, "report_success", None)
+                if report_success is not None:
+                    report_success()
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as send_exc:  # noqa: BLE001 - the offset must not move until the DLQ has it
                 log.warning("could not write to the DLQ yet: %s", send_exc)
+                report_failure = getattr(self.producer, "report_failure", None)
+                if report_failure is not None:
+                    await report_failure(send_exc)
                 await asyncio.sleep(1)
         metrics.events_dead_lettered_total.labels(self.service, msg.topic).inc()
+        metrics.dlq_messages_total.labels(self.service, dlq_topic(msg.topic)).inc()
         metrics.events_consumed_total.labels(self.service, msg.topic, "dead_lettered").inc()
 
 
