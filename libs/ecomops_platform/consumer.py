@@ -1,8 +1,8 @@
-"""Consumer runner: apply each event once, commit its offset only after the handler committed.
+"""Consumer runner: apply each event once, commit offsets only after the handlers committed.
 
 For every message: decode (undecodable → dead letter at once), then in one transaction record
 the event id in the inbox (a duplicate is skipped) and call the handler. Offsets are committed
-after that transaction. A failing handler is retried with backoff; after the bounded attempts the
+after those transactions, once per partition and fetched batch. A failing handler is retried with backoff; after the bounded attempts the
 message goes to ``<topic>.dlq`` with the error in its headers and the partition moves on. A
 database that cannot be reached is not the message's fault: that is retried until it returns.
 """
@@ -73,6 +73,7 @@ class ConsumerRunner:
         self._consumer: Any = None
         self.processed = 0
         self.stall_seconds = settings.consumer_stall_seconds
+        self._handling = False
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -106,19 +107,29 @@ class ConsumerRunner:
                     lag_task.result()  # a stall raises ConsumerStalled here: restart afresh
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for tp, messages in batches.items():
+                    handled_up_to: int | None = None
                     for msg in messages:
                         if tp not in self._consumer.assignment():
                             break  # revoked by a rebalance: the new owner resumes from the commit
-                        await self._handle_with_retries(msg)
+                        self._handling = True
                         try:
-                            await self._consumer.commit(
-                                {TopicPartition(tp.topic, tp.partition): msg.offset + 1}
-                            )
-                        except (CommitFailedError, IllegalStateError) as exc:
-                            # The partition moved to another member after the transaction
-                            # committed; it will redeliver and the inbox drops the duplicate.
-                            log.info("offset commit skipped after a rebalance: %s", exc)
-                            break
+                            await self._handle_with_retries(msg)
+                        finally:
+                            self._handling = False
+                        handled_up_to = msg.offset
+                    if handled_up_to is None:
+                        continue
+                    # One offset commit per partition and batch: every message before it has
+                    # committed its own transaction, so a crash in between only redelivers
+                    # messages the inbox already holds.
+                    try:
+                        await self._consumer.commit(
+                            {TopicPartition(tp.topic, tp.partition): handled_up_to + 1}
+                        )
+                    except (CommitFailedError, IllegalStateError) as exc:
+                        # The partition moved to another member after the transactions
+                        # committed; it will redeliver and the inbox drops the duplicates.
+                        log.info("offset commit skipped after a rebalance: %s", exc)
         finally:
             lag_task.cancel()
 
@@ -146,7 +157,8 @@ class ConsumerRunner:
             except Exception:
                 log.debug("lag report failed", exc_info=True)
             now = loop.time()
-            if self.processed != last_processed or behind == 0:
+            # A handler waiting for the database to come back is busy, not stalled.
+            if self.processed != last_processed or behind == 0 or self._handling:
                 last_processed, last_progress = self.processed, now
             elif now - last_progress > self.stall_seconds:
                 raise ConsumerStalled(

@@ -42,7 +42,7 @@ class CommonSettings(BaseSettings):
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
     # A consumer behind the end of its partitions that handles nothing for this long is
     # replaced by a new one (it rejoins its group from the committed offsets).
-    consumer_stall_seconds: float = Field(default=60.0, gt=0)
+    consumer_stall_seconds: float = Field(default=20.0, gt=0)
     # Failed deliveries in a row after which the producer is replaced (a broken idempotence
     # state, OutOfOrderSequenceNumber and the like, replaces it at once).
     kafka_producer_reset_after_failures: int = Field(default=3, ge=1)

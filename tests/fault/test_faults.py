@@ -42,6 +42,9 @@ from proof_fixtures import (
     read_topic,
     stock_invariants,
 )
+from proof_fixtures import (
+    customer as customer_headers,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -316,7 +319,7 @@ class SteadyWrites:
                 self.counts[f"{name}:{resp.status_code}"] += 1
             except httpx.TransportError:
                 self.counts[f"{name}:transport"] += 1
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
 
     async def _adjust(self, i: int) -> httpx.Response:
         return await self.shop.client.post(
@@ -341,15 +344,18 @@ class SteadyWrites:
         )
 
     async def _behaviour(self, i: int) -> httpx.Response:
+        # Signed-in shoppers, several of them: one caller alone would meet its rate limit.
+        shopper = f"fault-shopper-{i % 8}"
         event = {
             "type": "view",
             "sku": self.skus[i % len(self.skus)],
-            "session_id": new_id("fault-s"),
+            "customer_id": shopper,
             "occurred_at": datetime.now(UTC).isoformat(),
         }
         return await self.shop.client.post(
             self.shop.url("recommendation", "/v1/behavior-events"),
             json={"events": [event]},
+            headers=customer_headers(shopper),
             timeout=10,
         )
 
@@ -382,6 +388,7 @@ async def _outbox_since(service: str, since: datetime) -> dict[str, tuple[str, b
     return {str(r["event_id"]): (r["topic"], r["published"]) for r in rows}
 
 
+@pytest.mark.timeout(900)
 async def test_kafka_killed_three_times_under_writes_on_every_service(stack, shop: Shop) -> None:
     """SIGKILL (not a graceful stop) catches producers with batches in flight: the case that
     left aiokafka's idempotent producer failing with OutOfOrderSequenceNumber for good."""
@@ -402,7 +409,9 @@ async def test_kafka_killed_three_times_under_writes_on_every_service(stack, sho
         writes.stopping = True
         await asyncio.wait_for(task, timeout=120)
     restarted = time.monotonic()
-    for service in ("order", "inventory", "pricing", "recommendation"):
+    assert writes.load.accepted, writes.load.statuses
+    for service in ("inventory", "pricing", "recommendation"):
+        assert writes.counts[f"{service}:429"] == 0, writes.counts
         assert any(k.startswith(f"{service}:2") for k in writes.counts), writes.counts
 
     # Within 60 s of the last restart every event written is published, on its topic, once.
@@ -417,6 +426,7 @@ async def test_kafka_killed_three_times_under_writes_on_every_service(stack, sho
             break
         await asyncio.sleep(1)
     assert not any(waiting.values()), {s: len(w) for s, w in waiting.items()}
+    print(f"\nall events published {time.monotonic() - restarted:.1f} s after the last restart")
     for service in services:
         events = await _outbox_since(service, since)
         by_topic: dict[str, set[str]] = {}
@@ -438,7 +448,9 @@ async def test_kafka_killed_three_times_under_writes_on_every_service(stack, sho
     assert resp.status_code in (200, 201), resp.text
     started = time.monotonic()
     await shop.set_price(late, 1500, 600)
-    assert time.monotonic() - started < 60, "pricing learned the SKU only after 60 s"
+    took = time.monotonic() - started
+    print(f"a SKU created after the restarts reached pricing in {took:.1f} s")
+    assert took < 60, "pricing learned the SKU only after 60 s"
 
 
 async def test_postgres_restarted_under_load(stack, shop: Shop) -> None:
