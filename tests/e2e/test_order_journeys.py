@@ -414,3 +414,33 @@ async def test_return_restocks_the_warehouses_a_split_order_shipped_from(
     ledger = (await inv.get(f"/v1/stock/{sku}/ledger", headers=ops)).json()["items"]
     returns = sorted((e["warehouse"], e["delta"]) for e in ledger if e["reason"] == "return")
     assert returns == sorted([(near, 2), (far, 1)])
+
+
+async def test_order_cancelled_in_review_closes_its_case(
+    stack, seed, checkout, customer, ops, kafka_probe
+) -> None:
+    """The customer cancels while the order waits for an analyst: risk closes the case with
+    the order's reason and it leaves the open queue."""
+    oid, headers, _ = await _review_order(stack, seed, checkout, customer)
+    resp = await stack.clients["order"].post(
+        f"/v1/orders/{oid}/cancel", json={"reason": "changed my mind"}, headers=headers
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled", resp.text
+
+    async def closed() -> None:
+        cursor, found = None, None
+        while found is None:
+            params: dict[str, Any] = {"status": "closed", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            r = await stack.clients["risk"].get("/v1/reviews", params=params, headers=ops)
+            page = r.json()
+            found = next((x for x in page["items"] if x["order_id"] == oid), None)
+            cursor = page.get("next_cursor")
+            if found is None and not cursor:
+                raise AssertionError(f"no closed review for {oid}")
+        assert found["close_reason"] == "customer" and found["decision"] is None
+
+    await eventually(closed, timeout=60)
+    with pytest.raises(AssertionError, match="no open review"):
+        await _decide(stack, ops, oid, "approve")
