@@ -417,7 +417,7 @@ async def authenticated(
     request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> Caller:
     verifier: TokenVerifier = request.app.state.verifier
-    caller = verifier.verify_header(authorization)
+    caller = await verifier.verify_header_async(authorization)
     current_caller.set(caller)
     return caller
 

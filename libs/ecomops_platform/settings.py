@@ -25,6 +25,8 @@ class CommonSettings(BaseSettings):
     kafka_topic_replication: int = Field(default=1, ge=1)
     jwt_secret: str | None = None
     jwt_jwks_url: str | None = None
+    # How long fetched JWKS keys are trusted when the response has no Cache-Control max-age.
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=10, le=86400)
     jwt_issuer: str = "ecomops"
     jwt_audience: str = "ecomops"
     service_token_file: str | None = None
