@@ -1,7 +1,7 @@
 """Indexes for the platform's retention job (inbox by processed_at, idempotency keys by age).
 
 Revision ID: p001_retention
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from ecomops_platform.migrations import create_retention_indexes, drop_retention_indexes
 
 revision = "p001_retention"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
