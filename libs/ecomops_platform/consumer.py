@@ -2,9 +2,10 @@
 
 For every message: decode (undecodable → dead letter at once), then in one transaction record
 the event id in the inbox (a duplicate is skipped) and call the handler. Offsets are committed
-after those transactions, once per partition and fetched batch. A failing handler is retried with backoff; after the bounded attempts the
-message goes to ``<topic>.dlq`` with the error in its headers and the partition moves on. A
-database that cannot be reached is not the message's fault: that is retried until it returns.
+after those transactions, once per partition and fetched batch. A failing handler is retried
+with backoff; after the bounded attempts the message goes to ``<topic>.dlq`` with the error in
+its headers and the partition moves on. A database that cannot be reached is not the message's
+fault: that is retried until it returns.
 """
 
 from __future__ import annotations
