@@ -89,7 +89,11 @@ def installed(uv: str, wheel: Path, tmp_path_factory: pytest.TempPathFactory) ->
     venv, workdir, lock = base / "venv", base / "work", base / "lock"
     workdir.mkdir()
     lock.mkdir()
-    env = shipped.clean_env(os.environ, UV_CACHE_DIR=str(ROOT / ".local" / "cache" / "uv"))
+    env = shipped.clean_env(
+        os.environ,
+        UV_CACHE_DIR=str(ROOT / ".local" / "cache" / "uv"),
+        UV_PYTHON_DOWNLOADS="never",  # the machine's Python 3.11, as deploy/local does
+    )
     env.pop("UV_PROJECT_ENVIRONMENT", None)
     t0 = time.monotonic()
     pylock = lock / "pylock.toml"
