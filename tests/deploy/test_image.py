@@ -98,8 +98,17 @@ def user(config: dict[str, Any], chart: dict[tuple[str, str], shipped.Workload])
     return image_user
 
 
-def in_image(rootfs: Path, user: str, argv: list[str]) -> list[str]:
-    return ["bash", str(CHROOT_RUN), str(rootfs), user, *argv]
+@pytest.fixture(scope="session")
+def entrypoint(config: dict[str, Any]) -> list[str]:
+    """What a container runtime would run: the built image's own ENTRYPOINT (checked against
+    the Dockerfile below), followed by the chart's args."""
+    value: list[str] = config["Entrypoint"]
+    return value
+
+
+def in_image(rootfs: Path, user: str, argv: list[str], workdir: str = "/app") -> list[str]:
+    """argv as the container runtime would run it (WORKDIR /app, checked below)."""
+    return ["bash", str(CHROOT_RUN), str(rootfs), user, "--workdir", workdir, *argv]
 
 
 def test_the_image_is_what_the_dockerfile_and_the_chart_say(
@@ -117,7 +126,7 @@ def test_root_is_read_only_and_only_tmp_is_writable(
         "set -e; touch /tmp/probe; "
         "for d in / /app /app/.venv/bin /etc; do "
         '  if touch "$d/probe" 2>/dev/null; then echo "writable: $d"; exit 1; fi; '
-        "done; id -u; id -g"
+        "done; id -u; id -g; pwd"
     )
     proc = subprocess.run(
         in_image(rootfs, user, ["sh", "-c", script]),
@@ -129,7 +138,7 @@ def test_root_is_read_only_and_only_tmp_is_writable(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split() == user.split(":")
+    assert proc.stdout.split() == [*user.split(":"), "/app"]
 
 
 def test_the_image_ships_no_build_tools_sources_or_secrets(rootfs: Path) -> None:
@@ -144,14 +153,14 @@ def test_the_image_ships_no_build_tools_sources_or_secrets(rootfs: Path) -> None
 def migrated(
     rootfs: Path,
     user: str,
+    entrypoint: list[str],
     pod_env: dict[str, str],
     chart: dict[tuple[str, str], shipped.Workload],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, list[str]]:
     """The chart's migration Jobs, each from the image, on its own empty database, at once."""
-    entry = shipped.dockerfile_entrypoint()
     jobs = {svc: chart[(svc, "Job")] for svc in SERVICES}
-    argvs = {svc: in_image(rootfs, user, [*entry, *job.args]) for svc, job in jobs.items()}
+    argvs = {svc: in_image(rootfs, user, [*entrypoint, *job.args]) for svc, job in jobs.items()}
     envs = {
         svc: {**pod_env, "ECOMOPS_ENV": str(job.env["ECOMOPS_ENV"]["value"])}
         for svc, job in jobs.items()
@@ -171,6 +180,7 @@ def test_migration_jobs_run_from_the_image(migrated: dict[str, list[str]]) -> No
 def served(
     rootfs: Path,
     user: str,
+    entrypoint: list[str],
     pod_env: dict[str, str],
     chart: dict[tuple[str, str], shipped.Workload],
     migrated: dict[str, list[str]],
@@ -189,7 +199,7 @@ def served(
                 deployment, http_port, grpc_port, f"image-{uuid.uuid4().hex[:8]}-"
             ),
         }
-        argv = in_image(rootfs, user, [*shipped.dockerfile_entrypoint(), *deployment.args])
+        argv = in_image(rootfs, user, [*entrypoint, *deployment.args])
         s = shipped.start(
             svc,
             argv,
