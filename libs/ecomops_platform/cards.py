@@ -184,6 +184,10 @@ def message_has_card_number(message: Any) -> bool:
     return False
 
 
+# Set on a dead letter whose payload was dropped because it carried a card number.
+PAYLOAD_DROPPED_HEADER = "dlq_payload_dropped"
+
+
 class CardNumberInEvent(ValueError):
     """A consumed event carries a card number: it is poison, never applied."""
 

@@ -194,7 +194,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 ):
                     try:
                         authorization = _single_authorization(raw_metadata)
-                        current_caller.set(verifier.verify_header(authorization))
+                        current_caller.set(await verifier.verify_header_async(authorization))
                         screen_request(request)
                         remaining = context.time_remaining()
                         budget = max_deadline if remaining is None else min(remaining, max_deadline)

@@ -98,3 +98,15 @@ async def test_an_event_with_a_card_number_is_dead_lettered_without_payload(
     assert "CardNumberInEvent" in headers["dlq_error"]
     assert "4111" not in headers["dlq_error"]
     assert headers["dlq_original_topic"] == PROBE_TOPIC
+    assert headers["dlq_payload_dropped"] == "card-number"
+
+    # Nothing to replay: an empty payload would decode as an empty event.
+    from ecomops_platform.dlq import read_dead_letters, replay
+
+    letters = [
+        d
+        for d in await read_dead_letters(CommonSettings(), [PROBE_TOPIC + ".dlq"])
+        if d.id == carded
+    ]
+    assert letters, "the dead letter should be listed"
+    assert await replay(CommonSettings(), letters) == 0
