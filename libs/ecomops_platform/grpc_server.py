@@ -28,7 +28,14 @@ from grpc_reflection.v1alpha import reflection
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .cards import card_number_refused, message_has_card_number
-from .errors import ServiceError, Unauthenticated, Unprocessable, is_transient
+from .errors import (
+    BAD_INPUT_DETAIL,
+    ServiceError,
+    Unauthenticated,
+    Unprocessable,
+    is_bad_input,
+    is_transient,
+)
 
 log = logging.getLogger("ecomops.grpc")
 
@@ -214,6 +221,12 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
+                if is_bad_input(exc):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    log.warning(
+                        "value refused by the database in %s: %s", method, type(exc).__name__
+                    )
+                    await context.abort(code, BAD_INPUT_DETAIL)
                 if is_transient(exc):
                     code = grpc.StatusCode.UNAVAILABLE
                     log.warning("dependency unavailable in %s: %s", method, exc)

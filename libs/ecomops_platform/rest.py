@@ -29,7 +29,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .cards import CARD_NUMBER_CODE, CARD_NUMBER_DETAIL, CARD_NUMBER_TITLE, find_card_number
-from .errors import PROBLEM_BASE, PayloadTooLarge, RateLimited, ServiceError, is_transient
+from .errors import (
+    BAD_INPUT_DETAIL,
+    PROBLEM_BASE,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceError,
+    is_bad_input,
+    is_transient,
+)
 from .idempotency import check_key
 
 log = logging.getLogger("ecomops.rest")
@@ -171,6 +179,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_bad_input(exc):
+            log.warning(
+                "value refused by the database on %s %s: %s",
+                request.method,
+                _route_template(request),
+                type(exc).__name__,
+            )
+            return problem_response(
+                422, "value-out-of-range", "Unprocessable request", BAD_INPUT_DETAIL
+            )
         if is_transient(exc):
             log.warning(
                 "dependency unavailable on %s %s: %s", request.method, request.url.path, exc
@@ -191,6 +209,19 @@ def _install_error_handlers(app: FastAPI) -> None:
             "the service failed unexpectedly; the error was logged",
             instance=request.url.path,
         )
+
+    # Database errors answered here, inside the app, rather than by the catch-all above (which
+    # Starlette re-raises, so the server then drops the keep-alive connection): a value the
+    # database refuses is the caller's 422, an unreachable database a 503.
+    import asyncpg  # type: ignore[import-untyped]
+    import sqlalchemy.exc
+
+    for database_error in (
+        sqlalchemy.exc.SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
+        app.add_exception_handler(database_error, _unexpected)
 
 
 class BodyLimitMiddleware:

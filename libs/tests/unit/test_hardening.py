@@ -335,3 +335,51 @@ def test_grpc_out_of_range_timestamps_anywhere_are_invalid_argument() -> None:
     fine = pb.RecordBehaviorEventsRequest()
     fine.events.add().occurred_at.seconds = 1_700_000_000
     screen_request(fine)
+
+
+def test_values_the_database_refuses_are_the_callers_error() -> None:
+    import asyncpg
+    import sqlalchemy.exc
+
+    from ecomops_platform.errors import is_bad_input
+
+    too_long = asyncpg.exceptions.StringDataRightTruncationError("value too long")
+    try:
+        try:
+            raise too_long
+        except asyncpg.PostgresError as inner:
+            raise sqlalchemy.exc.DBAPIError("INSERT", {}, inner) from inner
+    except sqlalchemy.exc.DBAPIError as wrapped:
+        assert is_bad_input(wrapped)
+    assert is_bad_input(asyncpg.exceptions.DataError("invalid input for query argument $1"))
+    assert not is_bad_input(asyncpg.exceptions.UniqueViolationError("duplicate"))
+    assert not is_bad_input(RuntimeError("bug"))
+
+
+async def test_rest_answers_422_when_the_database_refuses_a_value() -> None:
+    import asyncpg
+
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/overflow")
+    async def overflow(caller: AnyCaller) -> Any:
+        raise asyncpg.exceptions.NumericValueOutOfRangeError("integer out of range")
+
+    async def ready() -> dict[str, bool]:
+        return {"db": True}
+
+    app = create_app(
+        service="unit",
+        title="t",
+        description="d",
+        version="1",
+        verifier=_verifier(),
+        readiness=ready,
+        routers=[router],
+        max_body_bytes=65536,
+        rate_limit_per_minute=10_000,
+    )
+    async with await _client(app) as client:
+        resp = await client.get("/v1/overflow", headers=_auth())
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["type"].endswith("/value-out-of-range")
