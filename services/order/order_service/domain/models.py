@@ -355,3 +355,9 @@ class Return:
 
 def actor_of(role: str, subject: str) -> str:
     return f"{role}:{subject}"
+
+
+def actor_role(actor: str) -> str:
+    """The role part of an actor ("ops:alice" -> "ops"): what customers and partners are shown,
+    never the id of the staff member who acted."""
+    return actor.split(":", 1)[0]

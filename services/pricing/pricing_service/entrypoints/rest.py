@@ -140,8 +140,9 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
     async def get_price(
         sku: str, currency: Annotated[str, Query(min_length=3, max_length=3)], caller: Anyone
     ) -> PriceOut:
-        """The current price of a SKU in one currency."""
-        return PriceOut.of(await handlers.get_price(service.uow(), sku, currency))
+        """The current price of a SKU in one currency; costs and margin for ops only."""
+        record = await handlers.get_price(service.uow(), sku, currency)
+        return PriceOut.of(record, costs=caller.role is Role.OPS)
 
     @router.get("/prices/{sku}/history", response_model=PriceHistoryOut)
     async def get_price_history(
@@ -156,7 +157,7 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         history = await handlers.get_price_history(
             service.uow(), sku, currency, limit=check_limit(limit), cursor=cursor
         )
-        return PriceHistoryOut.of(history)
+        return PriceHistoryOut.of(history, costs=caller.role is Role.OPS)
 
     # --- promotions ----------------------------------------------------------------------------
     @router.post("/promotions", status_code=201, response_model=PromotionOut)
