@@ -27,6 +27,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
 
 from .iso_codes import ISO_3166_ALPHA2, ISO_4217
@@ -129,3 +132,38 @@ IpAddress = Annotated[
     Field(max_length=45, description="IPv4 or IPv6 address", examples=["203.0.113.7"]),
     BeforeValidator(_ip),
 ]
+
+
+def message_to_data(message: Message) -> dict[str, Any]:
+    """A protobuf message as the JSON-like dict a strict request model validates: like
+    ``json_format.MessageToDict`` (proto field names, timestamps as RFC 3339 text, enums by
+    name) but with 64-bit integers as integers, not the strings of the proto3 JSON mapping."""
+    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    _int64_back(message.DESCRIPTOR, data)
+    return data
+
+
+_INT64 = {
+    FieldDescriptor.CPPTYPE_INT64,
+    FieldDescriptor.CPPTYPE_UINT64,
+}
+
+
+def _int64_back(descriptor: Any, data: dict[str, Any]) -> None:
+    for name, value in data.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            continue
+        if field.cpp_type in _INT64:
+            if isinstance(value, list):
+                data[name] = [int(v) for v in value]
+            elif isinstance(value, str):
+                data[name] = int(value)
+        elif (
+            field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+            and not field.message_type.GetOptions().map_entry
+            and field.message_type.file.package != "google.protobuf"
+        ):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    _int64_back(field.message_type, item)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -16,6 +15,7 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import Unprocessable
 from ecomops_platform.rest import IdempotencyKey, require, stored_json
+from ecomops_platform.strict import Rfc3339Time
 
 from ..domain.cards import contains_card_number, find_card_number
 from ..service_layer import handlers
@@ -180,8 +180,8 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
     @router.get("/orders/kpis", response_model=KpisOut)
     async def get_order_kpis(
         caller: Staff,
-        from_: Annotated[datetime | None, Query(alias="from")] = None,
-        to: Annotated[datetime | None, Query()] = None,
+        from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+        to: Annotated[Rfc3339Time | None, Query()] = None,
     ) -> Any:
         """Orders, GMV, average order value, repurchase, cancellation, return and cart
         abandonment rates over [from, to) (default: the last 30 days)."""
