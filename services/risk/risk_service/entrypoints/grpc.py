@@ -328,8 +328,15 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             pb.LABEL_SOURCE_CHARGEBACK: LabelSource.CHARGEBACK,
             pb.LABEL_SOURCE_ANALYST: LabelSource.ANALYST,
         }.get(request.source)
-        if not request.order_id or label is None or source is None or request.amount_minor < 0:
-            raise Unprocessable("order_id, label, source are required; amount_minor >= 0")
+        if (
+            not request.order_id
+            or label is None
+            or source is None
+            or not 0 <= request.amount_minor <= MAX_AMOUNT
+        ):
+            raise Unprocessable(
+                f"order_id, label, source are required; amount_minor 0..{MAX_AMOUNT}"
+            )
         uow = self.service.uow()
 
         async def action() -> tuple[int, Any]:

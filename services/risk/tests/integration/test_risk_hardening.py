@@ -119,3 +119,32 @@ async def test_grpc_assessment_bounds_and_codes(risk: Service) -> None:
             assert await stored(risk, req.order_id) == 0
         fine = await stub.AssessOrder(request(ip="198.51.100.4"), metadata=md, timeout=10)
         assert fine.assessment.decision != pb.DECISION_UNSPECIFIED
+
+
+async def test_labels_take_the_documented_amount_range(
+    client: httpx.AsyncClient, risk: Service
+) -> None:
+    body = {"order_id": unique("ord"), "label": "fraud", "source": "chargeback"}
+    for amount in (10**15 + 1, 2**63, "100", True):
+        r = await client.post(
+            "/v1/labels",
+            json={**body, "amount_minor": amount},
+            headers={**ops(), "Idempotency-Key": unique("k")},
+        )
+        assert r.status_code == 422, (amount, r.text)
+    md = (("authorization", f"Bearer {token('analyst-1', 'ops')}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{risk.grpc_port}") as channel:
+        stub = pb_grpc.RiskServiceStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.CreateLabel(
+                pb.CreateLabelRequest(
+                    order_id=unique("ord"),
+                    label=pb.LABEL_FRAUD,
+                    source=pb.LABEL_SOURCE_CHARGEBACK,
+                    amount_minor=2**62,
+                    idempotency_key=unique("k"),
+                ),
+                metadata=md,
+                timeout=10,
+            )
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
