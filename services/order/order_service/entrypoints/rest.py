@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.rest import IdempotencyKey, require, stored_json
-from ecomops_platform.strict import Rfc3339Time
+from ecomops_platform.rest import require, stored_json
+from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey, Rfc3339Time
 
 from ..domain.cards import contains_card_number, find_card_number
 from ..service_layer import handlers
@@ -103,8 +103,10 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
     router = APIRouter(prefix="/v1", tags=["order"], dependencies=[Depends(refuse_card_numbers)])
 
     # --- carts ----------------------------------------------------------------------------
-    @router.post("/carts", status_code=201, response_model=CartOut)
-    async def create_cart(body: CreateCartIn, key: IdempotencyKey, caller: Customer) -> Any:
+    @router.post(
+        "/carts", status_code=201, response_model=CartOut, openapi_extra=IDEMPOTENCY_KEY_REQUIRED
+    )
+    async def create_cart(body: CreateCartIn, key: RequiredIdempotencyKey, caller: Customer) -> Any:
         """Create an empty cart for the calling customer."""
         uow = uow_factory()
 
@@ -135,9 +137,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         """The cart, priced through a pricing quote, with availability per line."""
         return await handlers.get_cart(uow_factory(), deps, caller, cart_id=cart_id)
 
-    @router.post("/carts/{cart_id}/checkout", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/carts/{cart_id}/checkout",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def checkout_cart(
-        cart_id: str, body: CheckoutCartIn, key: IdempotencyKey, caller: Customer
+        cart_id: str, body: CheckoutCartIn, key: RequiredIdempotencyKey, caller: Customer
     ) -> JSONResponse:
         """Place an order from the cart (same saga as POST /v1/orders)."""
         status, stored, replayed = await handlers.checkout_cart(
@@ -153,8 +160,12 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         return stored_json(status, stored, replayed=replayed)
 
     # --- orders ---------------------------------------------------------------------------
-    @router.post("/orders", status_code=201, response_model=OrderOut)
-    async def place_order(body: PlaceOrderIn, key: IdempotencyKey, caller: Buyer) -> JSONResponse:
+    @router.post(
+        "/orders", status_code=201, response_model=OrderOut, openapi_extra=IDEMPOTENCY_KEY_REQUIRED
+    )
+    async def place_order(
+        body: PlaceOrderIn, key: RequiredIdempotencyKey, caller: Buyer
+    ) -> JSONResponse:
         """Checkout: quote, risk assessment, stock reservation, then the order is stored.
 
         201 awaiting_payment or in_review; 422 `order-rejected`; 409 `out-of-stock` with
@@ -204,9 +215,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         """One order with its timeline."""
         return await handlers.get_order(uow_factory(), caller, order_id=order_id)
 
-    @router.post("/orders/{order_id}/payments", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/orders/{order_id}/payments",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def pay_order(
-        order_id: str, body: PaymentIn, key: IdempotencyKey, caller: Buyer
+        order_id: str, body: PaymentIn, key: RequiredIdempotencyKey, caller: Buyer
     ) -> JSONResponse:
         """Pay with a payment token (402 when declined; the order stays payable)."""
         status, stored, replayed = await handlers.pay_order(
@@ -214,9 +230,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         )
         return stored_json(status, stored, replayed=replayed)
 
-    @router.post("/orders/{order_id}/shipments", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/orders/{order_id}/shipments",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def create_shipment(
-        order_id: str, body: ShipmentIn, key: IdempotencyKey, caller: Fulfiller
+        order_id: str, body: ShipmentIn, key: RequiredIdempotencyKey, caller: Fulfiller
     ) -> JSONResponse:
         """Record a shipment (all lines left, or the lines given: partial shipments)."""
         status, stored, replayed = await handlers.create_shipment(
@@ -243,9 +264,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
             uow_factory(), deps, caller, order_id=order_id, reason=body.reason
         )
 
-    @router.post("/orders/{order_id}/returns", status_code=201, response_model=ReturnOut)
+    @router.post(
+        "/orders/{order_id}/returns",
+        status_code=201,
+        response_model=ReturnOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def request_return(
-        order_id: str, body: ReturnIn, key: IdempotencyKey, caller: CustomerOrOps
+        order_id: str, body: ReturnIn, key: RequiredIdempotencyKey, caller: CustomerOrOps
     ) -> JSONResponse:
         """Ask to return lines of a delivered order, within the return window (RMA)."""
         status, stored, replayed = await handlers.request_return(

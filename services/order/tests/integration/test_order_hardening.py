@@ -205,6 +205,18 @@ async def test_openapi_says_what_the_service_enforces(api) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["LineIn"]["properties"]["quantity"]["maximum"] == 1000
     assert schemas["SetCartItemIn"]["properties"]["quantity"]["maximum"] == 1000
+    paths = (
+        ("/v1/carts", "post"),
+        ("/v1/carts/{cart_id}/checkout", "post"),
+        ("/v1/orders", "post"),
+        ("/v1/orders/{order_id}/payments", "post"),
+        ("/v1/orders/{order_id}/shipments", "post"),
+        ("/v1/orders/{order_id}/returns", "post"),
+    )
+    for path, method in paths:
+        params = doc["paths"][path][method]["parameters"]
+        keys = [p for p in params if p["name"] == "Idempotency-Key"]
+        assert len(keys) == 1 and keys[0]["required"] is True, (path, keys)
 
 
 async def test_bearer_for_partner_sees_roles_only(api, place, customer) -> None:

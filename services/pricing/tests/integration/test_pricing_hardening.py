@@ -265,3 +265,19 @@ async def test_request_types_are_strict(pricing: Service, client: httpx.AsyncCli
         headers={**ops(), "Idempotency-Key": unique("k")},
     )
     assert quote.status_code == 422, quote.text
+
+
+async def test_openapi_declares_the_idempotency_key_required(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    for path in ("/v1/promotions", "/v1/quotes"):
+        params = doc["paths"][path]["post"].get("parameters", [])
+        keys = [p for p in params if p["name"] == "Idempotency-Key"]
+        assert len(keys) == 1 and keys[0]["required"] is True, (path, params)
+    missing = await client.post(
+        "/v1/quotes",
+        json={"currency": "EUR", "lines": [{"sku": "x", "quantity": 1}]},
+        headers=ops(),
+    )
+    assert missing.status_code == 400 and missing.json()["type"].endswith("idempotency-key-missing")
+    quantity = doc["components"]["schemas"]["QuoteLineIn"]["properties"]["quantity"]
+    assert quantity["maximum"] == 1000

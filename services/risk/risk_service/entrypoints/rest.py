@@ -9,9 +9,14 @@ from fastapi.encoders import jsonable_encoder
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.idempotency import run_idempotent
-from ecomops_platform.rest import IdempotencyKey, require, stored_json
+from ecomops_platform.rest import require, stored_json
 from ecomops_platform.runtime import Service
-from ecomops_platform.strict import INT32_MAX, Rfc3339Time
+from ecomops_platform.strict import (
+    IDEMPOTENCY_KEY_REQUIRED,
+    INT32_MAX,
+    RequiredIdempotencyKey,
+    Rfc3339Time,
+)
 
 from ..domain.models import (
     BlocklistKind,
@@ -152,10 +157,15 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
         )
         return review_out(row)
 
-    @router.post("/labels", status_code=201, response_model=s.LabelOut)
+    @router.post(
+        "/labels",
+        status_code=201,
+        response_model=s.LabelOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def create_label(
         body: s.LabelIn,
-        key: IdempotencyKey,
+        key: RequiredIdempotencyKey,
         caller: Annotated[Caller, require(Role.OPS, Role.PARTNER)],
     ) -> Any:
         """Record a label (chargeback or analyst verdict) for training and KPIs."""
