@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .PHONY: help run stop clean test deps tools proto proto-check lint typecheck contracts k8s-check \
-        pytest unit bench stack-up stack-down test-stack-up test-stack-down
+        pytest unit bench stack-up stack-down test-stack-up test-stack-down \
+        image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,3 +52,9 @@ unit: ## unit tests only (no stack needed)
 
 bench: deps ## benchmarks with baselines measured in the same run (starts a throw-away stack)
 	@bash scripts/bench.sh
+
+image: ## build the container image with podman (chroot isolation; base images bootstrapped locally if needed)
+	@bash deploy/image/build.sh
+
+image-test: deps ## build the image, then start every service from it (root, podman; needs an exported stack)
+	@bash deploy/image/test.sh

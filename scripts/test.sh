@@ -35,8 +35,10 @@ if [ "$#" -gt 0 ]; then
   step "pytest $*"
   $BIN/pytest -q "$@"
 else
-  step "pytest: platform, services, chart"
+  step "pytest: platform, services, chart, the wheel"
   $BIN/pytest -q libs/tests services tests/deploy
+  step "container image: build, start every service from it (make image-test)"
+  bash deploy/image/test.sh
   step "pytest: cross-service suites (e2e, fault, journeys, security)"
   $BIN/pytest -q tests/e2e tests/fault tests/journeys tests/security
 fi

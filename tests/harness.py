@@ -341,6 +341,10 @@ class Stack:
     async def kafka_start(self) -> None:
         await self._stack("kafka-start")
 
+    async def kafka_kill(self) -> None:
+        """SIGKILL the broker (a crash: no clean shutdown, in-flight batches unanswered)."""
+        await self._stack("kafka-kill")
+
     async def postgres_stop(self) -> None:
         await self._stack("postgres-stop")
 

@@ -288,6 +288,27 @@ stop() {
     log "stopped"
 }
 
+# A crash, not a shutdown: SIGKILL, so the broker writes no clean-shutdown marker and the
+# producers' in-flight batches get no answer (what a node failure does).
+kill_broker() {
+    local pid
+    pid="$(broker_pid)"
+    if [[ -z "$pid" ]]; then
+        rm -f "$PID_FILE"
+        log "not running"
+        return 0
+    fi
+    log "killing Kafka (pid $pid) with SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "Kafka (pid $pid) survived SIGKILL for 10 s"
+        sleep 0.1
+    done
+    rm -f "$PID_FILE"
+    log "killed"
+}
+
 status() {
     local pid
     pid="$(broker_pid)"
@@ -306,6 +327,7 @@ status() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    kill) kill_broker ;;
     status) status ;;
-    *) echo "usage: STATE_DIR=... KAFKA_PORT=... KAFKA_CONTROLLER_PORT=... $0 {start|stop|status}" >&2; exit 2 ;;
+    *) echo "usage: STATE_DIR=... KAFKA_PORT=... KAFKA_CONTROLLER_PORT=... $0 {start|stop|kill|status}" >&2; exit 2 ;;
 esac

@@ -2,7 +2,7 @@
 # The local infrastructure stack: PostgreSQL 15 and a single-node KRaft Kafka as processes.
 #
 #   bash deploy/local/stack.sh {up|down|status|wipe} [run|test|dev|bench|fault]
-#   bash deploy/local/stack.sh {kafka-stop|kafka-start|postgres-stop|postgres-start} PROFILE
+#   bash deploy/local/stack.sh {kafka-stop|kafka-start|kafka-kill|postgres-stop|postgres-start} PROFILE
 #
 # profile  PostgreSQL  Kafka (controller)  state dir     on `up`
 # run      55432       59092 (59093)       .local/run    keeps its data across restarts
@@ -26,7 +26,7 @@ SERVICES=(order inventory pricing recommendation risk)
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
 log() { echo "stack.sh: $*"; }
-usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|postgres-stop|postgres-start} [run|test|dev|bench|fault]" >&2; exit 2; }
+usage() { echo "usage: $0 {up|down|status|wipe|kafka-stop|kafka-start|kafka-kill|postgres-stop|postgres-start} [run|test|dev|bench|fault]" >&2; exit 2; }
 
 action="${1:-}"
 profile="${2:-run}"
@@ -143,6 +143,7 @@ case "$action" in
     # Fault injection for the tests: stop or start one server of a running stack.
     kafka-stop) kafka stop ;;
     kafka-start) kafka start ;;
+    kafka-kill) kafka kill ;;
     postgres-stop) postgres stop ;;
     postgres-start) postgres start ;;
     *) usage ;;

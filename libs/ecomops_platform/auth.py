@@ -8,17 +8,25 @@ and any algorithm other than the pinned one are refused.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import enum
+import logging
+import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import jwt
 
-from .errors import Forbidden, Unauthenticated
+from .errors import DependencyUnavailable, Forbidden, Unauthenticated
 from .settings import CommonSettings
+
+log = logging.getLogger("ecomops.auth")
 
 
 class Role(enum.StrEnum):
@@ -60,16 +68,151 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
 )
 
 
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+class JwksCache:
+    """RS256 verification keys from a JWKS URL, fetched with ``httpx.AsyncClient`` (never a
+    blocking call on the event loop) and cached.
+
+    - Keys are trusted for the response's ``Cache-Control: max-age`` (floored at
+      ``MIN_TTL_SECONDS``, so ``max-age=0`` cannot make every request fetch), else for
+      ``ECOMOPS_JWT_JWKS_CACHE_SECONDS``; after that the next request refetches.
+    - An unknown ``kid`` refetches at most once per ``UNKNOWN_KID_INTERVAL_SECONDS``; in between
+      such tokens get 401 without a fetch (an unauthenticated caller cannot make the service
+      fetch keys on every request).
+    - Concurrent requests share one fetch. A failed fetch keeps the keys already known (and is
+      retried after ``RETRY_AFTER_FAILURE_SECONDS``); with no key to verify a token while the
+      endpoint fails, the caller gets 503, not 401.
+    """
+
+    MIN_TTL_SECONDS = 10.0
+    UNKNOWN_KID_INTERVAL_SECONDS = 60.0
+    RETRY_AFTER_FAILURE_SECONDS = 10.0
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl_seconds: float,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.ttl_seconds = ttl_seconds
+        self.timeout = timeout
+        self.clock = clock
+        self.fetches = 0
+        self._keys: dict[str, Any] = {}
+        self._expires = 0.0
+        self._last_attempt: float | None = None
+        self._failed = False
+        self._generation = 0
+        self._lock = asyncio.Lock()
+
+    def cached(self, kid: str | None) -> Any | None:
+        """The key already known for ``kid`` (no fetch); a token without ``kid`` matches only a
+        set holding a single key."""
+        if kid is None:
+            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+        return self._keys.get(kid)
+
+    async def key(self, kid: str | None) -> Any | None:
+        """The key for ``kid``, fetching the set when it is stale or (rate-limited) when the kid
+        is unknown; None when the set has no such key."""
+        generation = self._generation
+        found = self.cached(kid)
+        fresh = self.clock() < self._expires
+        if not fresh or (found is None and self._may_refetch()):
+            async with self._lock:
+                if self._generation == generation and (
+                    self.clock() >= self._expires
+                    or (self.cached(kid) is None and self._may_refetch())
+                ):
+                    await self._fetch()
+                found = self.cached(kid)
+        if found is None and self._failed:
+            raise DependencyUnavailable("the token signing keys (JWKS) cannot be fetched")
+        return found
+
+    def _may_refetch(self) -> bool:
+        last = self._last_attempt
+        return last is None or self.clock() - last >= self.UNKNOWN_KID_INTERVAL_SECONDS
+
+    async def _fetch(self) -> None:
+        self._last_attempt = self.clock()
+        self._generation += 1
+        self.fetches += 1
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.get(self.url, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                keyset = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            log.warning("JWKS fetch from %s failed: %s", self.url, exc)
+            self._failed = True
+            self._expires = self.clock() + self.RETRY_AFTER_FAILURE_SECONDS
+            return
+        keys: dict[str, Any] = {}
+        for jwk in keyset.keys:
+            if jwk.public_key_use in (None, "sig"):
+                keys[jwk.key_id or ""] = jwk.key
+        self._keys = keys
+        self._failed = False
+        match = _MAX_AGE.search(response.headers.get("cache-control", ""))
+        ttl = float(match.group(1)) if match else float(self.ttl_seconds)
+        self._expires = self.clock() + max(ttl, self.MIN_TTL_SECONDS)
+
+
+def _kid(token_or_authorization: str) -> str | None:
+    """The ``kid`` of a bearer token or ``Bearer <token>`` header (unverified: it only picks
+    the key the signature is then checked with); None when absent or malformed."""
+    value = token_or_authorization.strip()
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() == "bearer":
+        value = rest.strip()
+    try:
+        header = jwt.get_unverified_header(value)
+    except jwt.PyJWTError:
+        return None
+    if header.get("alg") != "RS256":
+        return None
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else ""
+
+
 class TokenVerifier:
     def __init__(self, settings: CommonSettings) -> None:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._secret = settings.jwt_secret
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: JwksCache | None = None
         if settings.jwt_jwks_url:
-            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, timeout=5)
+            self._jwks = JwksCache(
+                settings.jwt_jwks_url, ttl_seconds=settings.jwt_jwks_cache_seconds
+            )
 
-    def verify(self, token: str) -> Caller:
+    async def _rs256_key(self, token_or_authorization: str | None) -> Any | None:
+        """The JWKS key an RS256 token needs, fetched without blocking the loop; None for other
+        tokens (the sync checks then report what is wrong with them)."""
+        if self._jwks is None or not token_or_authorization:
+            return None
+        kid = _kid(token_or_authorization)
+        if kid is None:
+            return None
+        return await self._jwks.key(kid or None)
+
+    async def verify_async(self, token: str) -> Caller:
+        """``verify``, with the RS256 key fetched from the JWKS without blocking the loop."""
+        return self.verify(token, await self._rs256_key(token))
+
+    async def verify_header_async(self, authorization: str | None) -> Caller:
+        """``verify_header``, with the RS256 key fetched from the JWKS without blocking."""
+        return self.verify_header(authorization, await self._rs256_key(authorization))
+
+    def verify(self, token: str, rs256_key: Any | None = None) -> Caller:
+        """Verify a token. RS256 keys come from ``rs256_key`` or the JWKS keys already cached:
+        this never fetches; the async variants fetch first."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -77,7 +220,9 @@ class TokenVerifier:
         alg = header.get("alg")
         try:
             if self._jwks is not None and alg == "RS256":
-                key = self._jwks.get_signing_key_from_jwt(token).key
+                key = rs256_key if rs256_key is not None else self._jwks.cached(_kid(token) or None)
+                if key is None:
+                    raise Unauthenticated("token signing key (kid) is not known")
                 claims = self._decode(token, key, "RS256")
             elif self._secret is not None and alg == "HS256":
                 claims = self._decode(token, self._secret, "HS256")
@@ -112,7 +257,7 @@ class TokenVerifier:
             leeway=5,
         )
 
-    def verify_header(self, authorization: str | None) -> Caller:
+    def verify_header(self, authorization: str | None, rs256_key: Any | None = None) -> Caller:
         if not authorization:
             raise Unauthenticated("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         scheme, _, token = authorization.partition(" ")
@@ -120,7 +265,7 @@ class TokenVerifier:
             raise Unauthenticated(
                 "authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
             )
-        return self.verify(token.strip())
+        return self.verify(token.strip(), rs256_key)
 
 
 def mint_token(

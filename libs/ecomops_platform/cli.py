@@ -71,6 +71,63 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dlq_topics(topic: str | None) -> list[str] | None:
+    """The dead-letter topic of ``topic`` (given with or without .dlq); None means all."""
+    if topic is None:
+        return None
+    return [topic if topic.endswith(".dlq") else f"{topic}.dlq"]
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    import json
+
+    from .dlq import read_dead_letters
+    from .settings import CommonSettings
+
+    letters = asyncio.run(read_dead_letters(CommonSettings(), _dlq_topics(args.topic)))
+    if args.json:
+        for letter in letters:
+            print(json.dumps(letter.summary()))
+        return 0
+    if not letters:
+        print("no dead letters")
+        return 0
+    print(f"{'age':>8}  {'topic':<30} {'position':<10} {'id':<36}  consumer / attempts / error")
+    for letter in letters:
+        row = letter.summary()
+        print(
+            f"{_age(row['age_seconds']):>8}  {row['topic']:<30} {row['position']:<10} "
+            f"{row['id']:<36}  {row['consumer']} / {row['attempts']} / {row['error']}"
+        )
+    print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from .dlq import read_dead_letters, replay
+    from .settings import CommonSettings
+
+    settings = CommonSettings()
+    letters = asyncio.run(read_dead_letters(settings, _dlq_topics(args.topic)))
+    if not args.all:
+        letters = [d for d in letters if d.id == args.id or f"{d.partition}:{d.offset}" == args.id]
+        if not letters:
+            print(f"no dead letter {args.id!r} in {args.topic}", file=sys.stderr)
+            return 1
+    sent = asyncio.run(replay(settings, letters))
+    for letter in letters:
+        print(f"replayed {letter.id} to {letter.original_topic}")
+    print(f"{sent} dead letter(s) replayed; consumers apply each event once (inbox)")
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from .auth import mint_token
 
@@ -236,6 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Idempotent: existing topics are left as they are.",
     )
     t.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    d = dsub.add_parser(
+        "list",
+        help="show dead letters with their error, consumer and age",
+        description="Reads the dead-letter topics from the beginning (nothing is consumed).",
+    )
+    d.add_argument("--topic", help="one topic (e.g. ecomops.order.v1 or its .dlq); default all")
+    d.add_argument("--json", action="store_true", help="one JSON object per line")
+    d.set_defaults(func=cmd_dlq_list)
+    d = dsub.add_parser(
+        "replay",
+        help="re-publish dead letters to their original topic",
+        description="Fix the cause first. Replaying twice is harmless: consumers apply an "
+        "event id once.",
+    )
+    d.add_argument("--topic", required=True, help="the topic (or its .dlq) to replay from")
+    which = d.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="a dead letter's id (ce_id, or partition:offset)")
+    which.add_argument("--all", action="store_true", help="every dead letter of the topic")
+    d.set_defaults(func=cmd_dlq_replay)
 
     p = sub.add_parser(
         "token",

@@ -1,10 +1,11 @@
-"""Consumer runner: apply each event once, commit its offset only after the handler committed.
+"""Consumer runner: apply each event once, commit offsets only after the handlers committed.
 
 For every message: decode (undecodable → dead letter at once), then in one transaction record
 the event id in the inbox (a duplicate is skipped) and call the handler. Offsets are committed
-after that transaction. A failing handler is retried with backoff; after the bounded attempts the
-message goes to ``<topic>.dlq`` with the error in its headers and the partition moves on. A
-database that cannot be reached is not the message's fault: that is retried until it returns.
+after those transactions, once per partition and fetched batch. A failing handler is retried
+with backoff; after the bounded attempts the message goes to ``<topic>.dlq`` with the error in
+its headers and the partition moves on. A database that cannot be reached is not the message's
+fault: that is retried until it returns.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 
 def _is_transient(exc: BaseException) -> bool:
     return is_transient(exc)
+
+
+class ConsumerStalled(RuntimeError):
+    """Behind the end of its partitions, yet nothing handled for too long."""
 
 
 @dataclass
@@ -68,6 +73,8 @@ class ConsumerRunner:
         self.consumer_name = f"{service}:{subscription.name}"
         self._consumer: Any = None
         self.processed = 0
+        self.stall_seconds = settings.consumer_stall_seconds
+        self._handling = False
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -97,39 +104,68 @@ class ConsumerRunner:
         lag_task = asyncio.create_task(self._report_lag())
         try:
             while True:
+                if lag_task.done():
+                    lag_task.result()  # a stall raises ConsumerStalled here: restart afresh
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for tp, messages in batches.items():
+                    handled_up_to: int | None = None
                     for msg in messages:
                         if tp not in self._consumer.assignment():
                             break  # revoked by a rebalance: the new owner resumes from the commit
-                        await self._handle_with_retries(msg)
+                        self._handling = True
                         try:
-                            await self._consumer.commit(
-                                {TopicPartition(tp.topic, tp.partition): msg.offset + 1}
-                            )
-                        except (CommitFailedError, IllegalStateError) as exc:
-                            # The partition moved to another member after the transaction
-                            # committed; it will redeliver and the inbox drops the duplicate.
-                            log.info("offset commit skipped after a rebalance: %s", exc)
-                            break
+                            await self._handle_with_retries(msg)
+                        finally:
+                            self._handling = False
+                        handled_up_to = msg.offset
+                    if handled_up_to is None:
+                        continue
+                    # One offset commit per partition and batch: every message before it has
+                    # committed its own transaction, so a crash in between only redelivers
+                    # messages the inbox already holds.
+                    try:
+                        await self._consumer.commit(
+                            {TopicPartition(tp.topic, tp.partition): handled_up_to + 1}
+                        )
+                    except (CommitFailedError, IllegalStateError) as exc:
+                        # The partition moved to another member after the transactions
+                        # committed; it will redeliver and the inbox drops the duplicates.
+                        log.info("offset commit skipped after a rebalance: %s", exc)
         finally:
             lag_task.cancel()
 
     async def _report_lag(self) -> None:
+        """Report lag every few seconds, and end with ConsumerStalled when the consumer is
+        behind but has handled nothing for ``stall_seconds`` (a consumer that lost its
+        session without noticing): its runner then replaces it."""
+        loop = asyncio.get_running_loop()
+        last_processed, last_progress = self.processed, loop.time()
         while True:
             await asyncio.sleep(5)
+            behind = 0
             try:
                 for tp in self._consumer.assignment():
                     end = self._consumer.highwater(tp)
                     pos = await self._consumer.position(tp)
                     if end is not None:
+                        lag = max(0, end - pos)
+                        behind += lag
                         metrics.kafka_consumer_lag.labels(self.service, tp.topic, tp.partition).set(
-                            max(0, end - pos)
+                            lag
                         )
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.debug("lag report failed", exc_info=True)
+            now = loop.time()
+            # A handler waiting for the database to come back is busy, not stalled.
+            if self.processed != last_processed or behind == 0 or self._handling:
+                last_processed, last_progress = self.processed, now
+            elif now - last_progress > self.stall_seconds:
+                raise ConsumerStalled(
+                    f"{self.consumer_name}: {behind} messages behind and nothing handled "
+                    f"for {now - last_progress:.0f} s"
+                )
 
     async def _handle_with_retries(self, msg: Any) -> None:
         try:
@@ -233,13 +269,20 @@ class ConsumerRunner:
                     dlq_topic(msg.topic), value=msg.value, key=msg.key, headers=headers
                 )
                 await asyncio.wait_for(fut, timeout=30)
+                report_success = getattr(self.producer, "report_success", None)
+                if report_success is not None:
+                    report_success()
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as send_exc:  # noqa: BLE001 - the offset must not move until the DLQ has it
                 log.warning("could not write to the DLQ yet: %s", send_exc)
+                report_failure = getattr(self.producer, "report_failure", None)
+                if report_failure is not None:
+                    await report_failure(send_exc)
                 await asyncio.sleep(1)
         metrics.events_dead_lettered_total.labels(self.service, msg.topic).inc()
+        metrics.dlq_messages_total.labels(self.service, dlq_topic(msg.topic)).inc()
         metrics.events_consumed_total.labels(self.service, msg.topic, "dead_lettered").inc()
 
 

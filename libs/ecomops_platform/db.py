@@ -59,6 +59,14 @@ inbox_table = sa.Table(
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The retention job deletes by age (ecomops_platform.retention).
+sa.Index(
+    "ix_outbox_published_at",
+    outbox_table.c.published_at,
+    postgresql_where=outbox_table.c.published_at.is_not(None),
+)
+sa.Index("ix_inbox_processed_at", inbox_table.c.processed_at)
+
 idempotency_table = sa.Table(
     "idempotency_keys",
     platform_metadata,
@@ -70,6 +78,7 @@ idempotency_table = sa.Table(
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+sa.Index("ix_idempotency_keys_created_at", idempotency_table.c.created_at)
 
 
 class Database:

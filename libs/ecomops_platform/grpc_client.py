@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +30,68 @@ class _OutgoingMetadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[m
         return await continuation(details, request)
 
 
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """What a TLS channel presents and trusts (PEM bytes); ``None`` roots: the system's."""
+
+    root_certificates: bytes | None = None
+    private_key: bytes | None = None
+    certificate_chain: bytes | None = None
+
+
+def client_tls(settings: CommonSettings) -> ClientTls | None:
+    """The TLS material ``ECOMOPS_GRPC_CLIENT_*`` name, read now; None: plaintext channels.
+
+    ``ECOMOPS_GRPC_CLIENT_CA_FILE`` alone: TLS, the server verified against that CA.
+    ``_CERT_FILE`` + ``_KEY_FILE``: mTLS, the client presents that certificate (the server is
+    verified against the CA file when set, else the system roots). A certificate without its
+    key (or the reverse) is a configuration error, refused at start-up rather than falling back
+    to plaintext; so is an unreadable file.
+    """
+    ca, cert, key = (
+        settings.grpc_client_ca_file,
+        settings.grpc_client_cert_file,
+        settings.grpc_client_key_file,
+    )
+    if bool(cert) != bool(key):
+        raise ValueError(
+            "ECOMOPS_GRPC_CLIENT_CERT_FILE and ECOMOPS_GRPC_CLIENT_KEY_FILE go together "
+            "(mTLS needs both)"
+        )
+    if not (ca or cert):
+        return None
+    return ClientTls(
+        root_certificates=Path(ca).read_bytes() if ca else None,
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None,
+    )
+
+
 def make_channel(
     target: str,
     token: Callable[[], str],
     *,
-    root_certificates: bytes | None = None,
-    private_key: bytes | None = None,
-    certificate_chain: bytes | None = None,
     settings: CommonSettings | None = None,
+    tls: ClientTls | None = None,
 ) -> grpc.aio.Channel:
     """A channel to another ecomops service.
 
-    TLS is used when a CA is given, or when ``settings`` name one
-    (``ECOMOPS_GRPC_CLIENT_CA_FILE``); a client certificate is presented for mTLS when
-    ``ECOMOPS_GRPC_CLIENT_CERT_FILE`` and ``ECOMOPS_GRPC_CLIENT_KEY_FILE`` are set.
+    TLS is used when ``tls`` is given, else when ``settings`` name client TLS material (see
+    ``client_tls``); otherwise the channel is plaintext (local stack, tests). Every service
+    building a client channel passes its ``CommonSettings``.
     """
-    if settings is not None and root_certificates is None and settings.grpc_client_ca_file:
-        root_certificates = Path(settings.grpc_client_ca_file).read_bytes()
-        if settings.grpc_client_cert_file and settings.grpc_client_key_file:
-            certificate_chain = Path(settings.grpc_client_cert_file).read_bytes()
-            private_key = Path(settings.grpc_client_key_file).read_bytes()
+    if tls is None and settings is not None:
+        tls = client_tls(settings)
     interceptors = [_OutgoingMetadata(token)]
     options = [
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 0),
     ]
-    if root_certificates is not None:
+    if tls is not None:
         creds = grpc.ssl_channel_credentials(
-            root_certificates=root_certificates,
-            private_key=private_key,
-            certificate_chain=certificate_chain,
+            root_certificates=tls.root_certificates,
+            private_key=tls.private_key,
+            certificate_chain=tls.certificate_chain,
         )
         return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

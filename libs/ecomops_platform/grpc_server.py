@@ -90,7 +90,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     method, context=ctx, kind=tracing.trace.SpanKind.SERVER
                 ):
                     try:
-                        current_caller.set(verifier.verify_header(metadata.get("authorization")))
+                        current_caller.set(
+                            await verifier.verify_header_async(metadata.get("authorization"))
+                        )
                         _refuse_nul_strings(request)
                         remaining = context.time_remaining()
                         budget = max_deadline if remaining is None else min(remaining, max_deadline)

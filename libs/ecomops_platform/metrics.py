@@ -51,3 +51,29 @@ event_handling_delay_seconds = Histogram(
 dependency_up = Gauge(
     "dependency_up", "1 when a dependency answered its last check", ["service", "dependency"]
 )
+kafka_producer_resets_total = Counter(
+    "ecomops_kafka_producer_resets_total",
+    "Kafka producers replaced because they could no longer deliver",
+    ["service"],
+)
+outbox_oldest_unpublished_age_seconds = Gauge(
+    "ecomops_outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when none waits)",
+    ["service"],
+)
+consumer_restarts_total = Counter(
+    "ecomops_kafka_consumer_restarts_total",
+    "Kafka consumers replaced after an error or a stall",
+    ["service", "consumer"],
+)
+dlq_messages_total = Counter(
+    "ecomops_dlq_messages_total", "Messages written to a dead-letter topic", ["service", "topic"]
+)
+dlq_replayed_total = Counter(
+    "ecomops_dlq_replayed_total", "Dead letters re-published to their original topic", ["topic"]
+)
+retention_purged_rows_total = Counter(
+    "ecomops_retention_purged_rows_total",
+    "Rows deleted by the retention job",
+    ["service", "table"],
+)

@@ -23,6 +23,31 @@ def create_platform_tables(bind: Any) -> None:
     platform_metadata.create_all(bind=bind, checkfirst=True)
 
 
+def create_retention_indexes(bind: Any) -> None:
+    """The indexes the retention job deletes by (databases created before they existed)."""
+    bind.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_outbox_published_at ON outbox (published_at)"
+            " WHERE published_at IS NOT NULL"
+        )
+    )
+    bind.execute(
+        sa.text("CREATE INDEX IF NOT EXISTS ix_inbox_processed_at ON inbox (processed_at)")
+    )
+    bind.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_idempotency_keys_created_at"
+            " ON idempotency_keys (created_at)"
+        )
+    )
+
+
+def drop_retention_indexes(bind: Any) -> None:
+    bind.execute(sa.text("DROP INDEX IF EXISTS ix_outbox_published_at"))
+    bind.execute(sa.text("DROP INDEX IF EXISTS ix_inbox_processed_at"))
+    bind.execute(sa.text("DROP INDEX IF EXISTS ix_idempotency_keys_created_at"))
+
+
 def drop_platform_tables(bind: Any) -> None:
     platform_metadata.drop_all(bind=bind, checkfirst=True)
 

@@ -6,6 +6,11 @@ send is acknowledged by the broker (idempotent producer, acks=all), and only the
 marked published in the same transaction that held the lock. If the process dies between the
 acknowledgement and the commit, the batch is sent again after restart: delivery is
 at-least-once and consumers dedupe by ``ce_id``.
+
+A failed batch is retried with backoff; every failure is reported to the
+:class:`~ecomops_platform.producer.ResilientProducer`, which replaces a producer that cannot
+recover by itself (a broken idempotence state after a broker restart), so the relay never keeps
+retrying with a dead object.
 """
 
 from __future__ import annotations
@@ -62,7 +67,15 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - broker or database down: retry, never drop
                 self.healthy = False
                 metrics.outbox_publish_failures_total.labels(self._service).inc()
-                log.warning("outbox publish failed, retrying in %.1fs: %s", backoff, exc)
+                log.warning(
+                    "outbox publish failed, retrying in %.1fs: %s: %s",
+                    backoff,
+                    type(exc).__name__,
+                    exc,
+                )
+                report = getattr(self._producer, "report_failure", None)
+                if report is not None and not _is_database_error(exc):
+                    await report(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
@@ -98,6 +111,9 @@ class OutboxRelay:
                     )
                 )
             await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+            report_success = getattr(self._producer, "report_success", None)
+            if report_success is not None:
+                report_success()
             await session.execute(
                 sa.update(outbox_table)
                 .where(outbox_table.c.id.in_([r.id for r in rows]))
@@ -116,13 +132,21 @@ class OutboxRelay:
                 metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
             return len(rows)
 
-    async def purge_published(self, older_than_seconds: float = 7 * 86400) -> int:
-        """Delete rows published long ago (kept a while for audit and replay)."""
-        cutoff = utcnow().timestamp() - older_than_seconds
-        async with self._db.sessions() as session, session.begin():
-            result = await session.execute(
-                sa.delete(outbox_table).where(
-                    outbox_table.c.published_at < sa.func.to_timestamp(cutoff)
-                )
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A failure of PostgreSQL, not of Kafka: the producer is not to blame for it."""
+    return isinstance(exc, sa.exc.SQLAlchemyError | OSError) and not isinstance(exc, TimeoutError)
+
+
+async def oldest_unpublished_age(db: Database) -> float:
+    """Seconds since the oldest unpublished event was recorded (0 when none waits)."""
+    async with db.sessions() as session:
+        oldest = await session.scalar(
+            sa.select(outbox_table.c.created_at)
+            .where(outbox_table.c.published_at.is_(None))
+            .order_by(outbox_table.c.id)
+            .limit(1)
+        )
+    if oldest is None:
+        return 0.0
+    return max(0.0, float((utcnow() - oldest).total_seconds()))

@@ -26,8 +26,10 @@ from .db import Database, UnitOfWork
 from .events import make_producer
 from .grpc_server import GrpcServer
 from .logging import configure_logging
-from .outbox import OutboxRelay
+from .outbox import OutboxRelay, oldest_unpublished_age
+from .producer import ResilientProducer
 from .rest import create_app
+from .retention import RetentionPolicy, purge_expired
 from .settings import CommonSettings, ServiceSettings
 from .tracing import configure_tracing
 
@@ -76,7 +78,9 @@ class Service:
         self._routers: list[APIRouter] = []
         self._grpc_registrars: list[Callable[[grpc.aio.Server], None]] = []
         self._subscriptions: list[Subscription] = []
-        self._periodic: list[PeriodicJob] = []
+        self._periodic: list[PeriodicJob] = [
+            PeriodicJob("retention", self.common.retention_interval_seconds, self.purge_expired)
+        ]
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._db: Database | None = None
@@ -139,11 +143,21 @@ class Service:
             )
         return self.app
 
-    async def readiness(self) -> dict[str, bool]:
+    async def readiness(self) -> dict[str, Any]:
+        """The readiness report: ready while the database answers.
+
+        Kafka down only degrades the service: writes go on into the outbox, which the relay
+        publishes when the broker is back, so taking the pods out of service would turn a
+        broker outage into a shop outage. The report names degraded dependencies and how old
+        the oldest unpublished event is.
+        """
         checks = {"database": False, "kafka": False}
+        outbox_age: float | None = None
         try:
             await asyncio.wait_for(self.db.ping(), timeout=2)
             checks["database"] = True
+            outbox_age = await asyncio.wait_for(oldest_unpublished_age(self.db), timeout=2)
+            metrics.outbox_oldest_unpublished_age_seconds.labels(self.name).set(outbox_age)
         except Exception:
             log.debug("database not ready", exc_info=True)
         try:
@@ -153,7 +167,27 @@ class Service:
             log.debug("kafka not ready", exc_info=True)
         for dep, ok in checks.items():
             metrics.dependency_up.labels(self.name, dep).set(1 if ok else 0)
-        return checks
+        ready = checks["database"]
+        degraded = [dep for dep, ok in checks.items() if not ok and dep != "database"]
+        if not ready:
+            status = "not_ready"
+        elif degraded:
+            status = "degraded"
+        else:
+            status = "ready"
+        return {
+            "status": status,
+            "ready": ready,
+            "checks": checks,
+            "degraded": degraded,
+            "outbox_oldest_unpublished_age_seconds": (
+                None if outbox_age is None else round(outbox_age, 3)
+            ),
+        }
+
+    async def purge_expired(self) -> dict[str, int] | None:
+        """One round of the platform tables' retention (a singleton across replicas)."""
+        return await purge_expired(self.db, self.name, RetentionPolicy.from_settings(self.common))
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -163,7 +197,11 @@ class Service:
             pool_size=self.settings.db_pool_size,
             max_overflow=self.settings.db_max_overflow,
         )
-        self.producer = make_producer(self.common, f"ecomops-{self.name}")
+        self.producer = ResilientProducer(
+            lambda: make_producer(self.common, f"ecomops-{self.name}"),
+            service=self.name,
+            reset_after_failures=self.common.kafka_producer_reset_after_failures,
+        )
         await self._start_producer()
         self.relay = OutboxRelay(
             self.db, self.producer, self.name, poll_interval=self.common.outbox_poll_interval
@@ -240,6 +278,11 @@ class Service:
         raise RuntimeError("Kafka did not become reachable; check ECOMOPS_KAFKA_BOOTSTRAP")
 
     async def _run_consumer(self, runner: ConsumerRunner) -> None:
+        """Keep a consumer running: any error or stall gets a brand-new consumer.
+
+        A new ``AIOKafkaConsumer`` rejoins its group and resumes from the committed offsets;
+        anything handled but not yet committed comes again and the inbox drops it.
+        """
         delay = 0.5
         while True:
             try:
@@ -249,8 +292,13 @@ class Service:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - restart the consumer, offsets are safe
+                metrics.consumer_restarts_total.labels(self.name, runner.consumer_name).inc()
                 log.warning(
-                    "consumer %s stopped (%s); restarting in %.1fs", runner.group_id, exc, delay
+                    "consumer %s stopped (%s: %s); restarting in %.1fs",
+                    runner.group_id,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
@@ -270,9 +318,9 @@ class Service:
 
     async def _watch_health(self) -> None:
         while True:
-            checks = await self.readiness()
+            report = await self.readiness()
             if self.grpc is not None:
-                await self.grpc.set_serving(all(checks.values()))
+                await self.grpc.set_serving(bool(report["ready"]))
             await asyncio.sleep(2)
 
     async def stop(self) -> None:

@@ -25,6 +25,8 @@ class CommonSettings(BaseSettings):
     kafka_topic_replication: int = Field(default=1, ge=1)
     jwt_secret: str | None = None
     jwt_jwks_url: str | None = None
+    # How long fetched JWKS keys are trusted when the response has no Cache-Control max-age.
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=10, le=86400)
     jwt_issuer: str = "ecomops"
     jwt_audience: str = "ecomops"
     service_token_file: str | None = None
@@ -40,6 +42,19 @@ class CommonSettings(BaseSettings):
     consumer_group_prefix: str = ""
     # Where a brand-new consumer group starts: "earliest" never misses an event.
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # A consumer behind the end of its partitions that handles nothing for this long is
+    # replaced by a new one (it rejoins its group from the committed offsets).
+    consumer_stall_seconds: float = Field(default=20.0, gt=0)
+    # Failed deliveries in a row after which the producer is replaced (a broken idempotence
+    # state, OutOfOrderSequenceNumber and the like, replaces it at once).
+    kafka_producer_reset_after_failures: int = Field(default=3, ge=1)
+    # Retention of the platform tables (seconds): published outbox rows, inbox rows (longer
+    # than any redelivery window) and idempotency keys (the replay window of a client).
+    retention_outbox_seconds: float = Field(default=7 * 86400, gt=0)
+    retention_inbox_seconds: float = Field(default=14 * 86400, gt=0)
+    retention_idempotency_seconds: float = Field(default=86400, gt=0)
+    retention_interval_seconds: float = Field(default=600, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> CommonSettings:

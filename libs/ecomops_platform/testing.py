@@ -210,3 +210,113 @@ async def skip_to_end(group_id: str, topics: list[str]) -> None:
             await consumer.commit(dict(ends.items()))
     finally:
         await consumer.stop()
+
+
+class TlsFiles:
+    """A throwaway CA and the server and client certificates it signed, as PEM files.
+
+    The server certificate is valid for ``localhost`` and ``127.0.0.1``; ``rogue_*`` is a
+    client certificate of another CA (an mTLS server must refuse it).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        from datetime import UTC, datetime, timedelta
+        from ipaddress import ip_address
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        now = datetime.now(UTC)
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def write(stem: str, key: Any, cert: x509.Certificate) -> tuple[Path, Path]:
+            key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            return cert_path, key_path
+
+        def authority(cn: str) -> tuple[Any, x509.Certificate]:
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(name(cn))
+                .issuer_name(name(cn))
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .sign(key, hashes.SHA256())
+            )
+            return key, cert
+
+        def leaf(
+            ca_key: Any, ca_cert: x509.Certificate, cn: str, server: bool
+        ) -> tuple[Any, x509.Certificate]:
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(name(cn))
+                .issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(
+                    x509.ExtendedKeyUsage(
+                        [
+                            ExtendedKeyUsageOID.SERVER_AUTH
+                            if server
+                            else ExtendedKeyUsageOID.CLIENT_AUTH
+                        ]
+                    ),
+                    critical=False,
+                )
+            )
+            if server:
+                builder = builder.add_extension(
+                    x509.SubjectAlternativeName(
+                        [x509.DNSName("localhost"), x509.IPAddress(ip_address("127.0.0.1"))]
+                    ),
+                    critical=False,
+                )
+            return key, builder.sign(ca_key, hashes.SHA256())
+
+        ca_key, ca_cert = authority("ecomops test CA")
+        self.ca = directory / "ca.crt"
+        self.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.server_cert, self.server_key = write(
+            "server", *leaf(ca_key, ca_cert, "localhost", server=True)
+        )
+        self.client_cert, self.client_key = write(
+            "client", *leaf(ca_key, ca_cert, "service:order", server=False)
+        )
+        rogue_key, rogue_ca = authority("rogue CA")
+        self.rogue_cert, self.rogue_key = write(
+            "rogue", *leaf(rogue_key, rogue_ca, "service:order", server=False)
+        )

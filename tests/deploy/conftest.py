@@ -101,3 +101,64 @@ def kube_validate() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def deploy_databases() -> Any:
+    """A fresh, empty database per service beside the stack's own (same server, same user),
+    dropped afterwards: what ships is migrated from nothing, as on a first install, and no
+    other suite's data or schema revision is touched."""
+    import asyncio
+    import uuid
+
+    from ecomops_platform import registry
+    from ecomops_platform.testing import ensure_database, load_test_env
+
+    load_test_env()
+    suffix = uuid.uuid4().hex[:8]
+    urls = {}
+    for info in registry.SERVICES.values():
+        base, _, _db = os.environ[f"{info.env_prefix}DATABASE_URL"].rpartition("/")
+        urls[f"{info.env_prefix}DATABASE_URL"] = f"{base}/{info.database}_deploy_{suffix}"
+    for url in urls.values():
+        asyncio.run(ensure_database(url))
+    yield urls
+    asyncio.run(_drop_databases(list(urls.values())))
+
+
+async def _drop_databases(urls: list[str]) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    for url in urls:
+        base, name = url.rsplit("/", 1)
+        admin = await asyncpg.connect(
+            base.replace("postgresql+asyncpg", "postgresql") + "/postgres"
+        )
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+def chart(render: Render) -> dict[tuple[str, str], Any]:
+    """The rendered chart's Deployments and migration Jobs (shipped.Workload), by
+    (component, kind): where the deployment tests take their commands from."""
+    return _shipped().workloads(render())
+
+
+@pytest.fixture(scope="session")
+def stack_env(deploy_databases: dict[str, str]) -> dict[str, str]:
+    """The exported stack's settings, with a fresh database per service."""
+    return dict(_shipped().clean_env(os.environ, **deploy_databases))
+
+
+def _shipped() -> Any:
+    import sys
+
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import shipped
+
+    return shipped

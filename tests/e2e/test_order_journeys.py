@@ -379,3 +379,109 @@ async def test_stacked_promotions_never_sell_under_the_floor(
     paid = await pay(stack, headers, order["order_id"])
     assert paid.status_code == 201, paid.text
     assert paid.json()["total_minor"] == 4286
+
+
+async def test_return_restocks_the_warehouses_a_split_order_shipped_from(
+    stack, seed, checkout, customer, ops, kafka_probe
+) -> None:
+    """4 units taken 2 + 2 from two warehouses; 3 come back resellable (1 damaged), received
+    exactly as documented (no warehouse named): the higher-priority origin gets its 2 back,
+    the other 1; nothing is dead-lettered."""
+    probe = await kafka_probe(ORDER_TOPIC)
+    inv, o = stack.clients["inventory"], stack.clients["order"]
+    near, far = unique("e2e-wh-near"), unique("e2e-wh-far")
+    for code, priority in ((near, 1), (far, 5)):
+        r = await inv.put(
+            f"/v1/warehouses/{code}", json={"name": code, "priority": priority}, headers=ops
+        )
+        assert r.status_code == 201, r.text
+    sku = await seed(stock=0)
+    for code, qty in ((near, 2), (far, 3)):
+        r = await inv.post(
+            "/v1/stock/adjustments",
+            json={"sku": sku, "warehouse": code, "delta": qty, "reason": "receipt"},
+            headers={**ops, **key()},
+        )
+        assert r.status_code == 201, r.text
+    _, headers = customer()
+    placed = await checkout(headers, [{"sku": sku, "quantity": 4}])
+    assert placed.status_code == 201, placed.text
+    oid = placed.json()["order_id"]
+    held = await reservation(stack, ops, oid)
+    assert held is not None
+    assert {a["warehouse"]: a["quantity"] for a in held["allocations"]} == {near: 2, far: 2}
+    assert (await pay(stack, headers, oid)).status_code == 201
+
+    def per_warehouse(level: dict[str, Any]) -> dict[str, int]:
+        return {w["warehouse"]: w["on_hand"] for w in level["warehouses"]}
+
+    async def committed() -> None:
+        assert per_warehouse(await stock(stack, ops, sku)) == {near: 0, far: 1}
+
+    await eventually(committed, timeout=60)
+    shipped = await o.post(
+        f"/v1/orders/{oid}/shipments",
+        json={"carrier": "DHL", "tracking_number": unique("T")},
+        headers={**ops, **key()},
+    )
+    assert shipped.status_code == 201, shipped.text
+    assert (await o.post(f"/v1/orders/{oid}/delivery", headers=ops)).status_code == 200
+    rma = await o.post(
+        f"/v1/orders/{oid}/returns",
+        json={"lines": [{"sku": sku, "quantity": 4}], "reason": "too many"},
+        headers={**headers, **key()},
+    )
+    assert rma.status_code == 201, rma.text
+    rid = rma.json()["return_id"]
+    assert (await o.post(f"/v1/returns/{rid}/approve", headers=ops)).status_code == 200
+    received = await o.post(
+        f"/v1/returns/{rid}/receive",
+        json={
+            "lines": [
+                {"sku": sku, "quantity": 3, "resellable": True},
+                {"sku": sku, "quantity": 1, "resellable": False},
+            ]
+        },
+        headers=ops,
+    )
+    assert received.status_code == 200, received.text
+    event = (await probe.wait_for("ecomops.order.v1.ReturnReceived", lambda e: e.key == oid))[0]
+    assert event.message.warehouse == ""
+
+    async def restocked() -> None:
+        assert per_warehouse(await stock(stack, ops, sku)) == {near: 2, far: 2}
+
+    await eventually(restocked, timeout=60)
+    ledger = (await inv.get(f"/v1/stock/{sku}/ledger", headers=ops)).json()["items"]
+    returns = sorted((e["warehouse"], e["delta"]) for e in ledger if e["reason"] == "return")
+    assert returns == sorted([(near, 2), (far, 1)])
+
+
+async def test_order_cancelled_in_review_closes_its_case(
+    stack, seed, checkout, customer, ops, kafka_probe
+) -> None:
+    """The customer cancels while the order waits for an analyst: risk closes the case with
+    the order's reason and it leaves the open queue."""
+    oid, headers, _ = await _review_order(stack, seed, checkout, customer)
+    resp = await stack.clients["order"].post(
+        f"/v1/orders/{oid}/cancel", json={"reason": "changed my mind"}, headers=headers
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled", resp.text
+
+    async def closed() -> None:
+        cursor, found = None, None
+        while found is None:
+            params: dict[str, Any] = {"status": "closed", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            r = await stack.clients["risk"].get("/v1/reviews", params=params, headers=ops)
+            page = r.json()
+            found = next((x for x in page["items"] if x["order_id"] == oid), None)
+            cursor = page.get("next_cursor")
+            if found is None and not cursor:
+                raise AssertionError(f"no closed review for {oid}")
+        assert found["close_reason"] == "customer" and found["decision"] is None
+
+    await eventually(closed, timeout=60)
+    with pytest.raises(AssertionError, match="no open review"):
+        await _decide(stack, ops, oid, "approve")

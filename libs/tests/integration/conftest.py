@@ -161,6 +161,8 @@ def build_probe_service(handled: list[Envelope] | None = None) -> Service:
         assert isinstance(message, common_pb2.Money)
         if message.currency == "XXX":
             raise ValueError("poison: currency XXX is never accepted")
+        if message.currency == "CFG" and "CFG" not in service.state.get("configured", ()):
+            raise LookupError("currency CFG is not configured")
         await uow.session.execute(
             sa.insert(applied).values(
                 event_id=envelope.event_id, key=envelope.key or "", amount=message.amount_minor

@@ -215,7 +215,10 @@ async def test_grpc_health_and_reflection_answer_without_a_token(probe_service) 
 async def test_health_ready_and_metrics(client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "kafka": True}
+    report = ready.json()
+    assert ready.status_code == 200 and report["checks"] == {"database": True, "kafka": True}
+    assert report["status"] == "ready" and report["degraded"] == []
+    assert report["outbox_oldest_unpublished_age_seconds"] is not None
     await client.get("/v1/notes/x", headers=_ops())
     text = (await client.get("/metrics")).text
     assert (

@@ -58,6 +58,7 @@ def create_service(
             pricing=settings.pricing_target,
             risk=settings.risk_target,
             token=service.service_token.token,
+            settings=service.common,
         )
         channels.append(ch)
         timeout = settings.dependency_timeout

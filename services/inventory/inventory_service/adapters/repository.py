@@ -590,3 +590,99 @@ async def record_level(
             },
         )
     )
+
+
+# --- returns ------------------------------------------------------------------------------------
+
+
+async def lock_reservation_status(session: AsyncSession, reservation_id: str) -> str | None:
+    """The reservation's status, its row locked: returns of one order are applied one at a time."""
+    row = (
+        await session.execute(
+            sa.select(t.reservations.c.status)
+            .where(t.reservations.c.reservation_id == reservation_id)
+            .with_for_update()
+        )
+    ).first()
+    return str(row.status) if row else None
+
+
+async def return_restocked(session: AsyncSession, return_id: str) -> bool:
+    row = (
+        await session.execute(
+            sa.select(t.return_restocks.c.return_id)
+            .where(t.return_restocks.c.return_id == return_id)
+            .limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def returned_by_order(session: AsyncSession, order_id: str) -> dict[tuple[str, str], int]:
+    """Units earlier returns of the order put back, per (SKU, warehouse)."""
+    rows = (
+        await session.execute(
+            sa.select(
+                t.return_restocks.c.sku,
+                t.return_restocks.c.warehouse,
+                sa.func.sum(t.return_restocks.c.quantity).label("units"),
+            )
+            .where(t.return_restocks.c.order_id == order_id)
+            .group_by(t.return_restocks.c.sku, t.return_restocks.c.warehouse)
+        )
+    ).all()
+    return {(r.sku, r.warehouse): int(r.units) for r in rows}
+
+
+async def warehouse_preference(session: AsyncSession) -> dict[str, tuple[int, str]]:
+    """(priority, code) of every warehouse: the sort key of "highest priority first"."""
+    rows = (await session.execute(sa.select(t.warehouses.c.code, t.warehouses.c.priority))).all()
+    return {r.code: (int(r.priority), r.code) for r in rows}
+
+
+async def home_warehouse(session: AsyncSession, sku: str) -> str | None:
+    """The SKU's highest-priority warehouse: among those holding a stock row of it, else among
+    all warehouses; None when there is no warehouse at all."""
+    held = (
+        await session.execute(
+            sa.select(t.warehouses.c.code)
+            .join(t.stock, t.stock.c.warehouse == t.warehouses.c.code)
+            .where(t.stock.c.sku == sku)
+            .order_by(t.warehouses.c.priority, t.warehouses.c.code)
+            .limit(1)
+        )
+    ).first()
+    if held is not None:
+        return str(held.code)
+    first = (
+        await session.execute(
+            sa.select(t.warehouses.c.code)
+            .order_by(t.warehouses.c.priority, t.warehouses.c.code)
+            .limit(1)
+        )
+    ).first()
+    return str(first.code) if first else None
+
+
+async def insert_return_restock(
+    session: AsyncSession,
+    *,
+    return_id: str,
+    order_id: str,
+    sku: str,
+    warehouse: str,
+    quantity: int,
+    source: str,
+    now: datetime,
+) -> None:
+    await session.execute(
+        sa.insert(t.return_restocks).values(
+            return_id=return_id,
+            order_id=order_id,
+            sku=sku,
+            warehouse=warehouse,
+            quantity=quantity,
+            source=source,
+            restocked_at=now,
+        )
+    )

@@ -101,6 +101,24 @@ reservation_allocations = sa.Table(
     sa.CheckConstraint("quantity > 0", name="ck_allocations_quantity_pos"),
 )
 
+# Where each return's resellable units went back (per SKU and warehouse): a return is restocked
+# once, and a later partial return of the same order knows what earlier ones gave back.
+# source: "origin" (the warehouse that shipped it), "configured" (a receiving or configured
+# return warehouse), "fallback" (the SKU's highest-priority warehouse).
+return_restocks = sa.Table(
+    "return_restocks",
+    metadata,
+    sa.Column("return_id", sa.String(128), primary_key=True),
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("warehouse", sa.String(64), primary_key=True),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("restocked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("quantity > 0", name="ck_return_restocks_quantity_pos"),
+    sa.Index("ix_return_restocks_order", "order_id"),
+)
+
 # Demand history: units committed per SKU, warehouse and day (from committed order lines).
 demand_daily = sa.Table(
     "demand_daily",

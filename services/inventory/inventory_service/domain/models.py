@@ -392,3 +392,46 @@ def check_priority(priority: int | None) -> int | None:
             f"priority must be between 0 and {MAX_PRIORITY}", code="invalid-priority"
         )
     return priority
+
+
+def plan_return(
+    returned: Mapping[str, int],
+    shipped: Sequence[Allocation],
+    already_returned: Mapping[tuple[str, str], int],
+    preference: Mapping[str, tuple[int, str]],
+) -> tuple[list[Allocation], dict[str, int]]:
+    """Where resellable returned units go back: to the warehouses that shipped them.
+
+    ``returned`` is units per SKU; ``shipped`` the committed allocation of the order (SKU,
+    warehouse, units); ``already_returned`` the units earlier returns of the same order put back
+    per (SKU, warehouse); ``preference`` the (priority, code) sort key of each warehouse.
+
+    The deterministic rule for a partial return of a line split across warehouses: each SKU's
+    warehouses are filled in preference order (highest priority first, then code), each up to
+    what it shipped minus what earlier returns already gave back to it. Units beyond that (a
+    SKU the order never shipped, or more than it shipped) are returned as the second value, per
+    SKU, for the caller's fallback. The result is sorted by SKU, then preference.
+    """
+    plan: list[Allocation] = []
+    leftover: dict[str, int] = {}
+    by_sku: dict[str, list[Allocation]] = {}
+    for a in shipped:
+        by_sku.setdefault(a.sku, []).append(a)
+    for sku in sorted(returned):
+        remaining = returned[sku]
+        if remaining <= 0:
+            continue
+        origins = sorted(
+            by_sku.get(sku, []), key=lambda a: preference.get(a.warehouse, (2**31, a.warehouse))
+        )
+        for a in origins:
+            room = a.quantity - already_returned.get((sku, a.warehouse), 0)
+            take = min(room, remaining)
+            if take > 0:
+                plan.append(Allocation(sku, a.warehouse, take))
+                remaining -= take
+            if remaining == 0:
+                break
+        if remaining > 0:
+            leftover[sku] = remaining
+    return plan, leftover

@@ -43,6 +43,7 @@ def build_handlers(settings: InventorySettings) -> dict[str, Handler]:
             uow,
             settings,
             msg.return_id,
+            msg.order_id,
             msg.warehouse,
             [(ln.sku, ln.quantity, ln.resellable) for ln in msg.lines],
         )

@@ -47,6 +47,7 @@ from ..domain.models import (
     crossed_below,
     effective_ttl,
     plan_line,
+    plan_return,
     release_refusal,
     shortage_error,
     shortages,
@@ -688,33 +689,122 @@ async def on_return_received(
     uow: UnitOfWork,
     settings: InventorySettings,
     return_id: str,
+    order_id: str,
     warehouse: str,
     lines: Sequence[tuple[str, int, bool]],
 ) -> list[LedgerEntry]:
-    """Restock resellable returned lines (ledger reason ``return``, reference the return id)."""
+    """Restock resellable returned lines (ledger reason ``return``, reference the return id).
+
+    Where the units go: the warehouse named on the receipt (``warehouse``) when it is known;
+    else the configured return warehouse (INVENTORY_DEFAULT_RETURN_WAREHOUSE) when it is known;
+    else the warehouses that shipped them, from the committed allocation of the order's
+    reservation (``plan_return`` decides partial returns of a split line); units whose origin
+    cannot be determined go to the SKU's highest-priority warehouse, with a warning. Nothing here
+    dead-letters the event: an unknown SKU, or no warehouse at all, is logged and skipped.
+
+    Applied once per return id (``return_restocks``), on top of the consumer's inbox.
+    """
     now = utcnow()
     entries: list[LedgerEntry] = []
+    returned: dict[str, int] = {}
+    for sku, quantity, resellable in lines:
+        if resellable and quantity > 0:
+            returned[sku] = returned.get(sku, 0) + quantity
     async with uow:
         s = uow.session
-        target = warehouse or settings.default_return_warehouse or ""
-        if not target or await repo.get_warehouse(s, target) is None:
-            fallback = settings.default_return_warehouse
-            if fallback and fallback != target and await repo.get_warehouse(s, fallback):
-                target = fallback
-            else:
-                raise Unprocessable(
-                    f"return {return_id}: warehouse {target!r} is unknown and no default return "
-                    "warehouse is configured (INVENTORY_DEFAULT_RETURN_WAREHOUSE)",
-                    code="unknown-warehouse",
-                )
-        for sku, quantity, resellable in lines:
-            if not resellable or quantity <= 0:
-                continue
+        status = await repo.lock_reservation_status(s, order_id) if order_id else None
+        if await repo.return_restocked(s, return_id):
+            log.info("return %s was restocked before; nothing to do", return_id)
+            return []
+        for sku in sorted(returned):
             if await repo.get_sku(s, sku) is None:
                 log.warning("return %s: unknown sku %s not restocked", return_id, sku)
-                continue
+                del returned[sku]
+        if not returned:
+            return []
+        override = await _return_override(s, settings, return_id, warehouse)
+        plan: dict[tuple[str, str], tuple[int, str]] = {}
+
+        def put(sku: str, wh: str, quantity: int, source: str) -> None:
+            before, first_source = plan.get((sku, wh), (0, source))
+            plan[(sku, wh)] = (before + quantity, first_source)
+
+        if override is not None:
+            for sku, quantity in returned.items():
+                put(sku, override[0], quantity, override[1])
+        else:
+            shipped = (
+                await repo.allocations_of(s, order_id)
+                if status == ReservationStatus.COMMITTED.value
+                else []
+            )
+            origin, leftover = plan_return(
+                returned,
+                shipped,
+                await repo.returned_by_order(s, order_id),
+                await repo.warehouse_preference(s),
+            )
+            for a in origin:
+                put(a.sku, a.warehouse, a.quantity, "origin")
+            for sku, quantity in leftover.items():
+                home = await repo.home_warehouse(s, sku)
+                if home is None:
+                    log.error(
+                        "return %s: no warehouse exists; %d unit(s) of %s not restocked",
+                        return_id,
+                        quantity,
+                        sku,
+                    )
+                    continue
+                log.warning(
+                    "return %s (order %s): the warehouse that shipped %d unit(s) of %s cannot be "
+                    "determined; restocked at %s, the SKU's highest-priority warehouse",
+                    return_id,
+                    order_id or "-",
+                    quantity,
+                    sku,
+                    home,
+                )
+                put(sku, home, quantity, "fallback")
+        for (sku, wh), (quantity, source) in sorted(plan.items()):
+            await repo.insert_return_restock(
+                s,
+                return_id=return_id,
+                order_id=order_id,
+                sku=sku,
+                warehouse=wh,
+                quantity=quantity,
+                source=source,
+                now=now,
+            )
             entries.append(
-                await _restock(uow, sku, target, quantity, LedgerReason.RETURN, return_id, now)
+                await _restock(uow, sku, wh, quantity, LedgerReason.RETURN, return_id, now)
             )
         await uow.commit()
     return entries
+
+
+async def _return_override(
+    s: Any, settings: InventorySettings, return_id: str, warehouse: str
+) -> tuple[str, str] | None:
+    """The warehouse all units of a return go to whatever their origin, and why ("receipt" or
+    "configured"); None when neither the receipt nor the configuration names a known one."""
+    if warehouse:
+        if await repo.get_warehouse(s, warehouse) is not None:
+            return warehouse, "receipt"
+        log.warning(
+            "return %s: receiving warehouse %r is unknown; restocking where the units came from",
+            return_id,
+            warehouse,
+        )
+    configured = settings.default_return_warehouse
+    if configured:
+        if await repo.get_warehouse(s, configured) is not None:
+            return configured, "configured"
+        log.warning(
+            "return %s: INVENTORY_DEFAULT_RETURN_WAREHOUSE %r is unknown; restocking where the "
+            "units came from",
+            return_id,
+            configured,
+        )
+    return None

@@ -172,3 +172,130 @@ async def test_paid_order_cancelled_puts_units_back_once(
         (-4, "commit"),
         (6, "receipt"),
     ]
+
+
+def _by_warehouse(level: dict[str, Any]) -> dict[str, int]:
+    return {w["warehouse"]: w["on_hand"] for w in level["warehouses"]}
+
+
+async def test_return_without_warehouse_restocks_where_each_unit_was_shipped(
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+    publish: Callable[..., Any],
+) -> None:
+    """A line of 4 split 2 + 2 over two warehouses; a return of 3 then one of 1 (no receiving
+    warehouse): the higher-priority origin is filled first, each origin gets back at most what
+    it shipped, and a redelivered or repeated ReturnReceived restocks once."""
+    first = await make_warehouse(priority=1)
+    second = await make_warehouse(priority=5)
+    sku = await make_sku(stock={first: 2, second: 3})
+    order_id = unique("ord")
+    r = await client.post(
+        "/v1/reservations",
+        json={"reservation_id": order_id, "lines": [{"sku": sku, "quantity": 4}]},
+        headers=SVC,
+    )
+    assert r.status_code == 201, r.text
+    shipped = {a["warehouse"]: a["quantity"] for a in r.json()["allocations"]}
+    assert shipped == {first: 2, second: 2}
+    assert (
+        await client.post(f"/v1/reservations/{order_id}/commit", headers=SVC)
+    ).status_code == 200
+    assert _by_warehouse(await _stock(client, sku)) == {first: 0, second: 1}
+
+    rma1 = unique("rma")
+    received = order.ReturnReceived(
+        return_id=rma1,
+        order_id=order_id,
+        lines=[
+            order.ReturnedLine(sku=sku, quantity=3, resellable=True),
+            order.ReturnedLine(sku=sku, quantity=1, resellable=False),
+        ],
+    )
+    event_id = await publish(received, order_id)
+    await publish(received, order_id, event_id=event_id)  # redelivery: same event id
+    await publish(received, order_id)  # the same return again under a new event id
+
+    async def first_return() -> None:
+        assert _by_warehouse(await _stock(client, sku)) == {first: 2, second: 2}
+
+    await eventually(first_return, timeout=30)
+
+    rma2 = unique("rma")
+    await publish(
+        order.ReturnReceived(
+            return_id=rma2,
+            order_id=order_id,
+            lines=[order.ReturnedLine(sku=sku, quantity=1, resellable=True)],
+        ),
+        order_id,
+    )
+
+    async def second_return() -> None:
+        assert _by_warehouse(await _stock(client, sku)) == {first: 2, second: 3}
+
+    await eventually(second_return, timeout=30)
+    ledger = (await client.get(f"/v1/stock/{sku}/ledger", headers=OPS)).json()["items"]
+    returns = sorted(
+        (e["reference"], e["warehouse"], e["delta"]) for e in ledger if e["reason"] == "return"
+    )
+    assert returns == sorted([(rma1, first, 2), (rma1, second, 1), (rma2, second, 1)])
+
+
+async def test_return_of_an_unknown_order_goes_to_the_skus_first_warehouse(
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+    publish: Callable[..., Any],
+) -> None:
+    """No reservation to learn the origin from, and an unknown receiving warehouse: the units go
+    to the SKU's highest-priority warehouse instead of the dead-letter topic."""
+    low = await make_warehouse(priority=50)
+    high = await make_warehouse(priority=2)
+    sku = await make_sku(stock={low: 1, high: 1})
+    order_id = unique("ord")
+    await publish(
+        order.ReturnReceived(
+            return_id=unique("rma"),
+            order_id=order_id,
+            warehouse="no-such-warehouse",
+            lines=[order.ReturnedLine(sku=sku, quantity=2, resellable=True)],
+        ),
+        order_id,
+    )
+
+    async def restocked() -> None:
+        assert _by_warehouse(await _stock(client, sku)) == {low: 1, high: 3}
+
+    await eventually(restocked, timeout=30)
+
+
+async def test_configured_return_warehouse_overrides_the_origin(
+    service: Any,
+    client: httpx.AsyncClient,
+    make_sku: Callable[..., Any],
+    make_warehouse: Callable[..., Any],
+) -> None:
+    from inventory_service.service_layer import handlers as h
+    from inventory_service.settings import InventorySettings
+
+    origin = await make_warehouse(priority=1)
+    returns_desk = await make_warehouse(priority=90)
+    sku = await make_sku(stock={origin: 2})
+    order_id = unique("ord")
+    await client.post(
+        "/v1/reservations",
+        json={"reservation_id": order_id, "lines": [{"sku": sku, "quantity": 2}]},
+        headers=SVC,
+    )
+    await client.post(f"/v1/reservations/{order_id}/commit", headers=SVC)
+    settings = InventorySettings(
+        database_url=service.settings.database_url, default_return_warehouse=returns_desk
+    )
+    rma = unique("rma")
+    line = [(sku, 2, True)]
+    entries = await h.on_return_received(service.uow(), settings, rma, order_id, "", line)
+    assert [(e.warehouse, e.delta) for e in entries] == [(returns_desk, 2)]
+    assert await h.on_return_received(service.uow(), settings, rma, order_id, "", line) == []
+    assert _by_warehouse(await _stock(client, sku)) == {origin: 0, returns_desk: 2}

@@ -30,7 +30,8 @@ from ecomops_platform.errors import (
     ServiceError,
     Unprocessable,
 )
-from ecomops_platform.grpc_client import make_channel, problem_of
+from ecomops_platform.grpc_client import client_tls, make_channel, problem_of
+from ecomops_platform.settings import CommonSettings
 
 from ..service_layer.ports import (
     Assessment,
@@ -110,10 +111,20 @@ def _dt(stamp: Any, present: bool) -> datetime | None:
 class Channels:
     """One channel per dependency for the process; closed on stop."""
 
-    def __init__(self, *, inventory: str, pricing: str, risk: str, token: Callable[[], str]):
-        self.inventory = make_channel(inventory, token)
-        self.pricing = make_channel(pricing, token)
-        self.risk = make_channel(risk, token)
+    def __init__(
+        self,
+        *,
+        inventory: str,
+        pricing: str,
+        risk: str,
+        token: Callable[[], str],
+        settings: CommonSettings,
+    ) -> None:
+        # TLS / mTLS from ECOMOPS_GRPC_CLIENT_CA_FILE / _CERT_FILE / _KEY_FILE, read once.
+        tls = client_tls(settings)
+        self.inventory = make_channel(inventory, token, tls=tls)
+        self.pricing = make_channel(pricing, token, tls=tls)
+        self.risk = make_channel(risk, token, tls=tls)
 
     async def close(self) -> None:
         for channel in (self.inventory, self.pricing, self.risk):

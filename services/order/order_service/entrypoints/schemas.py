@@ -109,7 +109,10 @@ class ReceiveReturnIn(RequestModel):
     lines: list[ReceivedLineIn] = Field(min_length=1, max_length=100)
     warehouse: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,
-        description="Warehouse that received the goods (default: inventory's return warehouse).",
+        description=(
+            "Warehouse that received the goods (default: inventory's configured return "
+            "warehouse, else the warehouses the units were shipped from)."
+        ),
     )
 
 

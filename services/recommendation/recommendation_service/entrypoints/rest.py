@@ -43,7 +43,7 @@ async def optional_caller(
     """The caller when a bearer token is sent (verified like everywhere), None when anonymous."""
     if not authorization:
         return None
-    caller: Caller = request.app.state.verifier.verify_header(authorization)
+    caller: Caller = await request.app.state.verifier.verify_header_async(authorization)
     current_caller.set(caller)
     return caller
 

@@ -24,8 +24,8 @@ def app(anonymous_rate: int = 2) -> Any:
         # A unit of work that cannot be entered: these requests must be refused before it.
         return object()
 
-    async def ready() -> dict[str, bool]:
-        return {"database": True}
+    async def ready() -> dict[str, object]:
+        return {"status": "ready", "ready": True, "checks": {"database": True}}
 
     return create_app(
         service="recommendation",

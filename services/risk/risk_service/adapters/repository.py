@@ -300,6 +300,22 @@ async def resolve_review(
     ).first()
 
 
+async def close_reviews_of_order(
+    session: AsyncSession, order_id: str, reason: str, now: datetime
+) -> list[Any]:
+    """Close the order's open cases (one conditional write; decided cases stay as they are)."""
+    return list(
+        (
+            await session.execute(
+                sa.update(reviews)
+                .where(reviews.c.order_id == order_id, reviews.c.status == "open")
+                .values(status="closed", close_reason=reason, resolved_at=now)
+                .returning(reviews)
+            )
+        ).all()
+    )
+
+
 async def set_final_decision(session: AsyncSession, assessment_id: str, decision: str) -> None:
     await session.execute(
         sa.update(assessments)

@@ -91,7 +91,10 @@ reviews = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    # Set when the case was closed because its order was cancelled or expired in review.
+    sa.Column("close_reason", sa.String(200), nullable=True),
 )
+sa.Index("ix_reviews_order", reviews.c.order_id)
 sa.Index("ix_reviews_status_created", reviews.c.status, reviews.c.created_at, reviews.c.review_id)
 sa.Index("ix_reviews_created", reviews.c.created_at, reviews.c.review_id)
 

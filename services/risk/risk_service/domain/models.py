@@ -38,6 +38,8 @@ class ReviewDecision(enum.StrEnum):
 class ReviewStatus(enum.StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+    # Closed without a verdict: the order was cancelled or expired while in review.
+    CLOSED = "closed"
 
 
 class BlocklistKind(enum.StrEnum):
@@ -578,8 +580,17 @@ def score_order(
 # --- review cases -----------------------------------------------------------------------------
 
 
-def ensure_open(status: ReviewStatus, decision: str | None, review_id: str) -> None:
-    """A review case is decided once: open -> resolved, never back."""
+def ensure_open(
+    status: ReviewStatus, decision: str | None, review_id: str, close_reason: str | None = None
+) -> None:
+    """A review case is decided once: open -> resolved (or closed with its order), never back."""
+    if status is ReviewStatus.CLOSED:
+        raise Conflict(
+            f"review {review_id} was closed: its order was cancelled ({close_reason})",
+            code="review-closed",
+            title="Review closed",
+            close_reason=close_reason,
+        )
     if status is not ReviewStatus.OPEN:
         raise Conflict(
             f"review {review_id} is already resolved ({decision})",

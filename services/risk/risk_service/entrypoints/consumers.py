@@ -55,7 +55,7 @@ async def on_order_paid(uow: UnitOfWork, envelope: Envelope) -> None:
 async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
     msg = envelope.message
     assert isinstance(msg, order_events.OrderCancelled)
-    await handlers.record_cancelled_order(uow, msg.order_id, msg.was_paid)
+    await handlers.record_cancelled_order(uow, msg.order_id, msg.was_paid, msg.reason)
 
 
 HANDLERS: dict[str, EventHandler] = {

@@ -40,6 +40,11 @@ DECISIONS = {
     "review": pb.DECISION_REVIEW,
     "reject": pb.DECISION_REJECT,
 }
+REVIEW_STATUSES = {
+    "open": pb.REVIEW_STATUS_OPEN,
+    "resolved": pb.REVIEW_STATUS_RESOLVED,
+    "closed": pb.REVIEW_STATUS_CLOSED,
+}
 REVIEW_DECISIONS = {
     "approve": pb.REVIEW_DECISION_APPROVE,
     "reject": pb.REVIEW_DECISION_REJECT,
@@ -117,7 +122,7 @@ def review_pb(row: Any) -> pb.Review:
         assessment_id=row.assessment_id,
         order_id=row.order_id,
         customer_id=row.customer_id,
-        status=pb.REVIEW_STATUS_OPEN if row.status == "open" else pb.REVIEW_STATUS_RESOLVED,
+        status=REVIEW_STATUSES.get(row.status, pb.REVIEW_STATUS_UNSPECIFIED),
         decision=REVIEW_DECISIONS.get(row.decision or "", pb.REVIEW_DECISION_UNSPECIFIED),
         analyst=row.analyst or "",
         note=row.note or "",
@@ -126,6 +131,7 @@ def review_pb(row: Any) -> pb.Review:
         amount=common_pb2.Money(amount_minor=row.amount_minor, currency=row.currency),
         created_at=ts(row.created_at),
         resolved_at=ts(row.resolved_at),
+        close_reason=row.close_reason or "",
     )
 
 
@@ -289,6 +295,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         status = {
             pb.REVIEW_STATUS_OPEN: ReviewStatus.OPEN,
             pb.REVIEW_STATUS_RESOLVED: ReviewStatus.RESOLVED,
+            pb.REVIEW_STATUS_CLOSED: ReviewStatus.CLOSED,
         }.get(request.status)
         rows, cursor = await handlers.list_reviews(self.service.uow(), status, *_page(request.page))
         return pb.ListReviewsResponse(

@@ -136,7 +136,7 @@ class ReviewOut(BaseModel):
     assessment_id: str
     order_id: str
     customer_id: str
-    status: Literal["open", "resolved"]
+    status: Literal["open", "resolved", "closed"]
     decision: Literal["approve", "reject"] | None
     analyst: str | None
     note: str | None
@@ -146,6 +146,7 @@ class ReviewOut(BaseModel):
     currency: str
     created_at: datetime
     resolved_at: datetime | None
+    close_reason: str | None = None
 
 
 class ReviewPage(BaseModel):

@@ -367,7 +367,9 @@ async def decide_review(
             current = await repository.get_review(uow.session, review_id)
             if current is None:
                 raise NotFound(f"review {review_id} not found")
-            ensure_open(ReviewStatus(current.status), current.decision, review_id)
+            ensure_open(
+                ReviewStatus(current.status), current.decision, review_id, current.close_reason
+            )
             raise AssertionError("unreachable: an open case is always resolved")
         await repository.set_final_decision(uow.session, row.assessment_id, decision.value)
         uow.add_event(events.review_resolved(row._mapping), key=row.order_id, occurred_at=now)
@@ -516,9 +518,19 @@ async def record_paid_order(uow: UnitOfWork, values: dict[str, Any]) -> None:
     await repository.record_payment(uow.session, **values)
 
 
-async def record_cancelled_order(uow: UnitOfWork, order_id: str, was_paid: bool) -> None:
+async def record_cancelled_order(
+    uow: UnitOfWork, order_id: str, was_paid: bool, reason: str = ""
+) -> None:
+    """OrderCancelled: a refunded payment leaves the amount history, and a review case still
+    open for the order (cancelled or expired while in review) is closed with the order's reason
+    and leaves the queue. Idempotent: only open cases are closed."""
     if was_paid:
         await repository.mark_refunded(uow.session, order_id)
+    closed = await repository.close_reviews_of_order(
+        uow.session, order_id, (reason or "cancelled")[:200], utcnow()
+    )
+    for row in closed:
+        log.info("review %s closed: order %s cancelled (%s)", row.review_id, order_id, reason)
 
 
 async def prune(uow: UnitOfWork, retention_seconds: int) -> int:

@@ -541,7 +541,10 @@ class ReturnReceived(_message.Message):
     currency: _builtins.str
     """ISO-4217 currency."""
     warehouse: _builtins.str
-    """Warehouse that received the goods (empty: inventory picks its default)."""
+    """Warehouse that received the goods; resellable units are restocked there. Empty: inventory
+    restocks at its configured return warehouse, else where the units were shipped from (the
+    committed allocation of the order's reservation), else the SKU's highest-priority warehouse.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReturnedLine]:
         """Lines received."""

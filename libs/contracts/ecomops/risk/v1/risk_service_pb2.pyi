@@ -85,6 +85,10 @@ class _ReviewStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewSt
     """Waiting for an analyst."""
     REVIEW_STATUS_RESOLVED: _ReviewStatus.ValueType  # 2
     """Decided."""
+    REVIEW_STATUS_CLOSED: _ReviewStatus.ValueType  # 3
+    """Closed without a decision: the order was cancelled or expired while in review (see
+    Review.close_reason). Closed cases leave the open queue.
+    """
 
 class ReviewStatus(_ReviewStatus, metaclass=_ReviewStatusEnumTypeWrapper):
     """The state of a review case."""
@@ -95,6 +99,10 @@ REVIEW_STATUS_OPEN: ReviewStatus.ValueType  # 1
 """Waiting for an analyst."""
 REVIEW_STATUS_RESOLVED: ReviewStatus.ValueType  # 2
 """Decided."""
+REVIEW_STATUS_CLOSED: ReviewStatus.ValueType  # 3
+"""Closed without a decision: the order was cancelled or expired while in review (see
+Review.close_reason). Closed cases leave the open queue.
+"""
 Global___ReviewStatus: _TypeAlias = ReviewStatus  # noqa: Y015
 
 class _BlocklistKind:
@@ -927,6 +935,7 @@ class Review(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    CLOSE_REASON_FIELD_NUMBER: _builtins.int
     review_id: _builtins.str
     """Review case id."""
     assessment_id: _builtins.str
@@ -936,7 +945,7 @@ class Review(_message.Message):
     customer_id: _builtins.str
     """Customer id."""
     status: Global___ReviewStatus.ValueType
-    """Open or resolved."""
+    """Open, resolved or closed."""
     decision: Global___ReviewDecision.ValueType
     """The analyst's decision (unspecified while open)."""
     analyst: _builtins.str
@@ -945,6 +954,10 @@ class Review(_message.Message):
     """Analyst's note."""
     score: _builtins.str
     """Score of the assessment (decimal string)."""
+    close_reason: _builtins.str
+    """Why a closed case was closed: the order's cancellation reason ("customer", "ops",
+    "reservation_expired" for an order whose review outlived its hold, ...); empty otherwise.
+    """
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]:
         """Reasons of the assessment."""
@@ -959,7 +972,7 @@ class Review(_message.Message):
 
     @_builtins.property
     def resolved_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was decided (unset while open)."""
+        """When it was decided or closed (unset while open)."""
 
     def __init__(
         self,
@@ -977,10 +990,11 @@ class Review(_message.Message):
         amount: _common_pb2.Money | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        close_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "resolved_at", b"resolved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "analyst", b"analyst", "assessment_id", b"assessment_id", "created_at", b"created_at", "customer_id", b"customer_id", "decision", b"decision", "note", b"note", "order_id", b"order_id", "reasons", b"reasons", "resolved_at", b"resolved_at", "review_id", b"review_id", "score", b"score", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "analyst", b"analyst", "assessment_id", b"assessment_id", "close_reason", b"close_reason", "created_at", b"created_at", "customer_id", b"customer_id", "decision", b"decision", "note", b"note", "order_id", b"order_id", "reasons", b"reasons", "resolved_at", b"resolved_at", "review_id", b"review_id", "score", b"score", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
