@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .PHONY: help run stop clean test deps tools proto proto-check lint typecheck contracts k8s-check \
-        pytest unit bench stack-up stack-down test-stack-up test-stack-down \
+        pytest unit bench fuzz stack-up stack-down test-stack-up test-stack-down \
         image image-test
 
 help: ## list the targets
@@ -33,6 +33,11 @@ proto: deps ## regenerate libs/contracts from proto/
 
 test: deps tools ## lint, types, contracts, chart checks and the whole test suite on a throw-away stack
 	@bash scripts/test.sh
+
+FUZZ_EXAMPLES ?= 200
+fuzz: deps tools ## schemathesis at length (FUZZ_EXAMPLES per operation, default 200) and the generated hostile-input suite, on a throw-away stack
+	@PROOF_SCHEMATHESIS_EXAMPLES=$(FUZZ_EXAMPLES) bash scripts/test.sh \
+		tests/security/test_schemathesis.py tests/security/test_generated_inputs.py
 
 lint: ## ruff check and ruff format --check
 	@$(BIN)/ruff check libs services tests bench scripts deploy

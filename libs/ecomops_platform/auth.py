@@ -4,6 +4,12 @@ Tokens carry ``sub`` (for customers: the customer id), ``role`` (customer, ops, 
 service), ``iss``, ``aud``, ``iat`` and ``exp``. Algorithms are pinned: HS256 when a shared
 secret is configured (local stack, tests), RS256 through a JWKS URL in production. ``alg: none``
 and any algorithm other than the pinned one are refused.
+
+Lifetime (RFC 8725 §3.10): each role has a maximum token lifetime
+(``ECOMOPS_JWT_MAX_AGE_SECONDS``; customer 24 h, ops 12 h, partner and service 1 h): a token
+whose ``exp - iat`` exceeds it is refused (401) — and since ``exp`` is checked, so is one
+older than that, so a stolen
+long-lived token is worth little. ``iat`` is required.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ class Caller:
         """Customers see only what they own; every other role sees everything."""
         return not self.is_customer or owner_id == self.subject
 
+
+_LEEWAY_SECONDS = 5
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "current_caller", default=None
@@ -186,6 +194,7 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._secret = settings.jwt_secret
+        self._max_age = {Role(r): sec for r, sec in settings.jwt_max_age_seconds.items()}
         self._jwks: JwksCache | None = None
         if settings.jwt_jwks_url:
             self._jwks = JwksCache(
@@ -244,7 +253,24 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("token has no subject")
+        self._check_lifetime(claims, role)
         return Caller(subject=subject, role=role)
+
+    def _check_lifetime(self, claims: dict[str, object], role: Role) -> None:
+        """RFC 8725 §3.10: a token may not live longer than its role allows. (Its age, now - iat,
+        is then bounded too: exp is checked, and exp - iat <= limit.)"""
+        limit = self._max_age.get(role, 0)
+        if not limit:
+            return
+        issued, expires = claims.get("iat"), claims.get("exp")
+        if not isinstance(issued, int | float) or isinstance(issued, bool):
+            raise Unauthenticated("token has no valid 'iat' (issued-at) claim")
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise Unauthenticated("token has no valid 'exp' claim")
+        if expires - issued > limit + _LEEWAY_SECONDS:
+            raise Unauthenticated(
+                f"token lifetime exceeds the maximum for role '{role.value}' ({limit} s)"
+            )
 
     def _decode(self, token: str, key: object, alg: str) -> dict[str, object]:
         return jwt.decode(
@@ -254,7 +280,7 @@ class TokenVerifier:
             audience=self._audience,
             issuer=self._issuer,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            leeway=5,
+            leeway=_LEEWAY_SECONDS,
         )
 
     def verify_header(self, authorization: str | None, rs256_key: Any | None = None) -> Caller:

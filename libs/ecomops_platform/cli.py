@@ -121,6 +121,11 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         if not letters:
             print(f"no dead letter {args.id!r} in {args.topic}", file=sys.stderr)
             return 1
+    from .cards import PAYLOAD_DROPPED_HEADER
+
+    for letter in [d for d in letters if PAYLOAD_DROPPED_HEADER in d.headers]:
+        print(f"skipped {letter.id}: its payload carried a card number and was dropped")
+    letters = [d for d in letters if PAYLOAD_DROPPED_HEADER not in d.headers]
     sent = asyncio.run(replay(settings, letters))
     for letter in letters:
         print(f"replayed {letter.id} to {letter.original_topic}")

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from . import metrics, tracing
+from .cards import PAYLOAD_DROPPED_HEADER, CardNumberInEvent, screen_event
 from .db import Database, UnitOfWork, inbox_table, utcnow
 from .errors import is_transient
 from .events import Envelope, PoisonMessage, decode_event, dlq_topic, kafka_client_options
@@ -180,6 +181,11 @@ class ConsumerRunner:
         except PoisonMessage as exc:
             await self._dead_letter(msg, exc, attempts=0)
             return
+        try:
+            screen_event(envelope.message)
+        except CardNumberInEvent as exc:  # PCI: never applied, never copied to the DLQ
+            await self._dead_letter(msg, exc, attempts=0, drop_payload=True)
+            return
         handler = self.subscription.handlers.get(envelope.event_type)
         if handler is None:
             metrics.events_consumed_total.labels(self.service, msg.topic, "ignored").inc()
@@ -245,7 +251,9 @@ class ConsumerRunner:
                 await uow.commit()
                 return True
 
-    async def _dead_letter(self, msg: Any, exc: BaseException, *, attempts: int) -> None:
+    async def _dead_letter(
+        self, msg: Any, exc: BaseException, *, attempts: int, drop_payload: bool = False
+    ) -> None:
         headers = [
             *list(msg.headers or ()),
             ("dlq_error", f"{type(exc).__name__}: {exc}"[:1000].encode()),
@@ -255,6 +263,8 @@ class ConsumerRunner:
             ("dlq_consumer", self.consumer_name.encode()),
             ("dlq_attempts", str(attempts).encode()),
         ]
+        if drop_payload:  # nothing left to replay: ``ecomops dlq replay`` skips it
+            headers.append((PAYLOAD_DROPPED_HEADER, b"card-number"))
         log.error(
             "dead-lettering message %s/%d@%d after %d attempts: %s",
             msg.topic,
@@ -266,7 +276,10 @@ class ConsumerRunner:
         while True:
             try:
                 fut = await self.producer.send(
-                    dlq_topic(msg.topic), value=msg.value, key=msg.key, headers=headers
+                    dlq_topic(msg.topic),
+                    value=b"" if drop_payload else msg.value,
+                    key=msg.key,
+                    headers=headers,
                 )
                 await asyncio.wait_for(fut, timeout=30)
                 report_success = getattr(self.producer, "report_success", None)

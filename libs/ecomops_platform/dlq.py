@@ -133,8 +133,12 @@ async def replay(
     settings: CommonSettings, letters: list[DeadLetter], *, ack_seconds: float = 30.0
 ) -> int:
     """Re-publish dead letters to their original topics; returns how many were sent."""
+    from .cards import PAYLOAD_DROPPED_HEADER
     from .events import make_producer
 
+    # A letter whose payload was dropped (it carried a card number) has nothing to replay: an
+    # empty payload would decode as an empty event.
+    letters = [d for d in letters if PAYLOAD_DROPPED_HEADER not in d.headers]
     if not letters:
         return 0
     producer = make_producer(settings, "ecomops-dlq-replay")

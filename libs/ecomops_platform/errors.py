@@ -165,6 +165,29 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def is_bad_input(exc: BaseException) -> bool:
+    """The database refused a value the request carried (SQLSTATE class 22, "data exception":
+    too long for its column, out of an integer's range, …; or the driver could not encode it).
+
+    The request models bound every field; this is the net under them, so that a value that
+    slipped through is the caller's 422 / INVALID_ARGUMENT, never a 500 — and, since the
+    exception ends the unit of work, nothing of the request is written."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        if type(current).__name__ == "DataError":  # asyncpg: a parameter it cannot encode
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+BAD_INPUT_DETAIL = "a value is too long or out of range for its field"
+
+
 def problem_json(error: ServiceError) -> str:
     import json
 

@@ -1,5 +1,12 @@
 """gRPC server runner (grpc.aio): health, reflection, and one interceptor for auth, tracing,
 metrics, deadlines and error mapping. Every ecomops RPC is unary-unary.
+
+Before a servicer runs, the interceptor refuses, with the same errors as REST:
+undecodable request bytes (INVALID_ARGUMENT, no Python exception text), more than one
+``authorization`` metadata entry (UNAUTHENTICATED), NUL characters and card numbers in any
+string, bytes or integer field, recursively (INVALID_ARGUMENT, ``card-number-refused``).
+Servicers convert ``google.protobuf.Timestamp`` fields with :func:`to_datetime`, which answers
+INVALID_ARGUMENT for a value outside 0001-01-01 … 9999-12-31.
 """
 
 from __future__ import annotations
@@ -9,16 +16,26 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
-from .errors import ServiceError, Unauthenticated, Unprocessable, is_transient
+from .cards import card_number_refused, message_has_card_number
+from .errors import (
+    BAD_INPUT_DETAIL,
+    ServiceError,
+    Unauthenticated,
+    Unprocessable,
+    is_bad_input,
+    is_transient,
+)
 
 log = logging.getLogger("ecomops.grpc")
 
@@ -43,8 +60,12 @@ def authorize(*roles: Role | str) -> Caller:
 
 
 def _refuse_nul_strings(message: Any, path: str = "") -> None:
-    """Text with NUL characters cannot be stored by PostgreSQL: refuse it as bad input."""
+    """Text with NUL characters cannot be stored by PostgreSQL: refuse it as bad input; a
+    ``google.protobuf.Timestamp`` anywhere must lie in its documented range."""
     if not hasattr(message, "ListFields"):
+        return
+    if message.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+        to_datetime(message, path.rstrip(".") or "timestamp")
         return
     for field, value in message.ListFields():
         name = f"{path}{field.name}"
@@ -56,6 +77,96 @@ def _refuse_nul_strings(message: Any, path: str = "") -> None:
                 raise Unprocessable(f"{name} contains a NUL character")
             if hasattr(item, "ListFields"):
                 _refuse_nul_strings(item, f"{name}.")
+
+
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59Z.
+TIMESTAMP_MIN_SECONDS = -62_135_596_800
+TIMESTAMP_MAX_SECONDS = 253_402_300_799
+
+
+def to_datetime(stamp: Any, name: str) -> datetime:
+    """A ``google.protobuf.Timestamp`` as an aware UTC datetime; out of the Timestamp range (or
+    nanos outside 0 … 999,999,999) → INVALID_ARGUMENT naming the field, never INTERNAL."""
+    seconds, nanos = int(stamp.seconds), int(stamp.nanos)
+    if not (TIMESTAMP_MIN_SECONDS <= seconds <= TIMESTAMP_MAX_SECONDS and 0 <= nanos < 10**9):
+        raise Unprocessable(
+            f"{name} is not a valid timestamp: seconds must be in "
+            f"[{TIMESTAMP_MIN_SECONDS}, {TIMESTAMP_MAX_SECONDS}] and nanos in [0, 999999999]",
+            code="invalid-time",
+            field=name,
+        )
+    value: datetime = stamp.ToDatetime(tzinfo=UTC)
+    return value
+
+
+class _Undecodable:
+    """What the request deserializer yields for bytes that are not the request message."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _safe_deserializer(
+    deserialize: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    """grpc.aio answers UNKNOWN with the Python exception's text when a deserializer raises;
+    this one returns a marker instead, which the interceptor answers with INVALID_ARGUMENT."""
+    if deserialize is None:
+        return None
+    owner = getattr(deserialize, "__self__", None)
+    type_name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "the request message")
+
+    def safe(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, ValueError, RecursionError):
+            return _Undecodable(type_name)
+
+    return safe
+
+
+def _single_authorization(raw: Sequence[tuple[str, Any]]) -> str | None:
+    values = [v for k, v in raw if k.lower() == "authorization"]
+    if len(values) > 1:
+        raise Unauthenticated("more than one authorization metadata entry; send exactly one")
+    if values and not isinstance(values[0], str):
+        raise Unauthenticated("authorization must be 'Bearer <token>'")
+    return values[0] if values else None
+
+
+def screen_request(request: Any) -> None:
+    """The shared input screen of every RPC: NUL characters and card numbers anywhere."""
+    if isinstance(request, _Undecodable):
+        raise Unprocessable(
+            f"the request bytes could not be decoded as {request.type_name}",
+            code="undecodable-request",
+        )
+    _refuse_nul_strings(request)
+    if message_has_card_number(request):
+        raise card_number_refused()
+
+
+# Status details and trailing metadata must stay far below the 16 KiB metadata limit of gRPC
+# (past it the client sees RESOURCE_EXHAUSTED instead of the real status): an error that
+# quotes a hostile 100 kB value is cut.
+MAX_DETAIL_CHARS = 1000
+MAX_PROBLEM_CHARS = 8000
+
+
+def _bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _problem_metadata(exc: ServiceError) -> str:
+    problem = exc.problem()
+    problem["detail"] = _bounded(str(problem.get("detail", "")))
+    encoded = json.dumps(problem, default=str)
+    if len(encoded) > MAX_PROBLEM_CHARS:
+        keep = ("type", "title", "status", "detail")
+        encoded = json.dumps({k: problem[k] for k in keep if k in problem}, default=str)
+    return encoded
 
 
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -81,28 +192,26 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
-            metadata = {
-                k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
-            }
+            raw_metadata = tuple(context.invocation_metadata() or ())
+            metadata = {k: v for k, v in raw_metadata if isinstance(v, str)}
             ctx = tracing.extract_context(metadata)
             try:
                 with tracing.tracer().start_as_current_span(
                     method, context=ctx, kind=tracing.trace.SpanKind.SERVER
                 ):
                     try:
-                        current_caller.set(
-                            await verifier.verify_header_async(metadata.get("authorization"))
-                        )
-                        _refuse_nul_strings(request)
+                        authorization = _single_authorization(raw_metadata)
+                        current_caller.set(await verifier.verify_header_async(authorization))
+                        screen_request(request)
                         remaining = context.time_remaining()
                         budget = max_deadline if remaining is None else min(remaining, max_deadline)
                         return await asyncio.wait_for(inner(request, context), timeout=budget)
                     except ServiceError as exc:
                         code = exc.grpc_code
                         context.set_trailing_metadata(
-                            ((PROBLEM_METADATA_KEY, json.dumps(exc.problem(), default=str)),)
+                            ((PROBLEM_METADATA_KEY, _problem_metadata(exc)),)
                         )
-                        await context.abort(exc.grpc_code, exc.detail)
+                        await context.abort(exc.grpc_code, _bounded(exc.detail))
                     except TimeoutError:
                         code = grpc.StatusCode.DEADLINE_EXCEEDED
                         await context.abort(code, "deadline exceeded")
@@ -112,6 +221,12 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
+                if is_bad_input(exc):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    log.warning(
+                        "value refused by the database in %s: %s", method, type(exc).__name__
+                    )
+                    await context.abort(code, BAD_INPUT_DETAIL)
                 if is_transient(exc):
                     code = grpc.StatusCode.UNAVAILABLE
                     log.warning("dependency unavailable in %s: %s", method, exc)
@@ -127,7 +242,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_safe_deserializer(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 

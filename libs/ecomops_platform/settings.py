@@ -7,6 +7,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RoleName = Literal["customer", "ops", "partner", "service"]
+# RFC 8725 §3.10: short-lived tokens. Customers stay signed in for a day, ops staff for a
+# working shift; partner systems and services refresh their tokens hourly.
+DEFAULT_JWT_MAX_AGE_SECONDS: dict[RoleName, int] = {
+    "customer": 86_400,
+    "ops": 43_200,
+    "partner": 3_600,
+    "service": 3_600,
+}
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret", "test"})
 
 
@@ -29,6 +38,12 @@ class CommonSettings(BaseSettings):
     jwt_jwks_cache_seconds: int = Field(default=300, ge=10, le=86400)
     jwt_issuer: str = "ecomops"
     jwt_audience: str = "ecomops"
+    # Maximum token lifetime (exp - iat) and age (now - iat) per role, in seconds (RFC 8725
+    # §3.10: short-lived tokens). A JSON object in ECOMOPS_JWT_MAX_AGE_SECONDS overrides roles
+    # one by one, e.g. {"ops": 3600}; 0 turns the limit off for that role.
+    jwt_max_age_seconds: dict[RoleName, int] = Field(
+        default_factory=lambda: dict(DEFAULT_JWT_MAX_AGE_SECONDS)
+    )
     service_token_file: str | None = None
     grpc_client_ca_file: str | None = None
     grpc_client_cert_file: str | None = None
@@ -55,6 +70,14 @@ class CommonSettings(BaseSettings):
     retention_idempotency_seconds: float = Field(default=86400, gt=0)
     retention_interval_seconds: float = Field(default=600, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _token_ages_are_complete(self) -> CommonSettings:
+        for role, seconds in self.jwt_max_age_seconds.items():
+            if seconds < 0:
+                raise ValueError(f"ECOMOPS_JWT_MAX_AGE_SECONDS[{role}] must be >= 0")
+        self.jwt_max_age_seconds = {**DEFAULT_JWT_MAX_AGE_SECONDS, **self.jwt_max_age_seconds}
+        return self
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> CommonSettings:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ecomops.order.v1 import order_service_pb2 as pb
 from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Caller, Role
+from ecomops_platform.cards import card_number_refused, find_card_number
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import (
     BadRequest,
@@ -29,16 +29,15 @@ from ecomops_platform.errors import (
     ServiceError,
     Unprocessable,
 )
-from ecomops_platform.grpc_server import authorize
+from ecomops_platform.grpc_server import authorize, screen_request, to_datetime
 from ecomops_platform.idempotency import check_key
 from ecomops_platform.strict import message_to_data
 
-from ..domain.cards import find_card_number
 from ..service_layer import handlers
 from ..service_layer.handlers import Deps
 from ..service_layer.saga import CheckoutInput
 from . import schemas
-from .rest import card_number_refused, nul_refused
+from .rest import nul_refused
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -109,7 +108,10 @@ def _client(client: schemas.ClientIn | None) -> dict[str, Any]:
 
 
 def _scan(request: Message) -> None:
-    _screen(json_format.MessageToDict(request, preserving_proto_field_name=True))
+    # The platform's interceptor already screened the message (ecomops_platform.cards and
+    # grpc_server.screen_request); walking the fields needs no JSON conversion, which fails on
+    # an out-of-range Timestamp.
+    screen_request(request)
 
 
 def _screen(data: Any) -> None:
@@ -335,8 +337,8 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
         view = await handlers.order_kpis(
             self.uow(),
             self.deps,
-            start=start.ToDatetime(tzinfo=UTC) if request.HasField("from") else None,
-            end=end.ToDatetime(tzinfo=UTC) if request.HasField("to") else None,
+            start=to_datetime(start, "from") if request.HasField("from") else None,
+            end=to_datetime(end, "to") if request.HasField("to") else None,
         )
         return to_message(pb.GetOrderKpisResponse, **view)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,7 +15,7 @@ from ecomops.pricing.v1 import pricing_service_pb2 as pb
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, Unprocessable
-from ecomops_platform.grpc_server import authorize
+from ecomops_platform.grpc_server import authorize, to_datetime
 from ecomops_platform.idempotency import check_key, run_idempotent
 from ecomops_platform.pagination import check_limit
 from ecomops_platform.runtime import Service
@@ -79,7 +79,7 @@ def rate(name: str, value: str) -> Decimal:
 def when(stamp: Timestamp, name: str) -> datetime:
     if stamp.seconds == 0 and stamp.nanos == 0:
         raise Unprocessable(f"{name} is required", code="invalid-time", field=name)
-    return stamp.ToDatetime(tzinfo=UTC)
+    return to_datetime(stamp, name)
 
 
 def page_of(page: common_pb2.PageRequest) -> tuple[int, str | None]:

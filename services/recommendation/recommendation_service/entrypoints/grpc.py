@@ -14,7 +14,7 @@ from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Role
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import NotFound, Unprocessable
-from ecomops_platform.grpc_server import authorize
+from ecomops_platform.grpc_server import authorize, to_datetime
 from ecomops_platform.idempotency import check_key, run_idempotent
 
 from ..adapters.events import PB_TO_BEHAVIOR, timestamp
@@ -80,17 +80,21 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
                 errors.append(
                     EntryError(index, "type", "type must be view, add_to_cart or remove_from_cart")
                 )
+            occurred_at = datetime.now(UTC)
             if not e.HasField("occurred_at"):
                 errors.append(EntryError(index, "occurred_at", "occurred_at is required"))
+            else:
+                try:
+                    occurred_at = to_datetime(e.occurred_at, "occurred_at")
+                except Unprocessable as exc:
+                    errors.append(EntryError(index, "occurred_at", exc.detail))
             events.append(
                 BehaviorEvent(
                     type=PB_TO_BEHAVIOR.get(e.type, next(iter(PB_TO_BEHAVIOR.values()))),
                     sku=e.sku,
                     customer_id=e.customer_id or None,
                     session_id=e.session_id or None,
-                    occurred_at=e.occurred_at.ToDatetime(tzinfo=UTC)
-                    if e.HasField("occurred_at")
-                    else datetime.now(UTC),
+                    occurred_at=occurred_at,
                 )
             )
         key = check_key(request.idempotency_key or None, required=False)
@@ -196,10 +200,8 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetFunnelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFunnelResponse:
         authorize(*STAFF)
-        start = (
-            getattr(request, "from").ToDatetime(tzinfo=UTC) if request.HasField("from") else None
-        )
-        end = request.to.ToDatetime(tzinfo=UTC) if request.HasField("to") else None
+        start = to_datetime(getattr(request, "from"), "from") if request.HasField("from") else None
+        end = to_datetime(request.to, "to") if request.HasField("to") else None
         f = await handlers.funnel(self.uow(), start, end, request.category or None)
         response = pb.GetFunnelResponse(
             to=timestamp(f.end),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import ValidationError
 
 from ecomops.common.v1 import common_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Role
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.grpc_server import authorize
+from ecomops_platform.grpc_server import authorize, to_datetime
 from ecomops_platform.iso_codes import is_country, is_currency
 from ecomops_platform.runtime import Service
 
@@ -31,7 +32,7 @@ from ..domain.models import (
 )
 from ..service_layer import handlers
 from ..service_layer.handlers import RiskContext
-from .schemas import MAX_AMOUNT, MAX_LINES, MAX_QUANTITY
+from .schemas import MAX_AMOUNT, MAX_LINES, MAX_QUANTITY, DecisionIn
 
 SERVICE_NAME = "ecomops.risk.v1.RiskService"
 
@@ -67,8 +68,8 @@ def ts(value: datetime | None) -> Timestamp | None:
     return out
 
 
-def _dt(value: Timestamp, present: bool) -> datetime | None:
-    return value.ToDatetime(tzinfo=UTC) if present else None
+def _dt(value: Timestamp, present: bool, name: str) -> datetime | None:
+    return to_datetime(value, name) if present else None
 
 
 def _reasons(items: Any) -> list[pb.Reason]:
@@ -214,7 +215,9 @@ def facts_from(req: pb.AssessOrderRequest) -> OrderFacts:
         payment_fingerprint=req.payment_fingerprint or None,
         billing_country=req.billing_country or None,
         shipping_country=req.shipping_country or None,
-        account_created_at=_dt(req.account_created_at, req.HasField("account_created_at")),
+        account_created_at=_dt(
+            req.account_created_at, req.HasField("account_created_at"), "account_created_at"
+        ),
     )
 
 
@@ -317,8 +320,16 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         }.get(request.decision)
         if decision is None:
             raise Unprocessable("decision must be approve or reject")
+        # The REST request model is the one schema of this operation (note ≤ 2,000 characters).
+        try:
+            body = DecisionIn.model_validate({"decision": decision.value, "note": request.note})
+        except ValidationError as exc:
+            summary = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+            )
+            raise Unprocessable(summary) from None
         row = await handlers.decide_review(
-            self.service.uow(), request.review_id, decision, request.note, who.subject
+            self.service.uow(), request.review_id, decision, body.note, who.subject
         )
         return pb.DecideReviewResponse(review=review_pb(row))
 
@@ -396,8 +407,8 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         authorize(Role.OPS)
         result = await handlers.kpis(
             self.service.uow(),
-            _dt(request.from_time, request.HasField("from_time")),
-            _dt(request.to_time, request.HasField("to_time")),
+            _dt(request.from_time, request.HasField("from_time"), "from_time"),
+            _dt(request.to_time, request.HasField("to_time"), "to_time"),
         )
         return pb.GetKpisResponse(
             from_time=ts(result["from"]),
