@@ -74,7 +74,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
     @router.get("/skus", response_model=s.SkuPage)
     async def list_skus(
         caller: AnyCaller,
-        category: str | None = None,
+        category: Annotated[str | None, Query(max_length=100)] = None,
         status: SkuStatus | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -232,7 +232,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
     @router.get("/replenishment/suggestions", response_model=s.SuggestionPage)
     async def list_replenishment_suggestions(
         caller: Staff,
-        warehouse: str | None = None,
+        warehouse: Annotated[str | None, Query(max_length=64)] = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> s.SuggestionPage:

@@ -520,8 +520,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     ) -> pb.ReleaseRedemptionResponse:
         authorize(Role.SERVICE, Role.OPS)
         refuse_nul(request)
-        if not request.order_id:
-            raise Unprocessable("order_id is required", code="invalid-redemption")
+        if not request.order_id or len(request.order_id) > 100 or len(request.reason) > 100:
+            raise Unprocessable(
+                "order_id is required (at most 100 characters); reason at most 100 characters",
+                code="invalid-redemption",
+            )
         result = await handlers.release_redemption(
             self.service.uow(), order_id=request.order_id, reason=request.reason or "released"
         )
