@@ -4,6 +4,7 @@ timeout, cancel, partial shipment, return."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -338,6 +339,46 @@ async def test_partial_shipment_then_return_restocks(
         assert (await stock(stack, ops, a))["on_hand"] == 4  # only the resellable unit
 
     await eventually(restocked, timeout=60)
+
+
+async def test_stacked_promotions_never_sell_under_the_floor(
+    stack, seed, checkout, customer, ops
+) -> None:
+    """Issue 19: 100.00 with cost 30.00, floor 30%, two stackable 40% promotions that each pass
+    the floor alone. Checkout used to place and take payment at 20.00 (under the cost); the
+    combination now stops at the floor price 42.86, through quote, checkout and payment."""
+    sku = await seed(stock=5, price=10000)
+    pricing = stack.clients["pricing"]
+    r = await pricing.put(
+        f"/v1/prices/{sku}",
+        json={"currency": "EUR", "list_price_minor": 10000, "unit_cost_minor": 3000},
+        headers=ops,
+    )
+    assert r.status_code == 200, r.text
+    now = datetime.now(UTC)
+    for name in ("spring-40", "members-40"):
+        r = await pricing.post(
+            "/v1/promotions",
+            json={
+                "name": name,
+                "kind": "percent",
+                "value": "0.40",
+                "scope": {"skus": [sku]},
+                "stackable": True,
+                "starts_at": (now - timedelta(minutes=1)).isoformat(),
+                "ends_at": (now + timedelta(days=1)).isoformat(),
+            },
+            headers={**ops, **key()},
+        )
+        assert r.status_code == 201, r.text  # each alone: margin 0.50, above the floor
+    _cid, headers = customer()
+    resp = await checkout(headers, [{"sku": sku, "quantity": 1}])
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert (order["subtotal_minor"], order["total_minor"]) == (10000, 4286), order
+    paid = await pay(stack, headers, order["order_id"])
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["total_minor"] == 4286
 
 
 async def test_return_restocks_the_warehouses_a_split_order_shipped_from(

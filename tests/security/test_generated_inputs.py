@@ -17,10 +17,9 @@ Nothing may be written by a refused request: every string the requests carry hol
 unique to this run, and afterwards no row of any table of the service's database (the outbox
 included, payload bytes too) may contain the marker or the run's card number.
 
-Cases whose fix belongs to findings 2 (integer bounds per column) and 8 (strict types) of
-issue 19 are listed in ``KNOWN_GAPS`` by kind: they are reported as an xfail (not strict)
-while they fail, and pass once that branch is merged — drop the entries then. Any other failure
-fails the test.
+Findings 2 (integer bounds per column) and 8 (strict types, documented limits) of issue 19 are
+fixed, so ``KNOWN_GAPS`` is empty: every failure fails the test. A kind listed there (transport,
+kind) would be reported as an xfail (not strict) while another branch fixes it.
 """
 
 from __future__ import annotations
@@ -74,13 +73,7 @@ PAN_GROUPED = " ".join(PAN[i : i + 4] for i in range(0, 16, 4))
 
 # Failure kinds that other findings of issue 19 fix (on another branch): shown as xfail while
 # they fail. Keys: (transport, kind). Drop an entry once its branch is merged.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("rest", "int-out-of-range"): "issue 19 finding 2: integer bounds of the columns",
-    ("rest", "wrong-type-lax"): "issue 19 finding 8: strict types (no lax coercion)",
-    ("rest", "long-string-unbounded"): "issue 19 finding 8: documented limits = enforced",
-    ("grpc", "int-out-of-range"): "issue 19 finding 2: integer bounds of the columns",
-    ("grpc", "long-string-unbounded"): "issue 19 finding 8: documented limits = enforced",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 @dataclass

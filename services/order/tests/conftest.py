@@ -35,6 +35,8 @@ class FakePricing:
     redeemed: dict[str, str] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
     quotes: int = 0
+    # SKUs pricing refuses, with the problem code (unknown-sku, sku-discontinued, no-price)
+    refused: dict[str, str] = field(default_factory=dict)
 
     async def create_quote(
         self, *, customer_id: str, currency: str, lines: dict[str, int], coupon_codes: list[str]
@@ -45,10 +47,21 @@ class FakePricing:
             if code != "SAVE10":
                 raise Unprocessable(f"coupon {code} is not valid", code="invalid-coupon")
         self.quotes += 1
+        # Like pricing: every refused SKU named at once, in ``skus``.
+        refused = {
+            sku: self.refused.get(sku)
+            or ("unknown-sku" if sku.startswith("unknown") else "no-price")
+            for sku in lines
+            if sku in self.refused or sku.startswith(("unknown", "unpriced"))
+        }
+        if refused:
+            first = sorted(refused)[0]
+            named = sorted(s for s, c in refused.items() if c == refused[first])
+            raise Unprocessable(
+                f"{refused[first]}: {', '.join(named)}", code=refused[first], skus=named
+            )
         out = []
         for sku, qty in sorted(lines.items()):
-            if sku.startswith("unpriced"):
-                raise Unprocessable(f"no price for {sku}", code="no-price")
             price = self.prices.get(sku, 1000)
             discount = price * qty // 10 if "SAVE10" in coupon_codes else 0
             out.append(QuoteLine(sku, qty, price, discount, price * qty - discount))

@@ -19,10 +19,10 @@ class PricingSettings(ServiceSettings):
     margin_floor: Decimal = Field(default=Decimal("0.30"), ge=0, lt=1)
     # How long a quote is trusted.
     quote_ttl_seconds: int = Field(default=900, ge=10)
-    # Largest quantity of one line in a quote.
-    max_line_quantity: int = Field(default=1000, ge=1)
-    # Largest number of lines in a quote.
-    max_quote_lines: int = Field(default=100, ge=1)
+    # Largest quantity of one line in a quote (the API documents 1,000: it may only be lowered).
+    max_line_quantity: int = Field(default=1000, ge=1, le=1000)
+    # Largest number of lines in a quote (the API documents 100: it may only be lowered).
+    max_quote_lines: int = Field(default=100, ge=1, le=100)
     # A redemption not confirmed by OrderPlaced within this window is given back.
     redemption_confirm_window_seconds: int = Field(default=900, ge=1)
     # How often the unconfirmed-redemption job runs.

@@ -124,9 +124,10 @@ def validate_lines(lines: Sequence[Line], max_lines: int) -> list[Line]:
     seen: set[str] = set()
     for line in lines:
         check_id(line.sku, "sku")
-        if line.quantity <= 0:
+        if not 0 < line.quantity <= MAX_LINE_QUANTITY:
             raise Unprocessable(
-                f"quantity of {line.sku} must be positive, got {line.quantity}",
+                f"quantity of {line.sku} must be between 1 and {MAX_LINE_QUANTITY}, "
+                f"got {line.quantity}",
                 code="invalid-quantity",
                 sku=line.sku,
             )
@@ -336,6 +337,61 @@ class StockLevel:
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+
+# --- input bounds (documented in the API; the columns hold more, the API never accepts more) ---
+
+#: Units of one SKU in a reservation line.
+MAX_LINE_QUANTITY = 1_000_000
+#: Largest stock adjustment, either way (BIGINT on_hand never overflows).
+MAX_ADJUSTMENT = 1_000_000_000
+#: Warehouse priority range (INTEGER column).
+MAX_PRIORITY = 1_000_000
+#: SKU attributes: at most 50 keys of 1..64 characters, values of at most 500 characters.
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 500
+
+
+def check_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
+    """The SKU's attributes within their documented bounds (422 otherwise)."""
+    values = dict(attributes or {})
+    if len(values) > MAX_ATTRIBUTES:
+        raise Unprocessable(
+            f"a SKU takes at most {MAX_ATTRIBUTES} attributes, got {len(values)}",
+            code="invalid-attributes",
+        )
+    for key, value in values.items():
+        if not 1 <= len(key) <= MAX_ATTRIBUTE_KEY:
+            raise Unprocessable(
+                f"attribute names are 1..{MAX_ATTRIBUTE_KEY} characters",
+                code="invalid-attributes",
+            )
+        if len(value) > MAX_ATTRIBUTE_VALUE:
+            raise Unprocessable(
+                f"attribute {key[:MAX_ATTRIBUTE_KEY]!r} is longer than {MAX_ATTRIBUTE_VALUE} "
+                "characters",
+                code="invalid-attributes",
+            )
+    return values
+
+
+def check_adjustment_delta(delta: int) -> int:
+    if delta == 0:
+        raise Unprocessable("delta must not be zero", code="invalid-delta")
+    if not -MAX_ADJUSTMENT <= delta <= MAX_ADJUSTMENT:
+        raise Unprocessable(
+            f"delta must be between -{MAX_ADJUSTMENT} and {MAX_ADJUSTMENT}", code="invalid-delta"
+        )
+    return delta
+
+
+def check_priority(priority: int | None) -> int | None:
+    if priority is not None and not 0 <= priority <= MAX_PRIORITY:
+        raise Unprocessable(
+            f"priority must be between 0 and {MAX_PRIORITY}", code="invalid-priority"
+        )
+    return priority
 
 
 def plan_return(

@@ -17,6 +17,7 @@ from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import NotFound, Unprocessable
 from ecomops_platform.grpc_server import authorize
 from ecomops_platform.idempotency import check_key, run_idempotent
+from ecomops_platform.iso_codes import is_currency
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
 
 from ..adapters.events import ts
@@ -123,6 +124,13 @@ def _page(page: common_pb2.PageRequest) -> tuple[int, str | None]:
     return check_limit(page.limit or None), page.cursor or None
 
 
+def _bounded(name: str, value: str, most: int) -> None:
+    """The same length limits as the REST parameters (a lookup by an over-long value is a 422,
+    not an empty answer)."""
+    if len(value) > most:
+        raise Unprocessable(f"{name}: at most {most} characters", code="validation-error")
+
+
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
     def __init__(self, uow_factory: Callable[[], UnitOfWork], settings: InventorySettings) -> None:
         self._uow = uow_factory
@@ -161,6 +169,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.ListSkusRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSkusResponse:
         authorize()
+        _bounded("category", request.category, 100)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         items = await h.list_skus(
@@ -295,6 +304,10 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.GetAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAvailabilityResponse:
         authorize()
+        if len(request.skus) > 200:
+            raise Unprocessable("skus: at most 200", code="validation-error")
+        for sku in request.skus:
+            _bounded("skus", sku, 64)
         found = await h.get_availability(self._uow(), list(request.skus))
         return pb.GetAvailabilityResponse(
             items=[
@@ -370,6 +383,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> pb.ListReplenishmentSuggestionsResponse:
         authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
+        _bounded("warehouse", request.warehouse, 64)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         after = (str(pos["sku"]), str(pos["warehouse"])) if pos and "sku" in pos else None
@@ -396,6 +410,8 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.GetAbcClassificationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAbcClassificationResponse:
         authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
+        if request.currency and not is_currency(request.currency):
+            raise Unprocessable("currency: an ISO 4217 code", code="invalid-currency")
         currency = request.currency or self._settings.abc_currency
         entries = await p.abc_classes(self._uow(), self._settings, currency)
         return pb.GetAbcClassificationResponse(

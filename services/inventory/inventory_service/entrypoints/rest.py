@@ -14,7 +14,8 @@ from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import NotFound, Unprocessable
 from ecomops_platform.idempotency import run_idempotent
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
-from ecomops_platform.rest import AnyCaller, IdempotencyKey, require, stored_json
+from ecomops_platform.rest import AnyCaller, require, stored_json
+from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 
 from ..domain.models import AdjustmentReason, Line, SkuStatus
 from ..service_layer import handlers as h
@@ -73,7 +74,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
     @router.get("/skus", response_model=s.SkuPage)
     async def list_skus(
         caller: AnyCaller,
-        category: str | None = None,
+        category: Annotated[str | None, Query(max_length=100)] = None,
         status: SkuStatus | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -126,9 +127,10 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         status_code=201,
         response_model=s.LedgerEntryOut,
         responses={201: {"description": "The ledger entry written"}},
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
     )
     async def create_adjustment(
-        body: s.AdjustmentIn, key: IdempotencyKey, caller: Ops
+        body: s.AdjustmentIn, key: RequiredIdempotencyKey, caller: Ops
     ) -> JSONResponse:
         """Change on-hand stock (409 if it would go negative or below the reserved units)."""
         uow = uow_factory()
@@ -230,7 +232,7 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
     @router.get("/replenishment/suggestions", response_model=s.SuggestionPage)
     async def list_replenishment_suggestions(
         caller: Staff,
-        warehouse: str | None = None,
+        warehouse: Annotated[str | None, Query(max_length=64)] = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> s.SuggestionPage:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
-from ecomops_platform.rest import RequestModel
+from ecomops_platform.strict import INT32_MAX, StrictRequestModel
 
 from ..domain import models as m
 from ..domain.planning import AbcEntry, Suggestion
@@ -15,13 +15,26 @@ from ..service_layer.handlers import Availability
 from ..service_layer.planning import Kpis
 
 
+class RequestModel(StrictRequestModel):
+    """Request bodies are strict: JSON types as written (no "1" or true for 1)."""
+
+
+AttributeName = Annotated[str, Field(min_length=1, max_length=m.MAX_ATTRIBUTE_KEY)]
+AttributeValue = Annotated[str, Field(max_length=m.MAX_ATTRIBUTE_VALUE)]
+
+
 class SkuIn(RequestModel):
     title: str = Field(min_length=1, max_length=300)
     category: str = Field(min_length=1, max_length=100)
     brand: str | None = Field(default=None, max_length=100)
-    attributes: dict[str, str] | None = None
+    attributes: dict[AttributeName, AttributeValue] | None = Field(
+        default=None,
+        max_length=m.MAX_ATTRIBUTES,
+        description="Free attributes: at most 50 names of 1..64 characters, values of at most "
+        "500 characters",
+    )
     status: Literal["active", "discontinued"]
-    lead_time_days: int | None = Field(default=None, ge=0, le=365)
+    lead_time_days: StrictInt | None = Field(default=None, ge=0, le=365)
 
 
 class SkuOut(BaseModel):
@@ -58,7 +71,7 @@ class SkuPage(BaseModel):
 class WarehouseIn(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     region: str | None = Field(default=None, max_length=64)
-    priority: int | None = Field(default=None, ge=0, le=1_000_000)
+    priority: StrictInt | None = Field(default=None, ge=0, le=m.MAX_PRIORITY)
 
 
 class WarehouseOut(BaseModel):
@@ -79,7 +92,7 @@ class WarehouseList(BaseModel):
 class AdjustmentIn(RequestModel):
     sku: str = Field(min_length=1, max_length=64)
     warehouse: str = Field(min_length=1, max_length=64)
-    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000)
+    delta: StrictInt = Field(ge=-m.MAX_ADJUSTMENT, le=m.MAX_ADJUSTMENT)
     reason: Literal["receipt", "count", "damage", "return", "correction"]
     reference: str | None = Field(default=None, max_length=200)
 
@@ -168,13 +181,20 @@ class AvailabilityOut(BaseModel):
 
 class LineIn(RequestModel):
     sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(le=1_000_000)
+    quantity: StrictInt = Field(
+        le=m.MAX_LINE_QUANTITY, description="Units, 1..1000000 (0 or less: 422 naming the SKU)"
+    )
 
 
 class ReservationIn(RequestModel):
     reservation_id: str = Field(min_length=1, max_length=128)
     lines: list[LineIn] = Field(min_length=1)
-    ttl_seconds: int | None = Field(default=None, ge=1)
+    ttl_seconds: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="Hold time; at most INVENTORY_RESERVATION_MAX_TTL_SECONDS (default 3600)",
+    )
     region: str | None = Field(default=None, max_length=64)
 
 

@@ -39,7 +39,10 @@ from ..domain.models import (
     StockLevel,
     Warehouse,
     check_adjustment,
+    check_adjustment_delta,
+    check_attributes,
     check_id,
+    check_priority,
     commit_refusal,
     crossed_below,
     effective_ttl,
@@ -104,6 +107,7 @@ async def upsert_sku(uow: UnitOfWork, cmd: UpsertSku) -> tuple[Sku, bool]:
     check_id(cmd.sku, "sku")
     if cmd.lead_time_days is not None and not 0 <= cmd.lead_time_days <= 365:
         raise Unprocessable("lead_time_days must be between 0 and 365", code="invalid-lead-time")
+    attributes = check_attributes(cmd.attributes)
     now = utcnow()
     async with uow:
         sku, created = await repo.upsert_sku(
@@ -113,7 +117,7 @@ async def upsert_sku(uow: UnitOfWork, cmd: UpsertSku) -> tuple[Sku, bool]:
                 "title": cmd.title,
                 "category": cmd.category,
                 "brand": cmd.brand,
-                "attributes": dict(cmd.attributes or {}),
+                "attributes": attributes,
                 "status": cmd.status.value,
                 "lead_time_days": cmd.lead_time_days,
             },
@@ -152,6 +156,7 @@ async def list_skus(
 
 async def upsert_warehouse(uow: UnitOfWork, cmd: UpsertWarehouse) -> tuple[Warehouse, bool]:
     check_id(cmd.code, "warehouse code")
+    check_priority(cmd.priority)
     values: dict[str, Any] = {"code": cmd.code, "name": cmd.name, "region": cmd.region}
     async with uow:
         if cmd.priority is not None:
@@ -195,8 +200,7 @@ def _maybe_low_stock(
 
 
 async def adjust_stock(uow: UnitOfWork, cmd: AdjustStock) -> LedgerEntry:
-    if cmd.delta == 0:
-        raise Unprocessable("delta must not be zero", code="invalid-delta")
+    check_adjustment_delta(cmd.delta)
     now = utcnow()
     async with uow:
         s = uow.session

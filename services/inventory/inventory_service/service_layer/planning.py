@@ -336,7 +336,7 @@ def parse_range(from_s: str | None, to_s: str | None) -> tuple[date, date]:
     try:
         to_d = date.fromisoformat(to_s) if to_s else utcnow().date()
         from_d = date.fromisoformat(from_s) if from_s else to_d - timedelta(days=29)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: to=0001-01-01 minus 29 days
         raise Unprocessable("from and to must be dates (YYYY-MM-DD)", code="invalid-date") from None
     if from_d > to_d:
         raise Unprocessable("from must not be after to", code="invalid-date")

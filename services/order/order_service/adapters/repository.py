@@ -16,6 +16,7 @@ from ..domain.models import (
     Return,
     ReturnStatus,
     TimelineEntry,
+    actor_role,
 )
 from .tables import cart_items, carts, order_timeline, orders, returns, shipments
 
@@ -171,7 +172,12 @@ def order_view(row: Any, order: Order, ships: list[Any], *, staff: bool) -> dict
             for s in ships
         ],
         "timeline": [
-            {"status": e.status, "at": iso(e.at), "actor": e.actor, "note": e.note}
+            {
+                "status": e.status,
+                "at": iso(e.at),
+                "actor": e.actor if staff else actor_role(e.actor),
+                "note": e.note,
+            }
             for e in order.timeline
         ],
         "refunded_minor": order.refunded_minor,

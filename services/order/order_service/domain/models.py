@@ -31,6 +31,11 @@ class OrderStatus(enum.StrEnum):
 
 S = OrderStatus
 
+# Units of one SKU on an order or cart line: the same limit as pricing's quotes (documented in
+# the API). Lines of a cart or order: pricing's most lines per quote.
+MAX_LINE_QUANTITY = 1000
+MAX_LINES = 100
+
 #: Where an order starts: the checkout's risk decision picks one.
 INITIAL_STATUSES = frozenset({S.AWAITING_PAYMENT, S.IN_REVIEW, S.REJECTED})
 
@@ -355,3 +360,9 @@ class Return:
 
 def actor_of(role: str, subject: str) -> str:
     return f"{role}:{subject}"
+
+
+def actor_role(actor: str) -> str:
+    """The role part of an actor ("ops:alice" -> "ops"): what customers and partners are shown,
+    never the id of the staff member who acted."""
+    return actor.split(":", 1)[0]

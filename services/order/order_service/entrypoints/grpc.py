@@ -31,6 +31,7 @@ from ecomops_platform.errors import (
 )
 from ecomops_platform.grpc_server import authorize, screen_request, to_datetime
 from ecomops_platform.idempotency import check_key
+from ecomops_platform.strict import message_to_data
 
 from ..service_layer import handlers
 from ..service_layer.handlers import Deps
@@ -83,7 +84,7 @@ def stored_or_raise(status: int, body: Any) -> Any:
 
 
 def decode(model: type[M], request: Message, *, drop: tuple[str, ...] = ()) -> M:
-    data = json_format.MessageToDict(request, preserving_proto_field_name=True)
+    data = message_to_data(request)  # 64-bit integers stay integers (strict models)
     _screen(data)
     for name in drop:
         data.pop(name, None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -20,7 +19,8 @@ from ecomops_platform.cards import (
 )
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.rest import IdempotencyKey, require, stored_json
+from ecomops_platform.rest import require, stored_json
+from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey, Rfc3339Time
 
 from ..service_layer import handlers
 from ..service_layer.handlers import Deps
@@ -92,8 +92,10 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
     router = APIRouter(prefix="/v1", tags=["order"], dependencies=[Depends(refuse_card_numbers)])
 
     # --- carts ----------------------------------------------------------------------------
-    @router.post("/carts", status_code=201, response_model=CartOut)
-    async def create_cart(body: CreateCartIn, key: IdempotencyKey, caller: Customer) -> Any:
+    @router.post(
+        "/carts", status_code=201, response_model=CartOut, openapi_extra=IDEMPOTENCY_KEY_REQUIRED
+    )
+    async def create_cart(body: CreateCartIn, key: RequiredIdempotencyKey, caller: Customer) -> Any:
         """Create an empty cart for the calling customer."""
         uow = uow_factory()
 
@@ -124,9 +126,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         """The cart, priced through a pricing quote, with availability per line."""
         return await handlers.get_cart(uow_factory(), deps, caller, cart_id=cart_id)
 
-    @router.post("/carts/{cart_id}/checkout", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/carts/{cart_id}/checkout",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def checkout_cart(
-        cart_id: str, body: CheckoutCartIn, key: IdempotencyKey, caller: Customer
+        cart_id: str, body: CheckoutCartIn, key: RequiredIdempotencyKey, caller: Customer
     ) -> JSONResponse:
         """Place an order from the cart (same saga as POST /v1/orders)."""
         status, stored, replayed = await handlers.checkout_cart(
@@ -142,8 +149,12 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         return stored_json(status, stored, replayed=replayed)
 
     # --- orders ---------------------------------------------------------------------------
-    @router.post("/orders", status_code=201, response_model=OrderOut)
-    async def place_order(body: PlaceOrderIn, key: IdempotencyKey, caller: Buyer) -> JSONResponse:
+    @router.post(
+        "/orders", status_code=201, response_model=OrderOut, openapi_extra=IDEMPOTENCY_KEY_REQUIRED
+    )
+    async def place_order(
+        body: PlaceOrderIn, key: RequiredIdempotencyKey, caller: Buyer
+    ) -> JSONResponse:
         """Checkout: quote, risk assessment, stock reservation, then the order is stored.
 
         201 awaiting_payment or in_review; 422 `order-rejected`; 409 `out-of-stock` with
@@ -169,8 +180,8 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
     @router.get("/orders/kpis", response_model=KpisOut)
     async def get_order_kpis(
         caller: Staff,
-        from_: Annotated[datetime | None, Query(alias="from")] = None,
-        to: Annotated[datetime | None, Query()] = None,
+        from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+        to: Annotated[Rfc3339Time | None, Query()] = None,
     ) -> Any:
         """Orders, GMV, average order value, repurchase, cancellation, return and cart
         abandonment rates over [from, to) (default: the last 30 days)."""
@@ -193,9 +204,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         """One order with its timeline."""
         return await handlers.get_order(uow_factory(), caller, order_id=order_id)
 
-    @router.post("/orders/{order_id}/payments", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/orders/{order_id}/payments",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def pay_order(
-        order_id: str, body: PaymentIn, key: IdempotencyKey, caller: Buyer
+        order_id: str, body: PaymentIn, key: RequiredIdempotencyKey, caller: Buyer
     ) -> JSONResponse:
         """Pay with a payment token (402 when declined; the order stays payable)."""
         status, stored, replayed = await handlers.pay_order(
@@ -203,9 +219,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
         )
         return stored_json(status, stored, replayed=replayed)
 
-    @router.post("/orders/{order_id}/shipments", status_code=201, response_model=OrderOut)
+    @router.post(
+        "/orders/{order_id}/shipments",
+        status_code=201,
+        response_model=OrderOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def create_shipment(
-        order_id: str, body: ShipmentIn, key: IdempotencyKey, caller: Fulfiller
+        order_id: str, body: ShipmentIn, key: RequiredIdempotencyKey, caller: Fulfiller
     ) -> JSONResponse:
         """Record a shipment (all lines left, or the lines given: partial shipments)."""
         status, stored, replayed = await handlers.create_shipment(
@@ -232,9 +253,14 @@ def build_router(uow_factory: Callable[[], UnitOfWork], deps: Deps) -> APIRouter
             uow_factory(), deps, caller, order_id=order_id, reason=body.reason
         )
 
-    @router.post("/orders/{order_id}/returns", status_code=201, response_model=ReturnOut)
+    @router.post(
+        "/orders/{order_id}/returns",
+        status_code=201,
+        response_model=ReturnOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def request_return(
-        order_id: str, body: ReturnIn, key: IdempotencyKey, caller: CustomerOrOps
+        order_id: str, body: ReturnIn, key: RequiredIdempotencyKey, caller: CustomerOrOps
     ) -> JSONResponse:
         """Ask to return lines of a delivered order, within the return window (RMA)."""
         status, stored, replayed = await handlers.request_return(

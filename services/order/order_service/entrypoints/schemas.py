@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
-from ecomops_platform.rest import RequestModel
+from ecomops_platform.strict import CountryCode, CurrencyCode, IpAddress, StrictRequestModel
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+from ..domain.models import MAX_LINE_QUANTITY, MAX_LINES
+
+Currency = CurrencyCode
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Country = CountryCode
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: Units of one SKU on a line: 1..1000 (pricing quotes the same range).
+Quantity = Annotated[
+    StrictInt, Field(gt=0, le=MAX_LINE_QUANTITY, description="Units, 1..1000", examples=[2])
+]
+
+
+class RequestModel(StrictRequestModel):
+    """Request bodies are strict: JSON types as written (no "1" or true for 1), unknown fields
+    refused."""
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -20,12 +31,14 @@ class CreateCartIn(RequestModel):
 
 
 class SetCartItemIn(RequestModel):
-    quantity: int = Field(ge=0, le=10_000)
+    quantity: StrictInt = Field(
+        ge=0, le=MAX_LINE_QUANTITY, description="Units, 0 (remove) .. 1000", examples=[1]
+    )
 
 
 class LineIn(RequestModel):
     sku: Sku
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: Quantity
 
 
 class AddressIn(RequestModel):
@@ -37,13 +50,13 @@ class AddressIn(RequestModel):
 
 
 class ClientIn(RequestModel):
-    ip: Annotated[str, StringConstraints(max_length=64)] | None = None
+    ip: IpAddress | None = None
     device_id: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class PlaceOrderIn(RequestModel):
     currency: Currency
-    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
     coupon_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=10
     )
@@ -88,7 +101,7 @@ class RejectReturnIn(RequestModel):
 
 class ReceivedLineIn(RequestModel):
     sku: Sku
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: Quantity
     resellable: bool
 
 
@@ -112,6 +125,11 @@ class CartLineOut(BaseModel):
     total_minor: int
     available: bool | None
     available_quantity: int | None
+    sellable: bool = Field(
+        default=True,
+        description="False when pricing no longer sells this SKU (discontinued, unpriced): the "
+        "line is shown at 0 and checkout refuses it until it is removed",
+    )
 
 
 class CartOut(BaseModel):
@@ -169,7 +187,10 @@ class ShipmentOut(BaseModel):
 class TimelineOut(BaseModel):
     status: str
     at: str | None
-    actor: str
+    actor: str = Field(
+        description='Who acted ("ops:<id>", "customer:<id>", "system"); customers and partners '
+        'see the role only ("ops")'
+    )
     note: str
 
 

@@ -36,6 +36,8 @@ from ..adapters import repository as repo_mod
 from ..adapters.repository import OrderRepository, iso, order_view
 from ..adapters.tables import cart_items, carts, orders, returns
 from ..domain.models import (
+    MAX_LINE_QUANTITY,
+    MAX_LINES,
     Order,
     OrderStatus,
     Return,
@@ -146,21 +148,77 @@ async def _load_cart(uow: UnitOfWork, caller: Caller, cart_id: str, *, for_updat
 async def set_cart_item(
     uow: UnitOfWork, deps: Deps, caller: Caller, *, cart_id: str, sku: str, quantity: int
 ) -> dict[str, Any]:
-    if quantity < 0:
-        raise Unprocessable("quantity must be 0 (remove) or more", code="invalid-quantity")
+    """Set one line. A refused line writes nothing: the SKU and quantity are priced by pricing
+    (known, sellable, priced in the cart's currency, quantity within limits) before the line is
+    stored, outside the cart's transaction (no lock held across the call)."""
+    if not 0 <= quantity <= MAX_LINE_QUANTITY:
+        raise Unprocessable(
+            f"quantity must be between 0 (remove) and {MAX_LINE_QUANTITY}",
+            code="invalid-quantity",
+        )
     if not 1 <= len(sku) <= 100:
         raise Unprocessable("sku must be 1..100 characters", code="invalid-sku")
     async with uow:
+        row = await _load_cart(uow, caller, cart_id, for_update=False)
+        _cart_open(row, cart_id)
+        current = await repo_mod.cart_lines(uow.session, cart_id)
+    if quantity > 0:
+        _room_for(current, sku, cart_id)
+        await deps.ports.pricing.create_quote(
+            customer_id=row.customer_id,
+            currency=row.currency,
+            lines={sku: quantity},
+            coupon_codes=[],
+        )
+    async with uow:
         row = await _load_cart(uow, caller, cart_id, for_update=True)
-        if row.status != "open":
-            raise Conflict(
-                f"cart {cart_id} is {row.status}", code="cart-closed", current_status=row.status
-            )
+        _cart_open(row, cart_id)
+        if quantity > 0:
+            _room_for(await repo_mod.cart_lines(uow.session, cart_id), sku, cart_id)
         await repo_mod.set_cart_item(
             uow.session, cart_id=cart_id, sku=sku, quantity=quantity, now=deps.clock()
         )
         await uow.commit()
     return await get_cart(uow, deps, caller, cart_id=cart_id)
+
+
+def _cart_open(row: Any, cart_id: str) -> None:
+    if row.status != "open":
+        raise Conflict(
+            f"cart {cart_id} is {row.status}", code="cart-closed", current_status=row.status
+        )
+
+
+def _room_for(lines: dict[str, int], sku: str, cart_id: str) -> None:
+    if sku not in lines and len(lines) >= MAX_LINES:
+        raise Unprocessable(
+            f"cart {cart_id} holds {MAX_LINES} lines, the most a cart may hold",
+            code="cart-full",
+        )
+
+
+_LINE_REFUSALS = {"unknown-sku", "sku-discontinued", "no-price"}
+
+
+async def _quote_cart(deps: Deps, row: Any, lines: dict[str, int]) -> tuple[Any, set[str]]:
+    """Price the cart; lines pricing refuses (a SKU discontinued or unpriced since it was
+    added) are left out and reported, so that one bad line never blocks the cart."""
+    refused: set[str] = set()
+    while True:
+        priced = {k: v for k, v in lines.items() if k not in refused}
+        if not priced:
+            return None, refused
+        try:
+            quote = await deps.ports.pricing.create_quote(
+                customer_id=row.customer_id, currency=row.currency, lines=priced, coupon_codes=[]
+            )
+        except Unprocessable as exc:
+            named = {str(s) for s in exc.extra.get("skus") or []} & set(priced)
+            if exc.code not in _LINE_REFUSALS or not named:
+                raise
+            refused |= named
+            continue
+        return quote, refused
 
 
 async def get_cart(uow: UnitOfWork, deps: Deps, caller: Caller, *, cart_id: str) -> dict[str, Any]:
@@ -183,15 +241,14 @@ async def get_cart(uow: UnitOfWork, deps: Deps, caller: Caller, *, cart_id: str)
     }
     if not lines:
         return view
-    quote_task = deps.ports.pricing.create_quote(
-        customer_id=row.customer_id, currency=row.currency, lines=lines, coupon_codes=[]
-    )
+    quote_task = _quote_cart(deps, row, lines)
     avail_task = deps.ports.inventory.availability(sorted(lines))
-    quote, avail = await asyncio.gather(quote_task, avail_task, return_exceptions=True)
-    if isinstance(quote, BaseException):
-        raise quote
+    priced, avail = await asyncio.gather(quote_task, avail_task, return_exceptions=True)
+    if isinstance(priced, BaseException):
+        raise priced
+    quote, refused = priced
     available: dict[str, int] | None = None if isinstance(avail, BaseException) else avail
-    by_sku = {line.sku: line for line in quote.lines}
+    by_sku = {line.sku: line for line in quote.lines} if quote is not None else {}
     for sku, quantity in lines.items():
         q = by_sku.get(sku)
         free = None if available is None else available.get(sku, 0)
@@ -202,16 +259,22 @@ async def get_cart(uow: UnitOfWork, deps: Deps, caller: Caller, *, cart_id: str)
                 "unit_price_minor": q.unit_price_minor if q else 0,
                 "discount_minor": q.discount_minor if q else 0,
                 "total_minor": q.total_minor if q else 0,
-                "available": None if free is None else free >= quantity,
+                "available": False
+                if sku in refused
+                else None
+                if free is None
+                else free >= quantity,
                 "available_quantity": free,
+                "sellable": sku not in refused,
             }
         )
-    view.update(
-        subtotal_minor=quote.subtotal_minor,
-        discount_total_minor=quote.discount_total_minor,
-        total_minor=quote.total_minor,
-        quote_id=quote.quote_id,
-    )
+    if quote is not None:
+        view.update(
+            subtotal_minor=quote.subtotal_minor,
+            discount_total_minor=quote.discount_total_minor,
+            total_minor=quote.total_minor,
+            quote_id=quote.quote_id,
+        )
     return view
 
 

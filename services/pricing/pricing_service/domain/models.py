@@ -12,24 +12,16 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from ecomops_platform.errors import Unprocessable
+from ecomops_platform.iso_codes import ISO_4217
 
 MARGIN_PLACES = Decimal("0.0001")
 # Largest amount accepted anywhere (10^12 minor units): a quote of 100 lines x 1000 units stays
 # far inside a 64-bit integer.
 MAX_MINOR = 10**12
-
-# ISO-4217 active alphabetic codes (fixed list; funds and precious-metal codes excluded).
-_ISO_4217_CODES = (
-    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL "
-    "BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP "
-    "ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR "
-    "IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL "
-    "LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR "
-    "NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD "
-    "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX "
-    "USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL "
-)
-ISO_4217 = frozenset(_ISO_4217_CODES.split())
+# Largest usage_limit / per_customer_limit (BIGINT columns).
+MAX_USES = 2**63 - 1
+# Largest buy or get quantity of a buy_x_get_y promotion (the API documents 1..1000).
+MAX_GROUP = 1000
 
 
 def check_currency(code: str) -> str:
@@ -247,9 +239,12 @@ def validate_promotion_terms(
         if currency is None:
             raise bad("a fixed_amount promotion needs a currency", "currency")
     elif kind is PromotionKind.BUY_X_GET_Y and (
-        not buy_quantity or not get_quantity or buy_quantity < 1 or get_quantity < 1
+        not buy_quantity
+        or not get_quantity
+        or not 1 <= buy_quantity <= MAX_GROUP
+        or not 1 <= get_quantity <= MAX_GROUP
     ):
-        raise bad("a buy_x_get_y promotion needs value {buy >= 1, get >= 1}", "value")
+        raise bad(f"a buy_x_get_y promotion needs value {{buy, get}}, each 1..{MAX_GROUP}", "value")
     if not 0 <= min_subtotal_minor <= MAX_MINOR * 1000:
         raise bad("min_subtotal_minor is out of range", "min_subtotal_minor")
     if min_subtotal_minor > 0 and currency is None:
@@ -260,10 +255,10 @@ def validate_promotion_terms(
         raise bad("ends_at must be after starts_at", "ends_at")
     if scope.empty:
         raise bad("scope needs skus, categories or all", "scope")
-    if usage_limit is not None and usage_limit < 1:
-        raise bad("usage_limit must be at least 1", "usage_limit")
-    if per_customer_limit is not None and per_customer_limit < 1:
-        raise bad("per_customer_limit must be at least 1", "per_customer_limit")
+    if usage_limit is not None and not 1 <= usage_limit <= MAX_USES:
+        raise bad(f"usage_limit must be between 1 and {MAX_USES}", "usage_limit")
+    if per_customer_limit is not None and not 1 <= per_customer_limit <= MAX_USES:
+        raise bad(f"per_customer_limit must be between 1 and {MAX_USES}", "per_customer_limit")
 
 
 def unit_price_after(promotion: Promotion, unit_price_minor: int) -> int:
@@ -297,6 +292,9 @@ class BasketLine:
     category: str | None
     quantity: int
     unit_price_minor: int
+    # The most discount this line may carry and keep its gross margin at the floor (None: no
+    # cap, for callers that price without cost data). See ``line_floor_room``.
+    floor_room_minor: int | None = None
 
     @property
     def gross_minor(self) -> int:
@@ -372,16 +370,50 @@ def promotion_line_discounts(promotion: Promotion, lines: Sequence[BasketLine]) 
     return _allocate(min(promotion.amount_minor, sum(weights)), weights)
 
 
+def line_floor_room(
+    terms: PriceTerms, quantity: int, floor: Decimal, *, unit_price_minor: int | None = None
+) -> int:
+    """The largest discount on a line of ``quantity`` units whose total keeps the line's gross
+    margin at or above ``floor`` (0 when the undiscounted line is already under the floor)."""
+    unit = terms.list_price_minor if unit_price_minor is None else unit_price_minor
+    gross = unit * quantity
+    lowest = floor_price_minor(
+        terms.unit_cost_minor * quantity, terms.commission_rate, terms.marketing_cost_rate, floor
+    )
+    if lowest is None:
+        return 0
+    return max(0, gross - lowest)
+
+
+def _line_cap(line: BasketLine, alone: list[tuple[Promotion, int]]) -> int:
+    """The most the promotions together may take off one line.
+
+    The margin floor holds for the combination actually applied: the combined discount stops at
+    the line's floor room. A promotion that was itself allowed under the floor (with a reason)
+    keeps the depth it was allowed alone, never more: stacking adds nothing beyond it.
+    """
+    if line.floor_room_minor is None:
+        return line.gross_minor
+    allowed = max((d for p, d in alone if p.allow_below_floor), default=0)
+    return min(line.gross_minor, max(line.floor_room_minor, allowed))
+
+
 def _combine(
     promotions: Sequence[Promotion], lines: Sequence[BasketLine]
 ) -> tuple[int, list[list[tuple[Promotion, int]]]]:
-    """Apply promotions together: per line, shares in promotion order, capped at the gross."""
+    """Apply promotions together: per line, shares in promotion order, capped at the gross and
+    at the margin floor (``_line_cap``)."""
+    alone = [promotion_line_discounts(p, lines) for p in promotions]
+    caps = [
+        _line_cap(line, [(p, alone[j][i]) for j, p in enumerate(promotions)])
+        for i, line in enumerate(lines)
+    ]
     per_line: list[list[tuple[Promotion, int]]] = [[] for _ in lines]
-    for promotion in promotions:
-        discounts = promotion_line_discounts(promotion, lines)
-        for i, line in enumerate(lines):
+    for j, promotion in enumerate(promotions):
+        discounts = alone[j]
+        for i in range(len(lines)):
             used = sum(d for _, d in per_line[i])
-            share = min(discounts[i], line.gross_minor - used)
+            share = min(discounts[i], caps[i] - used)
             if share > 0:
                 per_line[i].append((promotion, share))
     total = sum(d for shares in per_line for _, d in shares)

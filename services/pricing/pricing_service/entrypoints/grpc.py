@@ -97,7 +97,15 @@ def quote_lines(lines: Any) -> list[QuoteLineInput]:
 # --- encoding ---------------------------------------------------------------------------------
 
 
-def price_pb(r: PriceRecord) -> pb.Price:
+def price_pb(r: PriceRecord, *, costs: bool = True) -> pb.Price:
+    """A price; without ``costs`` (callers other than ops) only the selling price is set."""
+    if not costs:
+        return pb.Price(
+            sku=r.sku,
+            currency=r.currency,
+            list_price_minor=r.terms.list_price_minor,
+            updated_at=ts(r.updated_at),
+        )
     return pb.Price(
         sku=r.sku,
         currency=r.currency,
@@ -114,7 +122,14 @@ def price_pb(r: PriceRecord) -> pb.Price:
     )
 
 
-def change_pb(c: PriceChangeRecord) -> pb.PriceChange:
+def change_pb(c: PriceChangeRecord, *, costs: bool = True) -> pb.PriceChange:
+    """A change; without ``costs`` (callers other than ops) only the selling prices are set."""
+    if not costs:
+        return pb.PriceChange(
+            list_price_minor=c.list_price_minor,
+            previous_price_minor=c.previous_price_minor,
+            changed_at=ts(c.changed_at),
+        )
     return pb.PriceChange(
         list_price_minor=c.list_price_minor,
         previous_price_minor=c.previous_price_minor,
@@ -267,24 +282,25 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def GetPrice(
         self, request: pb.GetPriceRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPriceResponse:
-        authorize()
+        who = authorize()
         refuse_nul(request)
         record = await handlers.get_price(self.service.uow(), request.sku, request.currency)
-        return pb.GetPriceResponse(price=price_pb(record))
+        return pb.GetPriceResponse(price=price_pb(record, costs=who.role is Role.OPS))
 
     async def GetPriceHistory(
         self, request: pb.GetPriceHistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPriceHistoryResponse:
-        authorize()
+        who = authorize()
         refuse_nul(request)
         limit, cursor = page_of(request.page)
+        costs = who.role is Role.OPS
         history = await handlers.get_price_history(
             self.service.uow(), request.sku, request.currency, limit=limit, cursor=cursor
         )
         return pb.GetPriceHistoryResponse(
             sku=history.sku,
             currency=history.currency,
-            changes=[change_pb(c) for c in history.changes],
+            changes=[change_pb(c, costs=costs) for c in history.changes],
             lowest_price_30d_minor=history.lowest_price_30d_minor,
             next_page=next_page(history.next_cursor),
         )
@@ -504,8 +520,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     ) -> pb.ReleaseRedemptionResponse:
         authorize(Role.SERVICE, Role.OPS)
         refuse_nul(request)
-        if not request.order_id:
-            raise Unprocessable("order_id is required", code="invalid-redemption")
+        if not request.order_id or len(request.order_id) > 100 or len(request.reason) > 100:
+            raise Unprocessable(
+                "order_id is required (at most 100 characters); reason at most 100 characters",
+                code="invalid-redemption",
+            )
         result = await handlers.release_redemption(
             self.service.uow(), order_id=request.order_id, reason=request.reason or "released"
         )

@@ -12,8 +12,9 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, Unprocessable
 from ecomops_platform.idempotency import run_idempotent
 from ecomops_platform.pagination import check_limit
-from ecomops_platform.rest import IdempotencyKey, Problem, require, stored_json
+from ecomops_platform.rest import Problem, require, stored_json
 from ecomops_platform.runtime import Service
+from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 
 from ..domain.models import PriceTerms, PromotionKind, Scope
 from ..service_layer import handlers
@@ -140,8 +141,9 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
     async def get_price(
         sku: str, currency: Annotated[str, Query(min_length=3, max_length=3)], caller: Anyone
     ) -> PriceOut:
-        """The current price of a SKU in one currency."""
-        return PriceOut.of(await handlers.get_price(service.uow(), sku, currency))
+        """The current price of a SKU in one currency; costs and margin for ops only."""
+        record = await handlers.get_price(service.uow(), sku, currency)
+        return PriceOut.of(record, costs=caller.role is Role.OPS)
 
     @router.get("/prices/{sku}/history", response_model=PriceHistoryOut)
     async def get_price_history(
@@ -156,12 +158,17 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         history = await handlers.get_price_history(
             service.uow(), sku, currency, limit=check_limit(limit), cursor=cursor
         )
-        return PriceHistoryOut.of(history)
+        return PriceHistoryOut.of(history, costs=caller.role is Role.OPS)
 
     # --- promotions ----------------------------------------------------------------------------
-    @router.post("/promotions", status_code=201, response_model=PromotionOut)
+    @router.post(
+        "/promotions",
+        status_code=201,
+        response_model=PromotionOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def create_promotion(
-        body: CreatePromotionIn, key: IdempotencyKey, caller: Ops
+        body: CreatePromotionIn, key: RequiredIdempotencyKey, caller: Ops
     ) -> JSONResponse:
         """Create a promotion (refused when it pushes a SKU in scope under the margin floor)."""
         data = promotion_input(body)
@@ -239,9 +246,11 @@ def build_router(service: Service, settings: PricingSettings) -> APIRouter:
         return PromotionOut.of(promotion)
 
     # --- quotes --------------------------------------------------------------------------------
-    @router.post("/quotes", status_code=201, response_model=QuoteOut)
+    @router.post(
+        "/quotes", status_code=201, response_model=QuoteOut, openapi_extra=IDEMPOTENCY_KEY_REQUIRED
+    )
     async def create_quote(
-        body: CreateQuoteIn, key: IdempotencyKey, caller: Anyone
+        body: CreateQuoteIn, key: RequiredIdempotencyKey, caller: Anyone
     ) -> JSONResponse:
         """Price a basket with the best combination of promotions; the quote is stored and
         expires."""

@@ -10,9 +10,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
-from ecomops_platform.rest import RequestModel, ResponseModel
+from ecomops_platform.rest import ResponseModel
+from ecomops_platform.strict import (
+    INT64_MAX,
+    CurrencyCode,
+    DecimalText,
+    Rfc3339Time,
+    StrictRequestModel,
+)
 
 from ..domain.models import MAX_MINOR, Promotion, fmt_rate
 from ..domain.records import (
@@ -39,7 +46,9 @@ def has_nul(value: object) -> bool:
     return False
 
 
-class PricingRequest(RequestModel):
+class PricingRequest(StrictRequestModel):
+    """Strict request bodies: JSON types as written (no "1" for 1, no true for 1)."""
+
     @model_validator(mode="after")
     def _no_nul(self) -> PricingRequest:
         if has_nul(self.model_dump()):
@@ -49,8 +58,12 @@ class PricingRequest(RequestModel):
 
 Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR)]
 PositiveMinor = Annotated[StrictInt, Field(ge=1, le=MAX_MINOR)]
-Rate = Annotated[Decimal, Field(ge=0, le=1, max_digits=12, decimal_places=6)]
-Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["EUR"])]
+Rate = Annotated[DecimalText, Field(ge=0, le=1, max_digits=12, decimal_places=6)]
+Currency = CurrencyCode
+# Uses of a promotion (BIGINT columns).
+Uses = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
+# Units of one SKU on a quote line (PRICING_MAX_LINE_QUANTITY, at most 1,000).
+LineQuantity = Annotated[StrictInt, Field(ge=1, le=1000)]
 Sku = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -67,22 +80,43 @@ class SetPriceIn(PricingRequest):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
+COST_NOTE = "Ops only (cost data, confidential to the retailer); null for other callers."
+
+
 class PriceOut(ResponseModel):
+    """A price. Customers, partners and services see the selling price only; the cost fields,
+    the margin and who set it are shown to ops (null otherwise)."""
+
     sku: str
     currency: str
     list_price_minor: int
-    unit_cost_minor: int
-    commission_rate: str
-    marketing_cost_rate: str
-    gross_margin: str = Field(description="Decimal string, e.g. 0.3520")
-    margin_floor: str
-    below_floor: bool
-    updated_by: str
-    reason: str | None
+    unit_cost_minor: int | None = Field(description=COST_NOTE)
+    commission_rate: str | None = Field(description=COST_NOTE)
+    marketing_cost_rate: str | None = Field(description=COST_NOTE)
+    gross_margin: str | None = Field(description="Decimal string, e.g. 0.3520. " + COST_NOTE)
+    margin_floor: str | None = Field(description=COST_NOTE)
+    below_floor: bool | None = Field(description=COST_NOTE)
+    updated_by: str | None = Field(description=COST_NOTE)
+    reason: str | None = Field(description="Why it was set. " + COST_NOTE)
     updated_at: datetime
 
     @classmethod
-    def of(cls, r: PriceRecord) -> PriceOut:
+    def of(cls, r: PriceRecord, *, costs: bool = True) -> PriceOut:
+        if not costs:
+            return cls(
+                sku=r.sku,
+                currency=r.currency,
+                list_price_minor=r.terms.list_price_minor,
+                unit_cost_minor=None,
+                commission_rate=None,
+                marketing_cost_rate=None,
+                gross_margin=None,
+                margin_floor=None,
+                below_floor=None,
+                updated_by=None,
+                reason=None,
+                updated_at=r.updated_at,
+            )
         return cls(
             sku=r.sku,
             currency=r.currency,
@@ -100,19 +134,35 @@ class PriceOut(ResponseModel):
 
 
 class PriceChangeOut(ResponseModel):
+    """One change. The cost fields, the margin, who and why are shown to ops only (null for
+    other callers)."""
+
     list_price_minor: int
     previous_price_minor: int
-    unit_cost_minor: int
-    commission_rate: str
-    marketing_cost_rate: str
-    gross_margin: str
-    below_floor: bool
-    changed_by: str
-    reason: str | None
+    unit_cost_minor: int | None = Field(description=COST_NOTE)
+    commission_rate: str | None = Field(description=COST_NOTE)
+    marketing_cost_rate: str | None = Field(description=COST_NOTE)
+    gross_margin: str | None = Field(description=COST_NOTE)
+    below_floor: bool | None = Field(description=COST_NOTE)
+    changed_by: str | None = Field(description=COST_NOTE)
+    reason: str | None = Field(description=COST_NOTE)
     changed_at: datetime
 
     @classmethod
-    def of(cls, c: PriceChangeRecord) -> PriceChangeOut:
+    def of(cls, c: PriceChangeRecord, *, costs: bool = True) -> PriceChangeOut:
+        if not costs:
+            return cls(
+                list_price_minor=c.list_price_minor,
+                previous_price_minor=c.previous_price_minor,
+                unit_cost_minor=None,
+                commission_rate=None,
+                marketing_cost_rate=None,
+                gross_margin=None,
+                below_floor=None,
+                changed_by=None,
+                reason=None,
+                changed_at=c.changed_at,
+            )
         return cls(
             list_price_minor=c.list_price_minor,
             previous_price_minor=c.previous_price_minor,
@@ -137,11 +187,11 @@ class PriceHistoryOut(ResponseModel):
     next_cursor: str | None
 
     @classmethod
-    def of(cls, h: PriceHistory) -> PriceHistoryOut:
+    def of(cls, h: PriceHistory, *, costs: bool = True) -> PriceHistoryOut:
         return cls(
             sku=h.sku,
             currency=h.currency,
-            changes=[PriceChangeOut.of(c) for c in h.changes],
+            changes=[PriceChangeOut.of(c, costs=costs) for c in h.changes],
             lowest_price_30d_minor=h.lowest_price_30d_minor,
             next_cursor=h.next_cursor,
         )
@@ -167,20 +217,20 @@ class CreatePromotionIn(PricingRequest):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: Literal["percent", "fixed_amount", "buy_x_get_y"]
     value: Annotated[
-        BuyGet | StrictInt | Decimal,
+        BuyGet | StrictInt | DecimalText,
         Field(
             description='percent: a decimal in (0, 1] (e.g. "0.15"); fixed_amount: minor '
             "units (integer); buy_x_get_y: {buy, get}"
         ),
     ]
     scope: ScopeIn
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Rfc3339Time
+    ends_at: Rfc3339Time
     coupon_code: (
         Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None
     ) = None
-    usage_limit: Annotated[StrictInt, Field(ge=1)] | None = None
-    per_customer_limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    usage_limit: Uses | None = None
+    per_customer_limit: Uses | None = None
     min_subtotal_minor: Minor = 0
     currency: Currency | None = None
     segments: Annotated[
@@ -193,14 +243,17 @@ class CreatePromotionIn(PricingRequest):
 
 class UpdatePromotionIn(PricingRequest):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    usage_limit: Annotated[StrictInt, Field(ge=1)] | None = None
-    per_customer_limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    starts_at: Rfc3339Time | None = None
+    ends_at: Rfc3339Time | None = None
+    usage_limit: Uses | None = None
+    per_customer_limit: Uses | None = None
     min_subtotal_minor: Minor | None = None
     stackable: bool | None = None
-    value: BuyGet | StrictInt | Decimal | None = None
-    segments: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = None
+    value: BuyGet | StrictInt | DecimalText | None = None
+    segments: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=50)]
+        | None
+    ) = None
     allow_below_floor: bool | None = None
     reason: Annotated[str, Field(max_length=500)] | None = None
 
@@ -280,13 +333,13 @@ class PromotionPage(ResponseModel):
 
 class QuoteLineIn(PricingRequest):
     sku: Sku
-    quantity: StrictInt
+    quantity: LineQuantity
 
 
 class CreateQuoteIn(PricingRequest):
     customer_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     currency: Currency
-    lines: Annotated[list[QuoteLineIn], Field(min_length=1, max_length=1000)]
+    lines: Annotated[list[QuoteLineIn], Field(min_length=1, max_length=100)]
     coupon_codes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=10)] = []
 
 
@@ -355,7 +408,7 @@ class QuoteOut(ResponseModel):
 class RedeemQuoteIn(PricingRequest):
     order_id: Annotated[str, Field(min_length=1, max_length=100)]
     customer_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    expected_lines: list[QuoteLineIn] = []
+    expected_lines: Annotated[list[QuoteLineIn], Field(max_length=100)] = []
     expected_total_minor: Minor | None = None
 
 
@@ -418,7 +471,7 @@ class CompetitorPriceIn(PricingRequest):
     competitor: Annotated[str, Field(min_length=1, max_length=100)]
     currency: Currency
     price_minor: PositiveMinor
-    observed_at: AwareDatetime
+    observed_at: Rfc3339Time
 
 
 class CompetitorPriceOut(ResponseModel):

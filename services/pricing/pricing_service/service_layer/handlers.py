@@ -36,6 +36,7 @@ from ..domain.models import (
     fmt_rate,
     guard_price,
     ineligibility,
+    line_floor_room,
     lowest_price_in_window,
     normalise_codes,
     price_basket,
@@ -604,6 +605,9 @@ async def create_quote(
                 category=known[line.sku].category,
                 quantity=line.quantity,
                 unit_price_minor=prices[line.sku].terms.list_price_minor,
+                floor_room_minor=line_floor_room(
+                    prices[line.sku].terms, line.quantity, settings.margin_floor
+                ),
             )
             for line in lines
         ]

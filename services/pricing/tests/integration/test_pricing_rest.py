@@ -75,6 +75,13 @@ async def test_price_margin_floor_history_and_event(
         f"/v1/prices/{sku}/history", params={"currency": "EUR"}, headers=bearer("c1", "customer")
     )
     assert history.status_code == 200
+    public = history.json()
+    assert [c["list_price_minor"] for c in public["changes"]] == [10000, 8000, 10000]
+    assert public["lowest_price_30d_minor"] == 8000
+    assert all(c["reason"] is None and c["changed_by"] is None for c in public["changes"])
+    history = await client.get(
+        f"/v1/prices/{sku}/history", params={"currency": "EUR"}, headers=ops()
+    )
     doc = history.json()
     assert [c["list_price_minor"] for c in doc["changes"]] == [10000, 8000, 10000]
     assert [c["reason"] for c in doc["changes"]] == ["launch", "clearance", "launch"]

@@ -23,6 +23,7 @@ from pricing_service.domain.models import (
     gross_margin,
     guard_price,
     ineligibility,
+    line_floor_room,
     lowest_price_in_window,
     price_basket,
     promotion_line_discounts,
@@ -256,3 +257,97 @@ def test_floor_price_is_the_lowest_price_keeping_the_floor(
     assert gross_margin(price, cost, commission, marketing) >= floor
     if price > 1:
         assert gross_margin(price - 1, cost, commission, marketing) < floor
+
+
+# --- the margin floor holds for the combination actually applied (issue 19, finding 1) --------
+
+FLOOR = Decimal("0.30")
+ISSUE_TERMS = PriceTerms(
+    list_price_minor=10000,
+    unit_cost_minor=3000,
+    commission_rate=Decimal(0),
+    marketing_cost_rate=Decimal(0),
+)
+
+
+def floored(sku: str, qty: int, terms: PriceTerms = ISSUE_TERMS) -> BasketLine:
+    return BasketLine(
+        sku=sku,
+        category="x",
+        quantity=qty,
+        unit_price_minor=terms.list_price_minor,
+        floor_room_minor=line_floor_room(terms, qty, FLOOR),
+    )
+
+
+def test_two_stackable_40_percent_promotions_stop_at_the_floor() -> None:
+    """The issue's numbers: 100.00 with cost 30.00, floor 30%: each 40% passes alone (margin
+    0.50), together they would sell at 20.00 under the cost. The combination is capped at the
+    floor price 42.86 (margin 0.3000)."""
+    first = promo("s1", PromotionKind.PERCENT, stackable=True, percent=Decimal("0.40"))
+    second = promo("s2", PromotionKind.PERCENT, stackable=True, percent=Decimal("0.40"))
+    alone = price_basket([floored("a", 1)], [first])
+    assert alone.total_minor == 6000  # one 40% stays well above the floor
+    basket = price_basket([floored("a", 1)], [first, second])
+    assert basket.total_minor == 4286 and basket.discount_total_minor == 5714
+    assert [s.discount_minor for s in basket.lines[0].promotions] == [4000, 1714]
+    margin = ISSUE_TERMS.margin_at(basket.total_minor)
+    assert margin is not None and margin >= FLOOR
+    assert ISSUE_TERMS.margin_at(basket.total_minor - 1) < FLOOR  # type: ignore[operator]
+    # three units: the cap is per line total, the floor still holds
+    triple = price_basket([floored("a", 3)], [first, second])
+    assert triple.total_minor == 12858
+    assert ISSUE_TERMS.margin_at(triple.total_minor) >= FLOOR  # type: ignore[operator]
+
+
+def test_capped_stack_loses_to_a_deeper_single_promotion() -> None:
+    stack = [
+        promo("s1", PromotionKind.PERCENT, stackable=True, percent=Decimal("0.40")),
+        promo("s2", PromotionKind.PERCENT, stackable=True, percent=Decimal("0.40")),
+    ]
+    # Allowed under the floor with a reason: keeps its own depth (70% off), and stacking adds
+    # nothing beyond it.
+    allowed = promo(
+        "s3",
+        PromotionKind.PERCENT,
+        stackable=True,
+        percent=Decimal("0.70"),
+        allow_below_floor=True,
+        reason="clearance",
+    )
+    basket = price_basket([floored("a", 1)], [*stack, allowed])
+    assert basket.total_minor == 3000
+    solo = price_basket([floored("a", 1)], [allowed])
+    assert solo.total_minor == 3000
+
+
+def test_a_line_already_under_the_floor_takes_no_ordinary_discount() -> None:
+    terms = PriceTerms(5000, 4000, Decimal(0), Decimal(0))  # margin 0.20, set with a reason
+    p = promo("s1", PromotionKind.PERCENT, stackable=True, percent=Decimal("0.10"))
+    basket = price_basket([floored("a", 2, terms)], [p])
+    assert basket.discount_total_minor == 0 and basket.applied == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 10**6),
+    st.integers(0, 10**6),
+    st.integers(1, 50),
+    st.lists(st.integers(1, 100), min_size=1, max_size=5),
+    st.lists(st.integers(0, 5000), min_size=0, max_size=3),
+)
+def test_no_combination_goes_under_the_floor(
+    price: int, cost: int, qty: int, percents: list[int], amounts: list[int]
+) -> None:
+    terms = PriceTerms(price, cost, Decimal("0.05"), Decimal("0.05"))
+    promotions = [
+        promo(f"p{i}", PromotionKind.PERCENT, stackable=True, percent=Decimal(n) / 100)
+        for i, n in enumerate(percents)
+    ] + [
+        promo(f"f{i}", PromotionKind.FIXED_AMOUNT, stackable=True, amount_minor=a + 1)
+        for i, a in enumerate(amounts)
+    ]
+    basket = price_basket([floored("a", qty, terms)], promotions)
+    if basket.discount_total_minor:
+        margin = terms.margin_at(basket.total_minor)
+        assert margin is not None and margin >= FLOOR

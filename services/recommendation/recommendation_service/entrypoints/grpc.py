@@ -56,6 +56,13 @@ def _rate(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _bounded(name: str, value: str, most: int) -> None:
+    """The REST parameters' length limits (a lookup by an over-long value is a 422, not an
+    empty answer)."""
+    if len(value) > most:
+        raise Unprocessable(f"{name}: at most {most} characters", code="validation-error")
+
+
 class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
     def __init__(
         self, uow_factory: Callable[[], UnitOfWork], settings: RecommendationSettings
@@ -125,6 +132,7 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetCustomerRecommendationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerRecommendationsResponse:
         caller = authorize(Role.CUSTOMER, *STAFF)
+        _bounded("customer_id", request.customer_id, 128)
         if not caller.may_see(request.customer_id):
             raise NotFound(f"customer {request.customer_id} not found")
         items = await handlers.customer_recommendations(
@@ -140,6 +148,7 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetSimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSimilarItemsResponse:
         authorize(*READ_ROLES)
+        _bounded("sku", request.sku, 128)
         items = await handlers.similar_items(
             self.uow(), request.sku, _limit(request.limit), self.params
         )
@@ -149,6 +158,7 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetBoughtTogetherRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBoughtTogetherResponse:
         authorize(*READ_ROLES)
+        _bounded("sku", request.sku, 128)
         items = await handlers.bought_together(
             self.uow(), request.sku, _limit(request.limit), self.params
         )
@@ -158,6 +168,7 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetTrendingRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrendingResponse:
         authorize(*READ_ROLES)
+        _bounded("category", request.category, 200)
         items = await handlers.trending(
             self.uow(), request.category or None, _limit(request.limit), self.params
         )
@@ -200,6 +211,7 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         self, request: pb.GetFunnelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFunnelResponse:
         authorize(*STAFF)
+        _bounded("category", request.category, 200)
         start = to_datetime(getattr(request, "from"), "from") if request.HasField("from") else None
         end = to_datetime(request.to, "to") if request.HasField("to") else None
         f = await handlers.funnel(self.uow(), start, end, request.category or None)

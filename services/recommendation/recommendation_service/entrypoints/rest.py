@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -14,6 +14,7 @@ from ecomops_platform.db import UnitOfWork
 from ecomops_platform.errors import NotFound
 from ecomops_platform.idempotency import check_key, run_idempotent
 from ecomops_platform.rest import RateLimiter, require, stored_json
+from ecomops_platform.strict import Rfc3339Time
 
 from ..domain.models import BehaviorEvent, BehaviorType
 from ..service_layer import handlers
@@ -221,10 +222,12 @@ def build_router(
     async def get_funnel(
         caller: Annotated[Caller, require(*STAFF)],
         from_: Annotated[
-            datetime | None,
+            Rfc3339Time | None,
             Query(alias="from", description="Start, inclusive (default: to - 30 days)"),
         ] = None,
-        to: Annotated[datetime | None, Query(description="End, exclusive (default: now)")] = None,
+        to: Annotated[
+            Rfc3339Time | None, Query(description="End, exclusive (default: now)")
+        ] = None,
         category: Annotated[str | None, Query(max_length=200)] = None,
     ) -> JSONResponse:
         """Conversion funnel: views -> add to carts -> orders -> paid, with the rates between."""

@@ -8,7 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ecomops_platform.rest import RequestModel
+from ecomops_platform.strict import Rfc3339Time, StrictRequestModel
+
+
+class RequestModel(StrictRequestModel):
+    """Request bodies are strict: JSON types as written; times are RFC 3339 text."""
 
 
 class BehaviorEventIn(RequestModel):
@@ -25,7 +29,7 @@ class BehaviorEventIn(RequestModel):
     session_id: str | None = Field(
         default=None, description="Session id (required without customer_id)", max_length=128
     )
-    occurred_at: datetime = Field(
+    occurred_at: Rfc3339Time = Field(
         description="When it happened on the client (RFC 3339 with offset)"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.auth import Role
 from ecomops_platform.errors import Unprocessable
 from ecomops_platform.grpc_server import authorize, to_datetime
+from ecomops_platform.iso_codes import is_country, is_currency
 from ecomops_platform.runtime import Service
 
 from ..domain.models import (
@@ -30,7 +32,7 @@ from ..domain.models import (
 )
 from ..service_layer import handlers
 from ..service_layer.handlers import RiskContext
-from .schemas import DecisionIn
+from .schemas import MAX_AMOUNT, MAX_LINES, MAX_QUANTITY, DecisionIn
 
 SERVICE_NAME = "ecomops.risk.v1.RiskService"
 
@@ -168,24 +170,37 @@ def _page(page: common_pb2.PageRequest) -> tuple[int | None, str | None]:
 
 
 def facts_from(req: pb.AssessOrderRequest) -> OrderFacts:
+    """The same bounds as the REST schema (``schemas.AssessmentIn``)."""
     errors = []
     if not req.order_id or len(req.order_id) > 200:
         errors.append("order_id: 1..200 characters")
     if not req.customer_id or len(req.customer_id) > 200:
         errors.append("customer_id: 1..200 characters")
-    if req.amount_minor < 0:
-        errors.append("amount_minor: must not be negative")
-    if len(req.currency) != 3 or not req.currency.isalpha() or not req.currency.isupper():
-        errors.append("currency: ISO-4217, upper case")
-    if not req.lines:
-        errors.append("lines: at least one")
+    if not 0 <= req.amount_minor <= MAX_AMOUNT:
+        errors.append(f"amount_minor: 0..{MAX_AMOUNT}")
+    if not is_currency(req.currency):
+        errors.append("currency: ISO 4217, upper case")
+    if not 1 <= len(req.lines) <= MAX_LINES:
+        errors.append(f"lines: 1..{MAX_LINES}")
     for i, line in enumerate(req.lines):
-        if not line.sku or line.quantity <= 0 or line.unit_price_minor < 0:
-            errors.append(f"lines.{i}: sku, positive quantity, non-negative unit price")
+        if (
+            not 1 <= len(line.sku) <= 200
+            or not 0 < line.quantity <= MAX_QUANTITY
+            or not 0 <= line.unit_price_minor <= MAX_AMOUNT
+        ):
+            errors.append(f"lines.{i}: sku, quantity 1..{MAX_QUANTITY}, unit price 0..{MAX_AMOUNT}")
     for name in ("billing_country", "shipping_country"):
         value = getattr(req, name)
-        if value and (len(value) != 2 or not value.isalpha()):
-            errors.append(f"{name}: ISO 3166-1 alpha-2")
+        if value and not is_country(value):
+            errors.append(f"{name}: ISO 3166-1 alpha-2, upper case")
+    for name, most in (("email", 320), ("device_id", 300), ("payment_fingerprint", 300)):
+        if len(getattr(req, name)) > most:
+            errors.append(f"{name}: at most {most} characters")
+    if req.ip:
+        try:
+            ipaddress.ip_address(req.ip)
+        except ValueError:
+            errors.append("ip: an IPv4 or IPv6 address")
     if errors:
         raise Unprocessable("; ".join(errors), errors=errors)
     return OrderFacts(
@@ -198,8 +213,8 @@ def facts_from(req: pb.AssessOrderRequest) -> OrderFacts:
         ip=req.ip or None,
         device_id=req.device_id or None,
         payment_fingerprint=req.payment_fingerprint or None,
-        billing_country=req.billing_country.upper() or None,
-        shipping_country=req.shipping_country.upper() or None,
+        billing_country=req.billing_country or None,
+        shipping_country=req.shipping_country or None,
         account_created_at=_dt(
             req.account_created_at, req.HasField("account_created_at"), "account_created_at"
         ),
@@ -331,8 +346,15 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             pb.LABEL_SOURCE_CHARGEBACK: LabelSource.CHARGEBACK,
             pb.LABEL_SOURCE_ANALYST: LabelSource.ANALYST,
         }.get(request.source)
-        if not request.order_id or label is None or source is None or request.amount_minor < 0:
-            raise Unprocessable("order_id, label, source are required; amount_minor >= 0")
+        if (
+            not request.order_id
+            or label is None
+            or source is None
+            or not 0 <= request.amount_minor <= MAX_AMOUNT
+        ):
+            raise Unprocessable(
+                f"order_id, label, source are required; amount_minor 0..{MAX_AMOUNT}"
+            )
         uow = self.service.uow()
 
         async def action() -> tuple[int, Any]:

@@ -6,12 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
-from pydantic import AwareDatetime
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.idempotency import run_idempotent
-from ecomops_platform.rest import IdempotencyKey, require, stored_json
+from ecomops_platform.rest import require, stored_json
 from ecomops_platform.runtime import Service
+from ecomops_platform.strict import (
+    IDEMPOTENCY_KEY_REQUIRED,
+    INT32_MAX,
+    RequiredIdempotencyKey,
+    Rfc3339Time,
+)
 
 from ..domain.models import (
     BlocklistKind,
@@ -40,8 +45,8 @@ def facts_from(body: s.AssessmentIn) -> OrderFacts:
         ip=body.ip or None,
         device_id=body.device_id or None,
         payment_fingerprint=body.payment_fingerprint or None,
-        billing_country=body.billing_country.upper() if body.billing_country else None,
-        shipping_country=body.shipping_country.upper() if body.shipping_country else None,
+        billing_country=body.billing_country,
+        shipping_country=body.shipping_country,
         account_created_at=body.account_created_at,
     )
 
@@ -80,7 +85,9 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
         return await handlers.get_assessment(service.uow(), assessment_id)
 
     @router.get("/rules", response_model=s.RuleSetOut)
-    async def get_rules(caller: Ops, version: Annotated[int | None, Query(ge=1)] = None) -> Any:
+    async def get_rules(
+        caller: Ops, version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
+    ) -> Any:
         """The active rule set, or one version of it."""
         return s.rule_set_out(await handlers.get_rules(service.uow(), version))
 
@@ -150,10 +157,15 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
         )
         return review_out(row)
 
-    @router.post("/labels", status_code=201, response_model=s.LabelOut)
+    @router.post(
+        "/labels",
+        status_code=201,
+        response_model=s.LabelOut,
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
     async def create_label(
         body: s.LabelIn,
-        key: IdempotencyKey,
+        key: RequiredIdempotencyKey,
         caller: Annotated[Caller, require(Role.OPS, Role.PARTNER)],
     ) -> Any:
         """Record a label (chargeback or analyst verdict) for training and KPIs."""
@@ -198,8 +210,8 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
     @router.get("/risk/kpis", response_model=s.KpisOut, response_model_by_alias=True)
     async def get_kpis(
         caller: Ops,
-        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        to: AwareDatetime | None = None,
+        from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+        to: Rfc3339Time | None = None,
     ) -> Any:
         """Fraud KPIs of the assessments made in [from, to) (default: the last 30 days)."""
         result: dict[str, Any] = await handlers.kpis(service.uow(), from_, to)

@@ -6,34 +6,52 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
-from ecomops_platform.rest import RequestModel
+from ecomops_platform.strict import (
+    CountryCode,
+    CurrencyCode,
+    DecimalText,
+    IpAddress,
+    Rfc3339Time,
+    StrictRequestModel,
+)
 
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO-4217, upper case")]
-Country = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")]
+MAX_AMOUNT = 10**15
+MAX_QUANTITY = 1_000_000
+MAX_LINES = 500
+
+Currency = CurrencyCode
+Country = CountryCode
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+RuleName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RequestModel(StrictRequestModel):
+    """Request bodies are strict: JSON types as written (no "1" or true for 1); decimals as
+    strings; times as RFC 3339 text."""
 
 
 class LineIn(RequestModel):
     sku: Id
-    quantity: int = Field(gt=0, le=1_000_000)
-    unit_price_minor: int = Field(ge=0, le=10**15)
+    quantity: StrictInt = Field(gt=0, le=MAX_QUANTITY)
+    unit_price_minor: Amount
 
 
 class AssessmentIn(RequestModel):
     order_id: Id
     customer_id: Id
-    amount_minor: int = Field(ge=0, le=10**15)
+    amount_minor: Amount
     currency: Currency
-    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
     email: Annotated[str, Field(max_length=320)] | None = None
-    ip: Annotated[str, Field(max_length=64)] | None = None
+    ip: IpAddress | None = None
     device_id: Annotated[str, Field(max_length=300)] | None = None
     payment_fingerprint: Annotated[str, Field(max_length=300)] | None = None
     billing_country: Country | None = None
     shipping_country: Country | None = None
-    account_created_at: AwareDatetime | None = None
+    account_created_at: Rfc3339Time | None = None
 
 
 class ReasonOut(BaseModel):
@@ -59,17 +77,17 @@ class AssessmentOut(BaseModel):
 
 
 class RuleIn(RequestModel):
-    code: str | None = None
-    type: str
-    weight: Decimal
+    code: RuleName | None = None
+    type: RuleName
+    weight: DecimalText
     shadow: bool = False
-    params: dict[str, Decimal] = Field(default_factory=dict)
+    params: dict[RuleName, DecimalText] = Field(default_factory=dict, max_length=20)
 
 
 class RuleSetIn(RequestModel):
-    review_threshold: Decimal
-    reject_threshold: Decimal
-    model_weight: Decimal = Decimal(0)
+    review_threshold: DecimalText
+    reject_threshold: DecimalText
+    model_weight: DecimalText = Decimal(0)
     rules: list[RuleIn] = Field(max_length=100)
 
 
@@ -145,7 +163,7 @@ class LabelIn(RequestModel):
     order_id: Id
     label: Literal["fraud", "legitimate"]
     source: Literal["chargeback", "analyst"]
-    amount_minor: int | None = Field(default=None, ge=0, le=10**15)
+    amount_minor: Amount | None = None
 
 
 class LabelOut(BaseModel):

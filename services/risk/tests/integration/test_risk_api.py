@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,11 @@ QUIET_RULES: dict[str, Any] = {
 }
 
 
+def unique_ip() -> str:
+    """A fresh IPv6 address of the documentation range (velocity per IP stays per test)."""
+    return str(ipaddress.IPv6Address((0x20010DB8 << 96) | uuid.uuid4().int >> 32))
+
+
 def order(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "order_id": unique("ord"),
@@ -52,7 +59,7 @@ def order(**overrides: Any) -> dict[str, Any]:
         "amount_minor": 4999,
         "currency": "EUR",
         "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 4999}],
-        "ip": unique("ip"),
+        "ip": unique_ip(),
         "device_id": unique("dev"),
         "billing_country": "DE",
         "shipping_country": "DE",

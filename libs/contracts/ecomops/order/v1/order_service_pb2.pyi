@@ -286,7 +286,9 @@ class TimelineEntry(_message.Message):
     status: _builtins.str
     """Status after the change."""
     actor: _builtins.str
-    """Who did it ("customer:<id>", "ops:<id>", "system", "risk:<analyst>")."""
+    """Who did it ("customer:<id>", "ops:<id>", "system", "risk:<analyst>"); customers and
+    partners see the role only ("ops", "customer", "risk"), never the id.
+    """
     note: _builtins.str
     """Free text (reason, carrier, return id)."""
     @_builtins.property

@@ -102,21 +102,21 @@ class Price(_message.Message):
     list_price_minor: _builtins.int
     """List price in minor units."""
     unit_cost_minor: _builtins.int
-    """Unit cost in minor units."""
+    """Unit cost in minor units. Ops callers only: left unset for others."""
     commission_rate: _builtins.str
-    """Platform commission as a fraction of the price, decimal string in [0, 1]."""
+    """Platform commission as a fraction of the price, decimal string in [0, 1]. Ops callers only: left unset for others."""
     marketing_cost_rate: _builtins.str
-    """Marketing cost as a fraction of the price, decimal string in [0, 1]."""
+    """Marketing cost as a fraction of the price, decimal string in [0, 1]. Ops callers only: left unset for others."""
     gross_margin: _builtins.str
-    """(price - cost - price * commission - price * marketing) / price, decimal string."""
+    """(price - cost - price * commission - price * marketing) / price, decimal string. Ops callers only: left unset for others."""
     margin_floor: _builtins.str
-    """The margin floor in force when the price was set, decimal string."""
+    """The margin floor in force when the price was set, decimal string. Ops callers only: left unset for others."""
     below_floor: _builtins.bool
-    """True when the price was set under the floor with an explicit reason."""
+    """True when the price was set under the floor with an explicit reason. Ops callers only: left unset for others."""
     updated_by: _builtins.str
-    """Who set it (subject of the caller's token)."""
+    """Who set it (subject of the caller's token). Ops callers only: left unset for others."""
     reason: _builtins.str
-    """Why it was set."""
+    """Why it was set. Ops callers only: left unset for others."""
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When it was set."""
@@ -166,19 +166,19 @@ class PriceChange(_message.Message):
     previous_price_minor: _builtins.int
     """Previous list price in minor units (0 for the first price)."""
     unit_cost_minor: _builtins.int
-    """Unit cost in minor units after the change."""
+    """Unit cost in minor units after the change. Ops callers only: left unset for others."""
     commission_rate: _builtins.str
-    """Commission rate after the change, decimal string."""
+    """Commission rate after the change, decimal string. Ops callers only: left unset for others."""
     marketing_cost_rate: _builtins.str
-    """Marketing cost rate after the change, decimal string."""
+    """Marketing cost rate after the change, decimal string. Ops callers only: left unset for others."""
     gross_margin: _builtins.str
-    """Gross margin after the change, decimal string."""
+    """Gross margin after the change, decimal string. Ops callers only: left unset for others."""
     below_floor: _builtins.bool
-    """True when set under the floor with an explicit reason."""
+    """True when set under the floor with an explicit reason. Ops callers only: left unset for others."""
     changed_by: _builtins.str
-    """Who changed it."""
+    """Who changed it. Ops callers only: left unset for others."""
     reason: _builtins.str
-    """Why."""
+    """Why. Ops callers only: left unset for others."""
     @_builtins.property
     def changed_at(self) -> _timestamp_pb2.Timestamp:
         """When."""
