@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help run stop clean test deps tools proto proto-check lint typecheck contracts k8s-check \
+.PHONY: help run stop clean test deps tools proto proto-check lint typecheck architecture contracts k8s-check \
         pytest unit bench fuzz stack-up stack-down test-stack-up test-stack-down \
         image image-test
 
@@ -45,6 +45,9 @@ lint: ## ruff check and ruff format --check
 
 typecheck: ## mypy (strict on libs/ and services/)
 	@$(BIN)/mypy libs/ecomops_platform services
+
+architecture: ## import-linter: the layer and service-boundary rules in pyproject.toml
+	@$(BIN)/lint-imports
 
 k8s-check: deps tools ## Helm chart: lint, template, offline Kubernetes schema validation, values doc
 	@bash deploy/k8s-check.sh

@@ -11,6 +11,8 @@ $BIN/ruff check libs services tests bench scripts deploy
 $BIN/ruff format --check libs services tests bench scripts deploy
 step "types (mypy)"
 $BIN/mypy libs/ecomops_platform services
+step "architecture rules (import-linter)"
+$BIN/lint-imports
 step "contracts (buf lint, buf breaking, generated code)"
 bash scripts/check_contracts.sh
 if [ -f deploy/k8s-check.sh ]; then
