@@ -11,7 +11,7 @@ What counts as a card number, after normalisation:
   space and joiners, soft hyphen, BOM, bidi marks) removed, every dash (category ``Pd``) read as
   ``-``;
 - a *number* is a run of digit groups separated by at most three spaces, dots or dashes
-  (``4111 1111 1111 1111``, ``4303.6967.6287.0492``, ``4111 - 1111 - …``); a contiguous run of
+  (four groups of four digits split by spaces, by dots, or by `` - ``); a contiguous run of
   digits is one group and is never cut in the middle;
 - any window of whole consecutive groups holding 13 to 19 digits that passes the Luhn check and
   starts like a payment card (major industry identifier 2–6 or 8; 13 digits only for the 4…
