@@ -12,7 +12,8 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, Unprocessable
 from ecomops_platform.idempotency import run_idempotent
 from ecomops_platform.pagination import check_limit
-from ecomops_platform.rest import Problem, require, stored_json
+from ecomops_platform.problems import Problem
+from ecomops_platform.rest import require, stored_json
 from ecomops_platform.runtime import Service
 from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 
