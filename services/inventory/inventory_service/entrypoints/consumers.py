@@ -8,7 +8,7 @@ from ecomops.order.v1 import events_pb2 as order_events
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.events import Envelope
 
-from ..service_layer import handlers as h
+from ..service_layer import fulfilment
 from ..settings import InventorySettings
 
 Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
@@ -23,7 +23,7 @@ def build_handlers(settings: InventorySettings) -> dict[str, Handler]:
             if msg.HasField("paid_at")
             else envelope.time
         )
-        await h.on_order_paid(
+        await fulfilment.on_order_paid(
             uow,
             msg.order_id,
             [(ln.sku, ln.quantity, ln.total_minor) for ln in msg.lines],
@@ -34,12 +34,12 @@ def build_handlers(settings: InventorySettings) -> dict[str, Handler]:
     async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
         msg = envelope.message
         assert isinstance(msg, order_events.OrderCancelled)
-        await h.on_order_cancelled(uow, msg.order_id, msg.was_paid)
+        await fulfilment.on_order_cancelled(uow, msg.order_id, msg.was_paid)
 
     async def on_return_received(uow: UnitOfWork, envelope: Envelope) -> None:
         msg = envelope.message
         assert isinstance(msg, order_events.ReturnReceived)
-        await h.on_return_received(
+        await fulfilment.on_return_received(
             uow,
             settings,
             msg.return_id,

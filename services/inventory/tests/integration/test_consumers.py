@@ -149,7 +149,7 @@ async def test_paid_order_cancelled_puts_units_back_once(
     make_sku: Callable[..., Any],
     make_warehouse: Callable[..., Any],
 ) -> None:
-    from inventory_service.service_layer import handlers as h
+    from inventory_service.service_layer import fulfilment as h
 
     wh = await make_warehouse()
     sku = await make_sku(stock={wh: 6})
@@ -277,7 +277,7 @@ async def test_configured_return_warehouse_overrides_the_origin(
     make_sku: Callable[..., Any],
     make_warehouse: Callable[..., Any],
 ) -> None:
-    from inventory_service.service_layer import handlers as h
+    from inventory_service.service_layer import fulfilment as h
     from inventory_service.settings import InventorySettings
 
     origin = await make_warehouse(priority=1)
