@@ -212,6 +212,17 @@ def stop(svc: Started, grace: float) -> tuple[int | None, float]:
     return code, time.monotonic() - t0
 
 
+def assert_serves_and_stops(svc: Started, deployment: Workload, name: str) -> None:
+    """What the chart promises of a started container: it runs the chart's own command, gets
+    ready (REST and gRPC), and exits 0 on SIGTERM within the pod's grace period."""
+    assert deployment.args == ("serve", name)
+    wait_ready(svc)
+    grace = deployment.grace_seconds or 30
+    code, took = stop(svc, grace)
+    assert code == 0, f"{name} exited with {code} {took:.1f} s after SIGTERM:\n{svc.log_tail()}"
+    assert took < grace
+
+
 def kill_quietly(svc: Started) -> None:
     if svc.proc.poll() is None:
         svc.proc.kill()

@@ -249,9 +249,4 @@ def served(
 @pytest.mark.parametrize("svc", SERVICES)
 def test_service_starts_from_the_wheel_and_stops_on_sigterm(served: Any, svc: str) -> None:
     s, deployment = served(svc)
-    assert deployment.args == ("serve", svc)
-    shipped.wait_ready(s)
-    grace = deployment.grace_seconds or 30
-    code, took = shipped.stop(s, grace)
-    assert code == 0, f"{svc} exited with {code} {took:.1f} s after SIGTERM:\n{s.log_tail()}"
-    assert took < grace
+    shipped.assert_serves_and_stops(s, deployment, svc)

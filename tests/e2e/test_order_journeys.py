@@ -21,6 +21,21 @@ def key() -> dict[str, str]:
     return {"Idempotency-Key": unique("k")}
 
 
+async def _approved_return(
+    o: Any, oid: str, sku: str, quantity: int, reason: str, customer: Any, ops: Any
+) -> str:
+    """The customer asks to return ``quantity`` of ``sku``; ops approve it. The return id."""
+    rma = await o.post(
+        f"/v1/orders/{oid}/returns",
+        json={"lines": [{"sku": sku, "quantity": quantity}], "reason": reason},
+        headers={**customer, **key()},
+    )
+    assert rma.status_code == 201, rma.text
+    rid: str = rma.json()["return_id"]
+    assert (await o.post(f"/v1/returns/{rid}/approve", headers=ops)).status_code == 200
+    return rid
+
+
 async def stock(stack, ops, sku: str) -> dict[str, Any]:
     r = await stack.clients["inventory"].get(f"/v1/stock/{sku}", headers=ops)
     assert r.status_code == 200, r.text
@@ -308,14 +323,7 @@ async def test_partial_shipment_then_return_restocks(
         assert (await stock(stack, ops, a))["on_hand"] == 3
 
     await eventually(committed, timeout=60)
-    rma = await o.post(
-        f"/v1/orders/{oid}/returns",
-        json={"lines": [{"sku": a, "quantity": 2}], "reason": "wrong colour"},
-        headers={**headers, **key()},
-    )
-    assert rma.status_code == 201, rma.text
-    rid = rma.json()["return_id"]
-    assert (await o.post(f"/v1/returns/{rid}/approve", headers=ops)).status_code == 200
+    rid = await _approved_return(o, oid, a, 2, "wrong colour", headers, ops)
     received = await o.post(
         f"/v1/returns/{rid}/receive",
         json={
@@ -426,14 +434,7 @@ async def test_return_restocks_the_warehouses_a_split_order_shipped_from(
     )
     assert shipped.status_code == 201, shipped.text
     assert (await o.post(f"/v1/orders/{oid}/delivery", headers=ops)).status_code == 200
-    rma = await o.post(
-        f"/v1/orders/{oid}/returns",
-        json={"lines": [{"sku": sku, "quantity": 4}], "reason": "too many"},
-        headers={**headers, **key()},
-    )
-    assert rma.status_code == 201, rma.text
-    rid = rma.json()["return_id"]
-    assert (await o.post(f"/v1/returns/{rid}/approve", headers=ops)).status_code == 200
+    rid = await _approved_return(o, oid, sku, 4, "too many", headers, ops)
     received = await o.post(
         f"/v1/returns/{rid}/receive",
         json={

@@ -11,7 +11,7 @@ import grpc
 import httpx
 import jwt
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -27,6 +27,25 @@ PAN = "4111111111111111"
 
 def _verifier(**settings: Any) -> TokenVerifier:
     return TokenVerifier(CommonSettings(jwt_secret=SECRET, env="test", **settings))
+
+
+async def _always_ready() -> dict[str, Any]:
+    return {"status": "ready", "ready": True, "checks": {"database": True}}
+
+
+def _platform_app(router: APIRouter) -> FastAPI:
+    """The platform app (middleware, error handlers) around one test router."""
+    return create_app(
+        service="unit",
+        title="t",
+        description="d",
+        version="1",
+        verifier=_verifier(),
+        readiness=_always_ready,
+        routers=[router],
+        max_body_bytes=65536,
+        rate_limit_per_minute=10_000,
+    )
 
 
 def _signed(role: str, *, lifetime: int, issued_ago: int = 0, **drop: bool) -> str:
@@ -94,20 +113,7 @@ def _app() -> Any:
     async def get_thing(thing_id: str, caller: AnyCaller, q: str = "") -> Any:
         return {"id": thing_id, "q": q}
 
-    async def ready() -> dict[str, bool]:
-        return {"db": True}
-
-    app = create_app(
-        service="unit",
-        title="t",
-        description="d",
-        version="1",
-        verifier=_verifier(),
-        readiness=ready,
-        routers=[router],
-        max_body_bytes=65536,
-        rate_limit_per_minute=10_000,
-    )
+    app = _platform_app(router)
     app.state.stored = stored
     return app
 
@@ -365,20 +371,7 @@ async def test_rest_answers_422_when_the_database_refuses_a_value() -> None:
     async def overflow(caller: AnyCaller) -> Any:
         raise asyncpg.exceptions.NumericValueOutOfRangeError("integer out of range")
 
-    async def ready() -> dict[str, bool]:
-        return {"db": True}
-
-    app = create_app(
-        service="unit",
-        title="t",
-        description="d",
-        version="1",
-        verifier=_verifier(),
-        readiness=ready,
-        routers=[router],
-        max_body_bytes=65536,
-        rate_limit_per_minute=10_000,
-    )
+    app = _platform_app(router)
     async with await _client(app) as client:
         resp = await client.get("/v1/overflow", headers=_auth())
     assert resp.status_code == 422, resp.text
