@@ -21,6 +21,7 @@ from bench.common import Row, row
 from ecomops_platform.db import Database, outbox_table, platform_metadata
 from ecomops_platform.events import cloudevent_headers, create_topics, make_producer
 from ecomops_platform.outbox import OutboxRelay
+from ecomops_platform.producer import ResilientProducer
 from ecomops_platform.settings import CommonSettings
 
 TOPIC = "ecomops.bench.v1"
@@ -89,7 +90,10 @@ async def outbox_relay() -> float:
     ]
     async with db.engine.begin() as conn:
         await conn.execute(sa.insert(outbox_table), rows)
-    producer = make_producer(CommonSettings(), "bench-outbox")
+    # The relay's own producer, as every service runs it (same settings as the raw baseline).
+    producer = ResilientProducer(
+        lambda: make_producer(CommonSettings(), "bench-outbox"), service="bench"
+    )
     await producer.start()
     relay = OutboxRelay(db, producer, "bench")
     try:

@@ -25,6 +25,7 @@ from .cards import PAYLOAD_DROPPED_HEADER, CardNumberInEvent, screen_event
 from .db import Database, UnitOfWork, inbox_table, utcnow
 from .errors import is_transient
 from .events import Envelope, PoisonMessage, decode_event, dlq_topic, kafka_client_options
+from .producer import ResilientProducer
 from .settings import CommonSettings
 
 log = logging.getLogger("ecomops.consumer")
@@ -56,7 +57,7 @@ class ConsumerRunner:
         service: str,
         settings: CommonSettings,
         db: Database,
-        producer: Any,
+        producer: ResilientProducer,
         subscription: Subscription,
         max_attempts: int = 5,
         base_backoff: float = 0.2,
@@ -282,17 +283,13 @@ class ConsumerRunner:
                     headers=headers,
                 )
                 await asyncio.wait_for(fut, timeout=30)
-                report_success = getattr(self.producer, "report_success", None)
-                if report_success is not None:
-                    report_success()
+                self.producer.report_success()
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as send_exc:  # noqa: BLE001 - the offset must not move until the DLQ has it
                 log.warning("could not write to the DLQ yet: %s", send_exc)
-                report_failure = getattr(self.producer, "report_failure", None)
-                if report_failure is not None:
-                    await report_failure(send_exc)
+                await self.producer.report_failure(send_exc)
                 await asyncio.sleep(1)
         metrics.events_dead_lettered_total.labels(self.service, msg.topic).inc()
         metrics.dlq_messages_total.labels(self.service, dlq_topic(msg.topic)).inc()

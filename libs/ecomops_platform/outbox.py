@@ -19,12 +19,12 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from typing import Any
 
 import sqlalchemy as sa
 
 from . import metrics
 from .db import Database, outbox_table, utcnow
+from .producer import ResilientProducer
 
 log = logging.getLogger("ecomops.outbox")
 
@@ -33,7 +33,7 @@ class OutboxRelay:
     def __init__(
         self,
         db: Database,
-        producer: Any,
+        producer: ResilientProducer,
         service: str,
         *,
         poll_interval: float = 0.1,
@@ -73,9 +73,8 @@ class OutboxRelay:
                     type(exc).__name__,
                     exc,
                 )
-                report = getattr(self._producer, "report_failure", None)
-                if report is not None and not _is_database_error(exc):
-                    await report(exc)
+                if not _is_database_error(exc):
+                    await self._producer.report_failure(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
@@ -111,9 +110,7 @@ class OutboxRelay:
                     )
                 )
             await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
-            report_success = getattr(self._producer, "report_success", None)
-            if report_success is not None:
-                report_success()
+            self._producer.report_success()
             await session.execute(
                 sa.update(outbox_table)
                 .where(outbox_table.c.id.in_([r.id for r in rows]))
