@@ -1,3 +1,3 @@
-"""Root conftest: the shared test fixtures live in ecomops_platform.testing."""
+"""Root conftest: the shared test fixtures live in the test-only package ecomops_testing."""
 
-pytest_plugins = ["ecomops_platform.testing"]
+pytest_plugins = ["ecomops_testing.plugin"]

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ecomops_platform.migrations import upgrade_async
-from ecomops_platform.testing import unique
+from ecomops_testing import unique
 from inventory_service.bootstrap import create_service
 from inventory_service.domain.models import AdjustmentReason, Line, SkuStatus
 from inventory_service.service_layer import handlers as h
@@ -70,7 +70,7 @@ async def _setup_sku(svc: Any, units: int) -> str:
 _LOAD_SCRIPT = r"""
 import asyncio, json, sys, time, uuid
 import httpx
-from ecomops_platform.testing import token
+from ecomops_testing import token
 
 base, sku, clients, per_client = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 

@@ -104,7 +104,7 @@ BARE_SERVER = (
 @contextlib.asynccontextmanager
 async def bare_subprocess() -> AsyncIterator[int]:
     """The bare FastAPI app under uvicorn in its own process, like the services."""
-    from ecomops_platform.testing import free_port
+    from ecomops_testing import free_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -300,7 +300,7 @@ def _fixtures() -> Any:
 
 
 def _auth(subject: str, role: str) -> dict[str, str]:
-    from ecomops_platform.testing import token
+    from ecomops_testing import token
 
     return {"Authorization": f"Bearer {token(subject, role, ttl=3600)}"}
 

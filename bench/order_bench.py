@@ -34,7 +34,7 @@ import httpx
 from bench.common import Row, closed_loop, percentile, row
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, ensure_database, skip_to_end, token, unique
+from ecomops_testing import bearer, ensure_database, skip_to_end, token, unique
 
 SEED = 20261124
 CONCURRENCY = 8

@@ -46,7 +46,7 @@ def ecomops_exe() -> str:
 
 def load_stack_env() -> None:
     """The stack's settings in os.environ (same rules as the platform's test plugin)."""
-    from ecomops_platform.testing import load_test_env
+    from ecomops_testing import load_test_env
 
     load_test_env()
 

@@ -28,7 +28,7 @@ from ecomops.order.v1 import events_pb2 as _order_events  # noqa: F401
 from ecomops.pricing.v1 import events_pb2 as _pricing_events  # noqa: F401
 from ecomops.recommendation.v1 import events_pb2 as _recommendation_events  # noqa: F401
 from ecomops.risk.v1 import events_pb2 as _risk_events  # noqa: F401
-from ecomops_platform.testing import token
+from ecomops_testing import token
 
 
 @pytest.fixture(scope="session")
@@ -198,7 +198,7 @@ async def read_topic(
 async def wait_until(
     check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.2
 ) -> Any:
-    from ecomops_platform.testing import eventually
+    from ecomops_testing import eventually
 
     return await eventually(check, timeout=timeout, interval=interval)
 

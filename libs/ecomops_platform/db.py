@@ -8,7 +8,10 @@ Idempotency-Key, written in the business transaction).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+import zlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -23,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from . import tracing
+from .ports import IdempotencyStore
+from .topics import service_topic
 
 
 def utcnow() -> datetime:
@@ -104,6 +109,28 @@ class Database:
         await self.engine.dispose()
 
 
+def singleton_lock_id(name: str) -> int:
+    return zlib.crc32(f"ecomops-singleton-{name}".encode())
+
+
+@contextlib.asynccontextmanager
+async def singleton(db: Database, name: str) -> AsyncIterator[bool]:
+    """Run something in one replica at a time: yields True while this process holds the
+    session advisory lock named ``name`` (on a connection of its own, released on exit), False
+    when another replica holds it (skip this round). A killed holder's lock goes with its
+    connection, so a crash never wedges the job."""
+    lock_id = singleton_lock_id(name)
+    async with db.engine.connect() as conn:
+        got = bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(lock_id))))
+        await conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                await conn.execute(sa.select(sa.func.pg_advisory_unlock(lock_id)))
+                await conn.commit()
+
+
 class UnitOfWork:
     """One transaction: state changes and the events they raise commit together.
 
@@ -115,7 +142,7 @@ class UnitOfWork:
     def __init__(self, db: Database, service: str) -> None:
         self._db = db
         self.service = service
-        self.topic = f"ecomops.{service}.v1"
+        self.topic = service_topic(service)
         self._session: AsyncSession | None = None
         self._depth = 0
         self.committed = False
@@ -162,6 +189,13 @@ class UnitOfWork:
     async def rollback(self) -> None:
         await self.session.rollback()
         await self.session.begin()
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        """The Idempotency-Key store of this transaction (the message bus claims keys here)."""
+        from .idempotency import SqlIdempotencyStore
+
+        return SqlIdempotencyStore(self.session)
 
     def add_event(
         self,

@@ -1,15 +1,16 @@
 """Errors a service raises to its callers, transport-neutral.
 
-REST maps them to RFC 9457 problem documents, gRPC to a status code with the same document in
-the trailing metadata (key ``ecomops-problem``) so that clients can read structured details
+An error names its kind with an HTTP-style ``status`` (the vocabulary every reader knows) and a
+stable ``code``; it imports no transport. The two mappings live once each in the platform: REST
+(`ecomops_platform.rest`) turns an error into an RFC 9457 problem document, gRPC
+(:func:`ecomops_platform.grpc_server.grpc_code_of`) into a status code with the same document in
+the trailing metadata (key ``ecomops-problem``), so that clients can read structured details
 such as ``shortages``.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import grpc
 
 PROBLEM_BASE = "https://ecomops.dev/problems/"
 
@@ -18,7 +19,6 @@ class ServiceError(Exception):
     """Base of every error that is the caller's to handle (never a 500)."""
 
     status: int = 400
-    grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
     code: str = "bad-request"
     title: str = "Bad request"
 
@@ -61,62 +61,53 @@ class BadRequest(ServiceError):
 
 class Unauthenticated(ServiceError):
     status = 401
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
     code = "unauthenticated"
     title = "Authentication required"
 
 
 class PaymentRequired(ServiceError):
     status = 402
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     code = "payment-declined"
     title = "Payment declined"
 
 
 class Forbidden(ServiceError):
     status = 403
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
     code = "forbidden"
     title = "Forbidden"
 
 
 class NotFound(ServiceError):
     status = 404
-    grpc_code = grpc.StatusCode.NOT_FOUND
     code = "not-found"
     title = "Not found"
 
 
 class Conflict(ServiceError):
     status = 409
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     code = "conflict"
     title = "Conflict"
 
 
 class AlreadyInProgress(Conflict):
-    grpc_code = grpc.StatusCode.ABORTED
     code = "request-in-progress"
     title = "A request with this Idempotency-Key is in progress"
 
 
 class PayloadTooLarge(ServiceError):
     status = 413
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "payload-too-large"
     title = "Payload too large"
 
 
 class Unprocessable(ServiceError):
     status = 422
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
     code = "validation-error"
     title = "Unprocessable request"
 
 
 class RateLimited(ServiceError):
     status = 429
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "rate-limited"
     title = "Too many requests"
 
@@ -125,7 +116,6 @@ class DependencyUnavailable(ServiceError):
     """A dependency (database, another service) cannot answer now; the caller may retry."""
 
     status = 503
-    grpc_code = grpc.StatusCode.UNAVAILABLE
     code = "dependency-unavailable"
     title = "Service temporarily unavailable"
 

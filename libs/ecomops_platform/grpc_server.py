@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,48 @@ from grpc_reflection.v1alpha import reflection
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
+from .bus import Message
 from .cards import card_number_refused, message_has_card_number
 from .errors import (
     BAD_INPUT_DETAIL,
+    AlreadyInProgress,
     ServiceError,
     Unauthenticated,
     Unprocessable,
     is_bad_input,
     is_transient,
 )
+from .timestamps import to_datetime as to_datetime
 
 log = logging.getLogger("ecomops.grpc")
 
 PROBLEM_METADATA_KEY = "ecomops-problem"
 UNAUTHENTICATED_METHODS_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 DEFAULT_MAX_DEADLINE = 30.0
+
+
+#: The one mapping of an error's kind to a gRPC status (REST uses ``status`` itself).
+_GRPC_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    402: grpc.StatusCode.FAILED_PRECONDITION,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.FAILED_PRECONDITION,
+    410: grpc.StatusCode.FAILED_PRECONDITION,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def grpc_code_of(error: ServiceError) -> grpc.StatusCode:
+    """The gRPC status of a service error: by its kind; a concurrent duplicate of an
+    idempotent request is ABORTED (retry), not a failed precondition."""
+    if isinstance(error, AlreadyInProgress):
+        return grpc.StatusCode.ABORTED
+    return _GRPC_CODES.get(error.status, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 def caller() -> Caller:
@@ -77,26 +103,6 @@ def _refuse_nul_strings(message: Any, path: str = "") -> None:
                 raise Unprocessable(f"{name} contains a NUL character")
             if hasattr(item, "ListFields"):
                 _refuse_nul_strings(item, f"{name}.")
-
-
-# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z … 9999-12-31T23:59:59Z.
-TIMESTAMP_MIN_SECONDS = -62_135_596_800
-TIMESTAMP_MAX_SECONDS = 253_402_300_799
-
-
-def to_datetime(stamp: Any, name: str) -> datetime:
-    """A ``google.protobuf.Timestamp`` as an aware UTC datetime; out of the Timestamp range (or
-    nanos outside 0 … 999,999,999) → INVALID_ARGUMENT naming the field, never INTERNAL."""
-    seconds, nanos = int(stamp.seconds), int(stamp.nanos)
-    if not (TIMESTAMP_MIN_SECONDS <= seconds <= TIMESTAMP_MAX_SECONDS and 0 <= nanos < 10**9):
-        raise Unprocessable(
-            f"{name} is not a valid timestamp: seconds must be in "
-            f"[{TIMESTAMP_MIN_SECONDS}, {TIMESTAMP_MAX_SECONDS}] and nanos in [0, 999999999]",
-            code="invalid-time",
-            field=name,
-        )
-    value: datetime = stamp.ToDatetime(tzinfo=UTC)
-    return value
 
 
 class _Undecodable:
@@ -207,11 +213,11 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         budget = max_deadline if remaining is None else min(remaining, max_deadline)
                         return await asyncio.wait_for(inner(request, context), timeout=budget)
                     except ServiceError as exc:
-                        code = exc.grpc_code
+                        code = grpc_code_of(exc)
                         context.set_trailing_metadata(
                             ((PROBLEM_METADATA_KEY, _problem_metadata(exc)),)
                         )
-                        await context.abort(exc.grpc_code, _bounded(exc.detail))
+                        await context.abort(code, _bounded(exc.detail))
                     except TimeoutError:
                         code = grpc.StatusCode.DEADLINE_EXCEEDED
                         await context.abort(code, "deadline exceeded")
@@ -305,3 +311,9 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+
+
+def caller_for(message_type: type[Message[Any]]) -> Caller:
+    """The verified caller of the current RPC, refused (PERMISSION_DENIED) unless its role is
+    one the message declares — checked before the request is decoded; the bus checks again."""
+    return authorize(*message_type.roles)

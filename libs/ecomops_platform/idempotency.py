@@ -9,50 +9,19 @@ on the uncommitted row; a short lock timeout turns that wait into 409.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .db import UnitOfWork, idempotency_table, utcnow
-from .errors import AlreadyInProgress, BadRequest, Unprocessable
+from .errors import AlreadyInProgress, Unprocessable
+from .ports import MAX_KEY_LENGTH, StoredResponse, check_key, fingerprint
 
-MAX_KEY_LENGTH = 255
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    status_code: int
-    body: Any
-    replayed: bool
-
-
-def fingerprint(operation: str, payload: Any) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
-
-
-def check_key(key: str | None, *, required: bool = True) -> str | None:
-    if key is None or key == "":
-        if required:
-            raise BadRequest(
-                "this request creates something and needs an Idempotency-Key header",
-                code="idempotency-key-missing",
-                title="Idempotency-Key required",
-            )
-        return None
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters",
-            code="idempotency-key-invalid",
-            title="Invalid Idempotency-Key",
-        )
-    return key
+__all__ = ["MAX_KEY_LENGTH", "SqlIdempotencyStore", "StoredResponse", "check_key", "fingerprint"]
 
 
 def _lock_timeout(exc: DBAPIError) -> bool:
@@ -63,32 +32,28 @@ def _lock_timeout(exc: DBAPIError) -> bool:
     return sqlstate == "55P03" or "lock timeout" in str(exc).lower()
 
 
-async def run_idempotent(
-    uow: UnitOfWork,
-    *,
-    caller: str,
-    operation: str,
-    key: str,
-    payload: Any,
-    action: Callable[[], Awaitable[tuple[int, Any]]],
-    lock_timeout_ms: int = 250,
-) -> StoredResponse:
-    """Run ``action`` once per (caller, operation, key); replay its response afterwards.
+class SqlIdempotencyStore:
+    """The :class:`~ecomops_platform.ports.IdempotencyStore` of a unit of work's session."""
 
-    ``action`` runs inside ``uow`` (already open or opened here) and returns (status, body),
-    where body is JSON-serialisable. Errors it raises roll everything back and store nothing.
-    """
-    fp = fingerprint(operation, payload)
-    async with uow:
-        session = uow.session
-        where = sa.and_(
+    def __init__(self, session: AsyncSession, *, lock_timeout_ms: int = 250) -> None:
+        self._session = session
+        self._lock_timeout_ms = int(lock_timeout_ms)
+
+    @staticmethod
+    def _where(caller: str, operation: str, key: str) -> Any:
+        return sa.and_(
             idempotency_table.c.caller == caller,
             idempotency_table.c.operation == operation,
             idempotency_table.c.key == key,
         )
+
+    async def claim(
+        self, *, caller: str, operation: str, key: str, fingerprint: str
+    ) -> StoredResponse | None:
+        session = self._session
         # Claim first (one round trip in the common case); a concurrent duplicate blocks on the
         # uncommitted row, and the short lock timeout turns that wait into 409.
-        await session.execute(sa.text(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'"))
+        await session.execute(sa.text(f"SET LOCAL lock_timeout = '{self._lock_timeout_ms}ms'"))
         try:
             inserted = await session.execute(
                 pg_insert(idempotency_table)
@@ -96,7 +61,7 @@ async def run_idempotent(
                     caller=caller,
                     operation=operation,
                     key=key,
-                    fingerprint=fp,
+                    fingerprint=fingerprint,
                     status_code=0,
                     body={},
                     created_at=utcnow(),
@@ -113,18 +78,56 @@ async def run_idempotent(
             raise
         await session.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
         if inserted.first() is not None:
-            status, body = await action()
+            return None
+        existing = (
             await session.execute(
-                sa.update(idempotency_table).where(where).values(status_code=status, body=body)
+                sa.select(idempotency_table).where(self._where(caller, operation, key))
             )
-            await uow.commit()
-            return StoredResponse(status, body, replayed=False)
-        existing = (await session.execute(sa.select(idempotency_table).where(where))).first()
+        ).first()
         assert existing is not None
-        if existing.fingerprint != fp:
+        if existing.fingerprint != fingerprint:
             raise Unprocessable(
                 "this Idempotency-Key was already used with a different request body",
                 code="idempotency-key-reused",
                 title="Idempotency-Key reused with another request",
             )
         return StoredResponse(existing.status_code, existing.body, replayed=True)
+
+    async def store(
+        self, *, caller: str, operation: str, key: str, status_code: int, body: Any
+    ) -> None:
+        await self._session.execute(
+            sa.update(idempotency_table)
+            .where(self._where(caller, operation, key))
+            .values(status_code=status_code, body=body)
+        )
+
+
+async def run_idempotent(
+    uow: UnitOfWork,
+    *,
+    caller: str,
+    operation: str,
+    key: str,
+    payload: Any,
+    action: Callable[[], Awaitable[tuple[int, Any]]],
+    lock_timeout_ms: int = 250,
+) -> StoredResponse:
+    """Run ``action`` once per (caller, operation, key); replay its response afterwards.
+
+    ``action`` runs inside ``uow`` (already open or opened here) and returns (status, body),
+    where body is JSON-serialisable. Errors it raises roll everything back and store nothing.
+    (The message bus does the same for commands declared ``idempotent``.)
+    """
+    fp = fingerprint(operation, payload)
+    async with uow:
+        store = SqlIdempotencyStore(uow.session, lock_timeout_ms=lock_timeout_ms)
+        existing = await store.claim(caller=caller, operation=operation, key=key, fingerprint=fp)
+        if existing is not None:
+            return existing
+        status, body = await action()
+        await store.store(
+            caller=caller, operation=operation, key=key, status_code=status, body=body
+        )
+        await uow.commit()
+        return StoredResponse(status, body, replayed=False)

@@ -1,25 +1,39 @@
-"""The five services: names, default ports, and how to load one (by its import root)."""
+"""The services this installation has, found through the ``ecomops.services`` entry points.
+
+Each service names its ``bootstrap`` module in ``pyproject.toml``::
+
+    [project.entry-points."ecomops.services"]
+    order = "order_service.bootstrap:SPEC"
+
+``SPEC`` being the service's :class:`~ecomops_platform.spec.ServiceSpec`. Names are read
+from the installed metadata without importing anything; a service's code is imported only when
+it is needed (``serve``, ``migrate``, its ports for the URL table).
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .runtime import Service
+    from .spec import ServiceSpec
+
+GROUP = "ecomops.services"
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceInfo:
     name: str
-    http_port: int
-    grpc_port: int
+    #: The module exporting the spec (``<name>_service.bootstrap``) and the spec's name there.
+    module: str
+    attribute: str = "SPEC"
 
     @property
     def package(self) -> str:
-        return f"{self.name}_service"
+        return self.module.split(".", 1)[0]
 
     @property
     def env_prefix(self) -> str:
@@ -29,38 +43,78 @@ class ServiceInfo:
     def database(self) -> str:
         return f"ecomops_{self.name}"
 
+    @property
+    def spec(self) -> ServiceSpec[Any, Any]:
+        spec: ServiceSpec[Any, Any] = getattr(importlib.import_module(self.module), self.attribute)
+        if spec.name != self.name:
+            raise SystemExit(f"entry point {self.name!r} names a spec called {spec.name!r}")
+        return spec
 
-SERVICES: dict[str, ServiceInfo] = {
-    info.name: info
-    for info in (
-        ServiceInfo("order", 8001, 9001),
-        ServiceInfo("inventory", 8002, 9002),
-        ServiceInfo("pricing", 8003, 9003),
-        ServiceInfo("recommendation", 8004, 9004),
-        ServiceInfo("risk", 8005, 9005),
-    )
-}
+    @property
+    def http_port(self) -> int:
+        return self._port("http_port")
+
+    @property
+    def grpc_port(self) -> int:
+        return self._port("grpc_port")
+
+    def _port(self, field: str) -> int:
+        module = importlib.import_module(self.module)
+        if not hasattr(module, self.attribute):  # TRANSITION, see _legacy
+            from .settings import ServiceSettings
+
+            settings_module = importlib.import_module(f"{self.package}.settings")
+            cls = next(
+                v
+                for v in vars(settings_module).values()
+                if isinstance(v, type)
+                and issubclass(v, ServiceSettings)
+                and v is not ServiceSettings
+            )
+            return int(cls.model_fields[field].default)
+        return int(self.spec.settings.model_fields[field].default)
+
+
+def _discover() -> dict[str, ServiceInfo]:
+    found: dict[str, ServiceInfo] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in found:
+            raise SystemExit(f"two services are called {ep.name!r} ({ep.value}, {found[ep.name]})")
+        found[ep.name] = ServiceInfo(ep.name, ep.module, ep.attr or "SPEC")
+    return found
+
+
+SERVICES: dict[str, ServiceInfo] = _discover()
 
 
 def implemented() -> list[str]:
-    """Services whose package has a bootstrap module (the others are not built yet)."""
-    return [
-        name
-        for name, info in SERVICES.items()
-        if importlib.util.find_spec(info.package) is not None
-        and importlib.util.find_spec(f"{info.package}.bootstrap") is not None
-    ]
+    """Every installed service, in the order of the entry points."""
+    return list(SERVICES)
+
+
+def info(name: str) -> ServiceInfo:
+    if name not in SERVICES:
+        raise SystemExit(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
+    return SERVICES[name]
+
+
+def _legacy(name: str) -> Any:
+    """TRANSITION (removed once every service exports SPEC): a bootstrap module that still
+    has ``create_service`` / ``load_settings`` instead of a spec."""
+    module = importlib.import_module(info(name).module)
+    return None if hasattr(module, info(name).attribute) else module
 
 
 def load(name: str) -> Service:
-    if name not in SERVICES:
-        raise SystemExit(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
-    module = importlib.import_module(f"{SERVICES[name].package}.bootstrap")
-    service: Service = module.create_service()
-    return service
+    legacy = _legacy(name)
+    if legacy is not None:
+        service: Service = legacy.create_service()
+        return service
+    return info(name).spec.create()
 
 
 def database_url(name: str) -> str:
-    module = importlib.import_module(f"{SERVICES[name].package}.bootstrap")
-    settings = module.load_settings()
-    return str(settings.database_url)
+    legacy = _legacy(name)
+    if legacy is not None:
+        return str(legacy.load_settings().database_url)
+    return str(info(name).spec.load_settings().database_url)

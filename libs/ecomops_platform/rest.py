@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
+from .bus import Message, Outcome
 from .cards import CARD_NUMBER_CODE
 from .errors import (
     BAD_INPUT_DETAIL,
@@ -33,9 +34,11 @@ from .errors import (
     is_bad_input,
     is_transient,
 )
-from .idempotency import check_key
 from .middleware import BodyLimitMiddleware, ScreenMiddleware
+from .ports import check_key
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, problem_response
+
+R = TypeVar("R")
 
 log = logging.getLogger("ecomops.rest")
 
@@ -363,3 +366,17 @@ def stored_json(status_code: int, body: Any, *, replayed: bool) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     media = PROBLEM_MEDIA_TYPE if status_code >= 400 else "application/json"
     return JSONResponse(body, status_code=status_code, headers=headers, media_type=media)
+
+
+def allowed(message_type: type[Message[Any]]) -> Any:
+    """The caller of a route, refused (403) unless its role is one the message declares —
+    checked before the body is read, as the bus checks it again."""
+    return require(*message_type.roles)
+
+
+def replayed(outcome: Outcome[R], response: Response) -> R:
+    """The result of a bus call; a replay for a repeated Idempotency-Key says so in the
+    ``Idempotent-Replayed`` header."""
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return outcome.result

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from . import metrics
-from .db import Database, idempotency_table, inbox_table, outbox_table, utcnow
+from .db import Database, idempotency_table, inbox_table, outbox_table, singleton, utcnow
 from .settings import CommonSettings
 
 log = logging.getLogger("ecomops.retention")
@@ -45,10 +44,6 @@ class RetentionPolicy:
             idempotency_seconds=settings.retention_idempotency_seconds,
             batch_size=settings.retention_batch_size,
         )
-
-
-def _lock_id(service: str) -> int:
-    return zlib.crc32(f"ecomops-retention-{service}".encode())
 
 
 def _outbox_batch(cutoff: datetime, batch: int) -> sa.Delete:
@@ -99,26 +94,20 @@ async def purge_expired(
         ),
     }
     deleted = dict.fromkeys(plan, 0)
-    async with db.engine.connect() as lock_conn:
-        got = await lock_conn.scalar(sa.select(sa.func.pg_try_advisory_lock(_lock_id(service))))
-        await lock_conn.commit()
+    async with singleton(db, f"retention-{service}") as got:
         if not got:
             return None
-        try:
-            for table, (statement, cutoff) in plan.items():
-                while True:
-                    async with db.sessions() as session, session.begin():
-                        result = await session.execute(statement(cutoff, policy.batch_size))
-                        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-                    if count:
-                        deleted[table] += count
-                        metrics.retention_purged_rows_total.labels(service, table).inc(count)
-                    if count < policy.batch_size:
-                        break
-                    await asyncio.sleep(policy.pause_between_batches)
-        finally:
-            await lock_conn.execute(sa.select(sa.func.pg_advisory_unlock(_lock_id(service))))
-            await lock_conn.commit()
+        for table, (statement, cutoff) in plan.items():
+            while True:
+                async with db.sessions() as session, session.begin():
+                    result = await session.execute(statement(cutoff, policy.batch_size))
+                    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                if count:
+                    deleted[table] += count
+                    metrics.retention_purged_rows_total.labels(service, table).inc(count)
+                if count < policy.batch_size:
+                    break
+                await asyncio.sleep(policy.pause_between_batches)
     if any(deleted.values()):
         log.info("retention for %s deleted %s", service, deleted)
     return deleted

@@ -21,8 +21,9 @@ from fastapi import APIRouter, FastAPI
 
 from . import metrics
 from .auth import ServiceTokenSource, TokenVerifier
+from .bus import MessageBus
 from .consumer import ConsumerRunner, EventHandler, Subscription
-from .db import Database, UnitOfWork
+from .db import Database, UnitOfWork, singleton
 from .events import make_producer
 from .grpc_server import GrpcServer
 from .logging import configure_logging
@@ -31,6 +32,7 @@ from .producer import ResilientProducer
 from .rest import create_app
 from .retention import RetentionPolicy, purge_expired
 from .settings import CommonSettings, ServiceSettings
+from .topics import service_topic
 from .tracing import configure_tracing
 
 log = logging.getLogger("ecomops.runtime")
@@ -43,6 +45,8 @@ class PeriodicJob:
     name: str
     interval: float
     run: Callable[[], Awaitable[Any]]
+    #: One replica at a time (a session advisory lock named after the service and the job).
+    singleton: bool = False
 
 
 class _QuietServer(uvicorn.Server):
@@ -64,6 +68,7 @@ class Service:
         description: str,
         version: str = "0.1.0",
         grpc_service_names: Sequence[str] = (),
+        unit_of_work: Callable[[Database, str], UnitOfWork] = UnitOfWork,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -74,7 +79,10 @@ class Service:
         self.grpc_service_names = list(grpc_service_names)
         self.verifier = TokenVerifier(self.common)
         self.service_token = ServiceTokenSource(self.common, name)
-        self.topic = f"ecomops.{name}.v1"
+        self.topic = service_topic(name)
+        self._unit_of_work = unit_of_work
+        #: The message bus, when the service was built from a ServiceSpec.
+        self.bus: MessageBus[Any, Any] | None = None
         self._routers: list[APIRouter] = []
         self._grpc_registrars: list[Callable[[grpc.aio.Server], None]] = []
         self._subscriptions: list[Subscription] = []
@@ -109,8 +117,17 @@ class Service:
     ) -> None:
         self._subscriptions.append(Subscription(list(topics), dict(handlers), name))
 
-    def every(self, seconds: float, name: str, job: Callable[[], Awaitable[Any]]) -> None:
-        self._periodic.append(PeriodicJob(name, seconds, job))
+    def every(
+        self,
+        seconds: float,
+        name: str,
+        job: Callable[[], Awaitable[Any]],
+        *,
+        singleton: bool = False,
+    ) -> None:
+        """Run ``job`` every ``seconds``; a ``singleton`` job runs in one replica at a time
+        (the others skip the round)."""
+        self._periodic.append(PeriodicJob(name, seconds, job, singleton))
 
     def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_start.append(hook)
@@ -126,7 +143,7 @@ class Service:
         return self._db
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.name)
+        return self._unit_of_work(self.db, self.name)
 
     def build_app(self) -> FastAPI:
         if self.app is None:
@@ -309,7 +326,12 @@ class Service:
     async def _run_periodic(self, job: PeriodicJob) -> None:
         while True:
             try:
-                await job.run()
+                if job.singleton:
+                    async with singleton(self.db, f"{self.name}-{job.name}") as mine:
+                        if mine:
+                            await job.run()
+                else:
+                    await job.run()
             except asyncio.CancelledError:
                 raise
             except Exception:

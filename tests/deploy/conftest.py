@@ -112,7 +112,7 @@ def deploy_databases() -> Any:
     import uuid
 
     from ecomops_platform import registry
-    from ecomops_platform.testing import ensure_database, load_test_env
+    from ecomops_testing import ensure_database, load_test_env
 
     load_test_env()
     suffix = uuid.uuid4().hex[:8]

@@ -186,7 +186,7 @@ def served(
     migrated: dict[str, list[str]],
     tmp_path: Path,
 ) -> Iterator[Callable[[str], tuple[shipped.Started, shipped.Workload]]]:
-    from ecomops_platform.testing import free_port
+    from ecomops_testing import free_port
 
     started: list[shipped.Started] = []
 

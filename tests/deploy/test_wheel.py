@@ -216,7 +216,7 @@ def served(
     started: list[shipped.Started] = []
 
     def serve(svc: str) -> tuple[shipped.Started, shipped.Workload]:
-        from ecomops_platform.testing import free_port
+        from ecomops_testing import free_port
 
         deployment = chart[(svc, "Deployment")]
         entry = shipped.dockerfile_entrypoint()

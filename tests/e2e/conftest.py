@@ -23,7 +23,7 @@ import pytest
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import bearer, ensure_database, eventually, skip_to_end, unique
+from ecomops_testing import bearer, ensure_database, eventually, skip_to_end, unique
 
 SERVICES = ("inventory", "pricing", "risk", "order")
 WAREHOUSE = "e2e-wh"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ecomops_platform.testing import bearer, eventually, unique
+from ecomops_testing import bearer, eventually, unique
 
 pytestmark = pytest.mark.integration
 

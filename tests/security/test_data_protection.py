@@ -19,7 +19,7 @@ from proof_fixtures import customer, idem, pg_dsn, read_topic
 
 from ecomops.order.v1 import order_service_pb2 as ord_pb
 from ecomops.order.v1 import order_service_pb2_grpc as ord_grpc
-from ecomops_platform.testing import token
+from ecomops_testing import token
 
 pytestmark = pytest.mark.integration
 

@@ -43,7 +43,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message_factory
 from proof_fixtures import auth, grpc_methods, grpc_service_name, load_openapi
 
-from ecomops_platform.testing import token
+from ecomops_testing import token
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from ecomops.order.v1 import order_service_pb2 as order_pb
 from ecomops.order.v1 import order_service_pb2_grpc as order_grpc
 from ecomops.risk.v1 import risk_service_pb2 as risk_pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as risk_grpc
-from ecomops_platform.testing import token
+from ecomops_testing import token
 
 pytestmark = pytest.mark.integration
 

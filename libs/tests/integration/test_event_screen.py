@@ -20,7 +20,7 @@ from ecomops_platform.events import (
     make_producer,
 )
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import eventually
+from ecomops_testing import eventually
 
 from .conftest import PROBE_TOPIC, applied
 

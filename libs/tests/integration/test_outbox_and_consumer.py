@@ -17,7 +17,7 @@ from ecomops_platform.db import Database, UnitOfWork, outbox_table
 from ecomops_platform.errors import Conflict
 from ecomops_platform.events import cloudevent_headers, kafka_client_options, make_producer
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import eventually
+from ecomops_testing import eventually
 
 from .conftest import PROBE_TOPIC, NoteIn, applied, build_probe_service, create_note, notes
 
@@ -176,7 +176,7 @@ async def test_writes_succeed_while_the_broker_is_down_and_events_follow_in_orde
 ) -> None:
     import httpx
 
-    from ecomops_platform.testing import bearer
+    from ecomops_testing import bearer
 
     key_prefix = uuid.uuid4().hex[:8]
     await asyncio.to_thread(_kafka, "stop")

@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from ecomops_platform.testing import bearer, token
+from ecomops_testing import bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +199,7 @@ async def test_grpc_health_and_reflection_answer_without_a_token(probe_service) 
             resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
-        from ecomops_platform.testing import eventually
+        from ecomops_testing import eventually
 
         await eventually(serving, timeout=15)
         refl = reflection_pb2_grpc.ServerReflectionStub(channel)

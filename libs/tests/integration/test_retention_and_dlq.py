@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import uuid
-import zlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,10 +19,11 @@ from ecomops_platform.db import (
     idempotency_table,
     inbox_table,
     outbox_table,
+    singleton_lock_id,
     utcnow,
 )
 from ecomops_platform.retention import RetentionPolicy, purge_expired
-from ecomops_platform.testing import eventually
+from ecomops_testing import eventually
 
 from .conftest import PROBE_TOPIC, applied
 from .test_outbox_and_consumer import _count, _headers, _send_raw
@@ -114,7 +114,7 @@ async def test_retention_deletes_by_age_per_table_and_never_an_unpublished_event
 async def test_retention_is_a_singleton_across_replicas(probe_db: str) -> None:
     db = Database(probe_db)
     try:
-        lock_id = zlib.crc32(b"ecomops-retention-probe")
+        lock_id = singleton_lock_id("retention-probe")
         async with db.engine.connect() as other_replica:
             await other_replica.execute(sa.select(sa.func.pg_advisory_lock(lock_id)))
             assert await purge_expired(db, "probe") is None  # skipped, not waiting

@@ -15,7 +15,7 @@ from ecomops_platform.auth import TokenVerifier
 from ecomops_platform.grpc_client import client_tls, make_channel
 from ecomops_platform.grpc_server import GrpcServer
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import TlsFiles
+from ecomops_testing import TlsFiles
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 

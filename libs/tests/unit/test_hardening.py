@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ecomops_platform.auth import Role, TokenVerifier, mint_token
 from ecomops_platform.errors import Unauthenticated, Unprocessable
-from ecomops_platform.grpc_server import GrpcServer, to_datetime
+from ecomops_platform.grpc_server import GrpcServer, grpc_code_of, to_datetime
 from ecomops_platform.rest import AnyCaller, create_app
 from ecomops_platform.settings import CommonSettings
 
@@ -213,7 +213,7 @@ def test_timestamps_out_of_range_are_invalid_argument() -> None:
     ):
         with pytest.raises(Unprocessable, match="not a valid timestamp") as err:
             to_datetime(stamp, "from")
-        assert err.value.grpc_code is grpc.StatusCode.INVALID_ARGUMENT
+        assert grpc_code_of(err.value) is grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture

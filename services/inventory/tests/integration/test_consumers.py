@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from ecomops.order.v1 import events_pb2 as order
 from ecomops_platform.events import cloudevent_headers, make_producer
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import eventually, unique
+from ecomops_testing import eventually, unique
 
 from .conftest import OPS, SVC
 

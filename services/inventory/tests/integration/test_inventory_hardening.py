@@ -16,7 +16,7 @@ from ecomops.inventory.v1 import inventory_service_pb2 as pb
 from ecomops.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 from ecomops_platform.grpc_client import make_channel
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import token, unique
+from ecomops_testing import token, unique
 
 from .conftest import OPS, SVC
 

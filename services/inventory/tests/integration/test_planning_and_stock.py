@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import unique
+from ecomops_testing import unique
 from inventory_service.adapters import tables as t
 from inventory_service.service_layer.planning import run_planning
 

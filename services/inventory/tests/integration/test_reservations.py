@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ecomops_platform.testing import unique
+from ecomops_testing import unique
 
 from .conftest import OPS, SVC
 
@@ -115,7 +115,7 @@ async def test_invalid_lines_are_refused_with_422_naming_the_sku(
 async def test_customers_may_not_reserve(
     client: httpx.AsyncClient, make_sku: Callable[..., Any], make_warehouse: Callable[..., Any]
 ) -> None:
-    from ecomops_platform.testing import bearer
+    from ecomops_testing import bearer
 
     wh = await make_warehouse()
     sku = await make_sku(stock={wh: 5})
@@ -191,7 +191,7 @@ async def test_expired_holds_are_released_by_the_service(
     make_warehouse: Callable[..., Any],
     kafka_probe: Callable[..., Any],
 ) -> None:
-    from ecomops_platform.testing import eventually
+    from ecomops_testing import eventually
 
     probe = await kafka_probe("ecomops.inventory.v1")
     wh = await make_warehouse()

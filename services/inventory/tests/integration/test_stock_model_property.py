@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from ecomops_platform.db import Database, UnitOfWork
 from ecomops_platform.errors import Conflict
-from ecomops_platform.testing import unique
+from ecomops_testing import unique
 from inventory_service.adapters import tables as t
 from inventory_service.domain.models import AdjustmentReason, Line, SkuStatus
 from inventory_service.service_layer import handlers as h

@@ -11,7 +11,7 @@ import pytest
 
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, unique
+from ecomops_testing import bearer, unique
 from order_service.bootstrap import create_service
 from order_service.settings import OrderSettings
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import unique
+from ecomops_testing import unique
 from order_service.adapters.tables import orders
 from order_service.service_layer.handlers import order_id_for
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ecomops.order.v1 import order_service_pb2 as pb
 from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
-from ecomops_platform.testing import bearer, token, unique
+from ecomops_testing import bearer, token, unique
 from order_service.adapters.tables import cart_items
 
 pytestmark = pytest.mark.integration

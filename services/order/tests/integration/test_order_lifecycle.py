@@ -16,7 +16,7 @@ from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
 from ecomops.risk.v1 import events_pb2 as risk_events
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.grpc_client import problem_of
-from ecomops_platform.testing import bearer, eventually, token, unique
+from ecomops_testing import bearer, eventually, token, unique
 from order_service.adapters.tables import carts, orders
 
 pytestmark = pytest.mark.integration

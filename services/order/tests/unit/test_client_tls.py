@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ecomops_platform.auth import TokenVerifier
 from ecomops_platform.grpc_server import GrpcServer
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import TlsFiles
+from ecomops_testing import TlsFiles
 from order_service.adapters.clients import Channels
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"

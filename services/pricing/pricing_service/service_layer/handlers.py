@@ -63,7 +63,6 @@ class QuoteExpired(ServiceError):
     """A quote past its expiry is no longer trusted."""
 
     status = 410
-    grpc_code = Conflict.grpc_code
     code = "quote-expired"
     title = "Quote expired"
 

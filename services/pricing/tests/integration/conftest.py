@@ -16,7 +16,7 @@ from ecomops_platform.events import create_topics, kafka_client_options, make_pr
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import bearer, token
+from ecomops_testing import bearer, token
 from pricing_service.bootstrap import create_service
 from pricing_service.entrypoints import consumers
 from pricing_service.service_layer import handlers

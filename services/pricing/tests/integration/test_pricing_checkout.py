@@ -26,7 +26,7 @@ from ecomops_platform.events import cloudevent_headers, make_producer
 from ecomops_platform.grpc_client import problem_of
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.testing import eventually, unique
+from ecomops_testing import eventually, unique
 from pricing_service.adapters import tables
 from pricing_service.adapters.repository import PricingRepository
 from pricing_service.service_layer import handlers

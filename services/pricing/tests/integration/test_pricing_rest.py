@@ -10,7 +10,7 @@ import pytest
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, unique
+from ecomops_testing import bearer, unique
 from pricing_service.service_layer import handlers
 
 from .conftest import ops, seed_price, seed_sku

@@ -16,7 +16,7 @@ from ecomops.recommendation.v1 import events_pb2 as rec_events
 from ecomops.recommendation.v1 import recommendation_service_pb2 as pb
 from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, eventually, token, unique
+from ecomops_testing import bearer, eventually, token, unique
 from recommendation_service.service_layer import handlers
 
 from .conftest import Publisher

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, eventually, unique
+from ecomops_testing import bearer, eventually, unique
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.events import Envelope
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import token, unique
+from ecomops_testing import token, unique
 from risk_service.entrypoints import consumers
 
 from .conftest import ops, svc

@@ -17,7 +17,7 @@ from ecomops.risk.v1 import events_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import bearer, eventually, token, unique
+from ecomops_testing import bearer, eventually, token, unique
 from risk_service.adapters.tables import velocity_events
 
 from .conftest import ops, svc

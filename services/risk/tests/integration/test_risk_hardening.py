@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_platform.testing import token, unique
+from ecomops_testing import token, unique
 from risk_service.adapters.tables import assessments
 
 from .conftest import ops, svc

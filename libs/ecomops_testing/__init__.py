@@ -1,7 +1,10 @@
-"""Test helpers shared by every service's tests (a pytest plugin, loaded by the root conftest).
+"""Test support shared by every suite: the test stack's settings, tokens, one Kafka reader,
+``eventually``, and (``ecomops_testing.fakes``) the in-memory unit of work for handler tests.
 
-Integration tests run against the real PostgreSQL and Kafka of the test stack that
-``make test`` starts (``.local/test/env``); they fail loudly, never skip, when it is missing.
+A test-only package: it is not in the wheel or the image. Its pytest fixtures are in
+``ecomops_testing.plugin`` (loaded by the root conftest). Integration tests run against the real
+PostgreSQL and Kafka of the test stack that ``make test`` starts (``.local/test/env``); they fail
+loudly, never skip, when it is missing.
 """
 
 from __future__ import annotations
@@ -10,15 +13,13 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .auth import Role, mint_token
-from .events import Envelope, decode_event, kafka_client_options
-from .settings import CommonSettings
+from ecomops_platform.auth import Role, mint_token
+from ecomops_platform.events import Envelope, decode_event, kafka_client_options
+from ecomops_platform.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_ENV_FILE = ROOT / ".local" / "test" / "env"
@@ -58,7 +59,25 @@ def token(subject: str, role: Role | str, *, ttl: int = 600, **overrides: Any) -
 
 
 def bearer(subject: str, role: Role | str) -> dict[str, str]:
+    """The Authorization header of a fresh token (the one token helper of every suite)."""
     return {"Authorization": f"Bearer {token(subject, role)}"}
+
+
+def ops(subject: str = "ops-1") -> dict[str, str]:
+    return bearer(subject, Role.OPS)
+
+
+def customer(subject: str) -> dict[str, str]:
+    return bearer(subject, Role.CUSTOMER)
+
+
+def service_caller(subject: str = "ecomops-test") -> dict[str, str]:
+    return bearer(subject, Role.SERVICE)
+
+
+def idempotency_key() -> dict[str, str]:
+    """A fresh ``Idempotency-Key`` header."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
 
 
 class KafkaProbe:
@@ -100,7 +119,7 @@ class KafkaProbe:
                         raw_headers=msg.headers,
                     )
                 )
-            except Exception:  # noqa: BLE001 - undecodable messages are not what probes assert on
+            except Exception:
                 continue
 
     async def stop(self) -> None:
@@ -151,26 +170,6 @@ async def eventually(
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(interval)
-
-
-@pytest.fixture(scope="session")
-def stack_env() -> None:
-    load_test_env()
-
-
-@pytest.fixture
-async def kafka_probe(stack_env: None) -> AsyncIterator[Callable[..., Any]]:
-    probes: list[KafkaProbe] = []
-
-    async def make(*topics: str) -> KafkaProbe:
-        probe = KafkaProbe(list(topics))
-        await probe.start()
-        probes.append(probe)
-        return probe
-
-    yield make
-    for probe in probes:
-        await probe.stop()
 
 
 async def ensure_database(url: str) -> None:

@@ -1,0 +1,317 @@
+"""The message bus: every use case of every service is a command or a query, handled here.
+
+A use case is declared once, as a dataclass, with who may send it and whether it needs an
+Idempotency-Key::
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class PlaceOrder(Command[OrderView], roles=BUYERS, idempotent=True, owned_by="customer_id"):
+        customer_id: str | None
+        lines: tuple[OrderLine, ...]
+
+and handled by one function of the service layer, marked with :func:`handler`::
+
+    @handler
+    async def place_order(cmd: PlaceOrder, ctx: Ctx) -> OrderView: ...
+
+REST routes and gRPC methods only decode the request into the command, call
+``bus.handle(command, caller, idempotency_key=...)`` and encode the read model it returns. The
+bus applies, the same way for both transports (and for events and periodic jobs):
+
+- **authorization**: the caller's role must be one of the command's ``roles`` (403 /
+  PERMISSION_DENIED); ``owned_by`` names the field holding the customer a command acts for —
+  a customer may only act for themselves (it is filled in when left empty). Ownership of a
+  stored resource is checked in the handler, once loaded, with :meth:`Context.ensure_visible`
+  (customers see only their own; 404 otherwise, so that ids do not leak);
+- **idempotency**: for a command declared ``idempotent``, the key is required, claimed in the
+  command's transaction, and the handler's read model is stored with its effects; a retry gets
+  the stored result (``Outcome.replayed``), another body with the same key 422, a concurrent
+  duplicate 409. A handler that refuses a command but must keep what it did (an order rejected
+  by risk is stored as rejected) raises :class:`Refused`: the effects commit, the refusal is
+  stored and raised, and a retry gets the same refusal;
+- **errors**: handlers raise :class:`~ecomops_platform.errors.ServiceError` subclasses, never
+  build HTTP statuses; the REST app and the gRPC interceptor each map them once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import TypeAdapter
+
+from .auth import Caller, Role
+from .errors import Forbidden, NotFound, ServiceError
+from .ports import UnitOfWorkPort, check_key, fingerprint
+
+R = TypeVar("R")
+U = TypeVar("U", bound=UnitOfWorkPort)
+D = TypeVar("D")
+
+#: Every role: for a message any authenticated caller may send.
+ANY_ROLE: tuple[Role, ...] = tuple(Role)
+
+_HANDLES = "__ecomops_handles__"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Message(Generic[R]):
+    """Base of commands and queries; ``R`` is the read model its handler returns."""
+
+    #: Roles allowed to send it (declared by every message: ``roles=...`` in the class line).
+    roles: ClassVar[frozenset[Role]] = frozenset()
+    #: The field naming the customer the message acts for, if any (see the module doc).
+    owned_by: ClassVar[str | None] = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        roles: Iterable[Role | str] | None = None,
+        owned_by: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if roles is not None:
+            cls.roles = frozenset(Role(r) for r in roles)
+        if owned_by is not None:
+            cls.owned_by = owned_by
+
+    def other_owner_refused(self, caller: Caller) -> ServiceError:
+        """The error for a customer acting for someone else (a message may override it)."""
+        return Forbidden("customers act for themselves only")
+
+
+class Query(Message[R]):
+    """A read: no state change, no Idempotency-Key."""
+
+
+class Command(Message[R]):
+    """A state change. ``idempotent=True`` requires an Idempotency-Key; ``operation`` names
+    the key's namespace (default: the class name in snake case)."""
+
+    idempotent: ClassVar[bool] = False
+    operation: ClassVar[str] = ""
+
+    def __init_subclass__(
+        cls, *, idempotent: bool | None = None, operation: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if idempotent is not None:
+            cls.idempotent = idempotent
+        cls.operation = operation or _snake(cls.__name__)
+
+
+class Refused(Exception):
+    """A refusal whose effects stay: the bus commits the unit of work, stores ``error`` for
+    the Idempotency-Key, then raises ``error`` (and raises it again on every retry)."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(error.detail)
+        self.error = error
+
+
+class StoredRefusal(ServiceError):
+    """A refusal replayed from the idempotency store: the same status and problem document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        code = str(problem.get("type", "")).rsplit("/", 1)[-1] or "refused"
+        super().__init__(
+            str(problem.get("detail", "")),
+            code=code,
+            title=str(problem.get("title", "Refused")),
+            headers={"Idempotent-Replayed": "true"},
+        )
+        self.status = status
+        self._stored = dict(problem)
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        return dict(self._stored)
+
+
+@dataclass(slots=True)
+class Context(Generic[U, D]):
+    """What a handler gets beside its message: the unit of work (not yet opened), the verified
+    caller, the service's dependencies and the bus (to hand on a follow-up message)."""
+
+    uow: U
+    caller: Caller
+    deps: D
+    bus: MessageBus[U, D]
+
+    def ensure_visible(self, owner_id: str | None, what: str, ident: str) -> None:
+        """Customers see only what they own: anything else is "not found" (404)."""
+        if not self.caller.may_see(owner_id):
+            raise NotFound(f"{what} {ident} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    result: R
+    replayed: bool = False
+
+
+Handler = Callable[[Any, Context[Any, Any]], Awaitable[Any]]
+
+
+def handler(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Mark a service-layer function as the handler of the message type its first parameter
+    is annotated with (collected with :func:`handlers_in`)."""
+    setattr(fn, _HANDLES, True)
+    return fn
+
+
+def handlers_in(*modules: ModuleType) -> list[Handler]:
+    """The functions marked with :func:`handler` in these modules."""
+    found: list[Handler] = []
+    for module in modules:
+        for _, fn in inspect.getmembers(module, inspect.iscoroutinefunction):
+            if getattr(fn, _HANDLES, False) and fn.__module__ == module.__name__:
+                found.append(fn)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    handler: Handler
+    result: TypeAdapter[Any]
+
+
+def _describe(fn: Handler) -> tuple[type[Message[Any]], TypeAdapter[Any]]:
+    hints = typing.get_type_hints(fn)
+    params = [p for p in inspect.signature(fn).parameters if p != "return"]
+    if len(params) != 2:
+        raise TypeError(f"handler {fn.__qualname__} must take (message, ctx)")
+    message_type = hints.get(params[0])
+    if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+        raise TypeError(f"handler {fn.__qualname__}: first parameter must be a Message type")
+    if not message_type.roles:
+        raise TypeError(f"{message_type.__name__} declares no roles (use roles=ANY_ROLE)")
+    return message_type, TypeAdapter(hints.get("return", Any))
+
+
+class MessageBus(Generic[U, D]):
+    """Routes each message to its one handler, applying roles, ownership and idempotency."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        uow: Callable[[], U],
+        deps: D,
+        handlers: Iterable[Handler],
+    ) -> None:
+        self.service = service
+        self.uow = uow
+        self.deps = deps
+        #: The caller of events and periodic jobs: the service itself.
+        self.system = Caller(subject=f"ecomops-{service}", role=Role.SERVICE)
+        self._routes: dict[type[Message[Any]], _Registration] = {}
+        for fn in handlers:
+            message_type, result = _describe(fn)
+            if message_type in self._routes:
+                raise TypeError(f"two handlers for {message_type.__name__}")
+            self._routes[message_type] = _Registration(fn, result)
+
+    def handles(self, message_type: type[Message[Any]]) -> bool:
+        return message_type in self._routes
+
+    @staticmethod
+    def authorize(message_type: type[Message[Any]], caller: Caller) -> Caller:
+        """The role check alone (transports call it before decoding a body, so that a caller
+        without the role gets 403 whatever it sent)."""
+        return caller.require(*message_type.roles)
+
+    async def handle(
+        self,
+        message: Message[R],
+        caller: Caller,
+        *,
+        idempotency_key: str | None = None,
+        uow: U | None = None,
+    ) -> R:
+        """Handle ``message`` for ``caller`` and return its read model."""
+        outcome = await self.execute(message, caller, idempotency_key=idempotency_key, uow=uow)
+        return outcome.result
+
+    async def execute(
+        self,
+        message: Message[R],
+        caller: Caller,
+        *,
+        idempotency_key: str | None = None,
+        uow: U | None = None,
+    ) -> Outcome[R]:
+        """Like :meth:`handle`, also telling whether the result was replayed for a repeated
+        Idempotency-Key. ``uow`` joins a unit of work the caller opened (a consumer's, whose
+        transaction also records the event in the inbox)."""
+        route = self._routes.get(type(message))
+        if route is None:
+            raise LookupError(f"{self.service}: no handler for {type(message).__name__}")
+        self.authorize(type(message), caller)
+        message = self._owned(message, caller)
+        ctx: Context[U, D] = Context(uow or self.uow(), caller, self.deps, self)
+        if isinstance(message, Command) and message.idempotent:
+            key = check_key(idempotency_key, required=True)
+            assert key is not None
+            return await self._idempotent(route, message, ctx, key)
+        try:
+            result = await route.handler(message, ctx)
+        except Refused as refused:
+            raise refused.error from None
+        return Outcome(result)
+
+    def _owned(self, message: Message[R], caller: Caller) -> Message[R]:
+        field = message.owned_by
+        if field is None or not caller.is_customer:
+            return message
+        value = getattr(message, field)
+        if value in (None, ""):
+            return dataclasses.replace(message, **{field: caller.subject})  # type: ignore[type-var]
+        if value != caller.subject:
+            raise message.other_owner_refused(caller)
+        return message
+
+    async def _idempotent(
+        self, route: _Registration, message: Command[R], ctx: Context[U, D], key: str
+    ) -> Outcome[R]:
+        operation = message.operation
+        fp = fingerprint(operation, dataclasses.asdict(message))  # type: ignore[call-overload]
+        who = ctx.caller.subject
+        uow = ctx.uow
+        async with uow:
+            stored = await uow.idempotency.claim(
+                caller=who, operation=operation, key=key, fingerprint=fp
+            )
+            if stored is None:
+                try:
+                    result = await route.handler(message, ctx)
+                except Refused as refused:
+                    await uow.idempotency.store(
+                        caller=who,
+                        operation=operation,
+                        key=key,
+                        status_code=refused.error.status,
+                        body=refused.error.problem(),
+                    )
+                    await uow.commit()
+                    raise refused.error from None
+                await uow.idempotency.store(
+                    caller=who,
+                    operation=operation,
+                    key=key,
+                    status_code=200,
+                    body=route.result.dump_python(result, mode="json"),
+                )
+                await uow.commit()
+                return Outcome(result)
+        if stored.status_code >= 400:
+            raise StoredRefusal(stored.status_code, dict(stored.body))
+        return Outcome(route.result.validate_python(stored.body), replayed=True)

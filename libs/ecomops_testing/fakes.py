@@ -1,0 +1,144 @@
+"""In-memory fakes of the platform's ports, for unit tests of handlers without PostgreSQL.
+
+A service's unit tests subclass :class:`FakeUnitOfWork` and attach fake repositories (plain
+dicts behind the service's repository ports)::
+
+    class FakeOrderUnitOfWork(FakeUnitOfWork):
+        def __init__(self) -> None:
+            super().__init__()
+            self.orders = FakeOrderRepository()
+
+then build the bus with it (``MessageBus(service=..., uow=lambda: uow, deps=..., handlers=...)``)
+and assert on what the handler returned, on the repositories, and on ``uow.events``.
+
+Commit semantics follow the SQL unit of work: re-entrant scopes, and only what was committed
+stays. Repositories that want rollback to undo their writes override :meth:`snapshot` and
+:meth:`restore`.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from google.protobuf.message import Message
+
+from ecomops_platform.errors import Unprocessable
+from ecomops_platform.ports import StoredResponse
+from ecomops_platform.timestamps import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    message: Message
+    key: str
+    topic: str | None
+    event_id: uuid.UUID
+
+
+class FakeIdempotencyStore:
+    """Keys and stored responses in a dict; same answers as the SQL store (replay, 422)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], tuple[str, int, Any]] = {}
+
+    async def claim(
+        self, *, caller: str, operation: str, key: str, fingerprint: str
+    ) -> StoredResponse | None:
+        row = self.rows.get((caller, operation, key))
+        if row is None:
+            self.rows[(caller, operation, key)] = (fingerprint, 0, {})
+            return None
+        stored_fp, status, body = row
+        if stored_fp != fingerprint:
+            raise Unprocessable(
+                "this Idempotency-Key was already used with a different request body",
+                code="idempotency-key-reused",
+            )
+        return StoredResponse(status, copy.deepcopy(body), replayed=True)
+
+    async def store(
+        self, *, caller: str, operation: str, key: str, status_code: int, body: Any
+    ) -> None:
+        fp, _, _ = self.rows[(caller, operation, key)]
+        self.rows[(caller, operation, key)] = (fp, status_code, copy.deepcopy(body))
+
+
+class FakeUnitOfWork:
+    """The platform's unit of work in memory: events recorded per transaction, kept on commit
+    (``events``), dropped on rollback; the idempotency store rolls back with it."""
+
+    def __init__(self) -> None:
+        self.events: list[RecordedEvent] = []
+        self.commits = 0
+        self.committed = False
+        self._pending: list[RecordedEvent] = []
+        self._depth = 0
+        self._idempotency = FakeIdempotencyStore()
+        self._saved: Any = None
+
+    # --- what repositories may override to take part in rollback ------------------------
+    def snapshot(self) -> Any:
+        """State to restore on rollback (default: the idempotency rows only)."""
+        return copy.deepcopy(self._idempotency.rows)
+
+    def restore(self, state: Any) -> None:
+        self._idempotency.rows = state
+
+    # --- the port ------------------------------------------------------------------------
+    @property
+    def idempotency(self) -> FakeIdempotencyStore:
+        return self._idempotency
+
+    async def __aenter__(self) -> Self:
+        if self._depth == 0:
+            self._pending = []
+            self._saved = self.snapshot()
+            self.committed = False
+        self._depth += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            await self.rollback()
+
+    async def commit(self) -> None:
+        if self._depth > 1:
+            return
+        self.events.extend(self._pending)
+        self._pending = []
+        self.commits += 1
+        self.committed = True
+        self._saved = self.snapshot()
+
+    async def rollback(self) -> None:
+        self._pending = []
+        self.restore(self._saved)
+
+    def add_event(
+        self,
+        message: Message,
+        *,
+        key: str,
+        topic: str | None = None,
+        event_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> uuid.UUID:
+        event_id = event_id or uuid.uuid4()
+        _ = occurred_at or utcnow()
+        self._pending.append(RecordedEvent(message, key, topic, event_id))
+        return event_id
+
+    def events_of(self, message_type: type[Message]) -> list[Message]:
+        """The committed events of one protobuf type, in order."""
+        return [e.message for e in self.events if isinstance(e.message, message_type)]
