@@ -61,8 +61,11 @@ class ConsumerRunner:
         subscription: Subscription,
         max_attempts: int = 5,
         base_backoff: float = 0.2,
+        unit_of_work: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self.service = service
+        # The service's own unit of work (its repositories attached); the handler joins it.
+        self._unit_of_work = unit_of_work or (lambda: UnitOfWork(db, service))
         self.settings = settings
         self.db = db
         self.producer = producer
@@ -233,7 +236,7 @@ class ConsumerRunner:
         with tracing.tracer().start_as_current_span(
             f"consume {envelope.event_type}", context=ctx, kind=tracing.trace.SpanKind.CONSUMER
         ):
-            uow = UnitOfWork(self.db, self.service)
+            uow = self._unit_of_work()
             async with uow:
                 inserted = await uow.session.execute(
                     pg_insert(inbox_table)

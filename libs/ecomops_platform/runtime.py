@@ -234,6 +234,7 @@ class Service:
                 producer=self.producer,
                 subscription=sub,
                 max_attempts=self.common.consumer_max_attempts,
+                unit_of_work=self.uow,
             )
             self.consumers.append(runner)
             self._tasks.append(

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .bus import Handler, Message, MessageBus
 from .consumer import EventHandler
+from .db import Database, UnitOfWork
+from .events import Envelope
 from .settings import CommonSettings, ServiceSettings
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from .db import Database, UnitOfWork
     from .runtime import Service
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -148,3 +149,18 @@ def _job_runner(bus: MessageBus[Any, Any], job: Job) -> Callable[[], Awaitable[A
         return await bus.handle(job.command(), bus.system)
 
     return run
+
+
+def on_event(
+    bus: MessageBus[Any, Any], to_message: Callable[[Envelope], Message[Any] | None]
+) -> EventHandler:
+    """The one shape of an event handler: the event becomes a message (``None``: nothing to
+    do), handled by the bus as the service itself, inside the consumer's unit of work — the
+    transaction that also records the event in the inbox."""
+
+    async def handle(uow: UnitOfWork, event: Envelope) -> None:
+        message = to_message(event)
+        if message is not None:
+            await bus.handle(message, bus.system, uow=uow)
+
+    return handle
