@@ -1,5 +1,6 @@
 """Fixtures shared by the proof suites (journeys, fault, security): one subprocess stack per
-session (``tests/harness.py``), tokens, HTTP and gRPC helpers, and a Kafka topic reader.
+session (``tests/harness.py``), HTTP and gRPC helpers; tokens and the Kafka reader are
+ecomops_testing's.
 
 Each suite's ``conftest.py`` imports this module; the stack is started once, on first use, and
 stopped when the session finishes.
@@ -28,7 +29,9 @@ from ecomops.order.v1 import events_pb2 as _order_events  # noqa: F401
 from ecomops.pricing.v1 import events_pb2 as _pricing_events  # noqa: F401
 from ecomops.recommendation.v1 import events_pb2 as _recommendation_events  # noqa: F401
 from ecomops.risk.v1 import events_pb2 as _risk_events  # noqa: F401
-from ecomops_testing import token
+from ecomops_testing import bearer, read_topic
+from ecomops_testing import customer as customer
+from ecomops_testing import idempotency_key as idem
 
 
 @pytest.fixture(scope="session")
@@ -44,20 +47,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def auth(subject: str, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(subject, role)}"}
+auth = bearer
+__all__ = ["auth", "customer", "idem", "read_topic"]
 
 
 def ops() -> dict[str, str]:
-    return auth("ops-proof", "ops")
-
-
-def customer(customer_id: str) -> dict[str, str]:
-    return auth(customer_id, "customer")
-
-
-def idem() -> dict[str, str]:
-    return {"Idempotency-Key": uuid.uuid4().hex}
+    return bearer("ops-proof", "ops")
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -134,65 +129,6 @@ async def raw_unary(
         except grpc.aio.AioRpcError as exc:
             return exc.code(), None
         return grpc.StatusCode.OK, reply
-
-
-# --- Kafka -----------------------------------------------------------------------------------
-async def read_topic(
-    topic: str, *, keys: set[str] | None = None, timeout: float = 30.0
-) -> list[Any]:
-    """Every decodable event on ``topic`` from the beginning to the current end (optionally only
-    the given keys), as platform ``Envelope`` objects."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from ecomops_platform.events import decode_event, kafka_client_options
-    from ecomops_platform.settings import CommonSettings
-
-    consumer = AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **kafka_client_options(CommonSettings()),
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        partitions = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(topic, p) for p in partitions.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if ends[tp] > 0}
-        deadline = asyncio.get_running_loop().time() + timeout
-        while remaining:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"could not read {topic} to its end within {timeout}s")
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-            for tp, messages in batch.items():
-                for msg in messages:
-                    if msg.offset >= ends[tp] - 1:
-                        remaining.discard(tp)
-                    key = msg.key.decode() if msg.key else None
-                    if keys is not None and key not in keys:
-                        continue
-                    try:
-                        out.append(
-                            decode_event(
-                                topic=msg.topic,
-                                partition=msg.partition,
-                                offset=msg.offset,
-                                key=msg.key,
-                                value=msg.value,
-                                raw_headers=msg.headers,
-                            )
-                        )
-                    except Exception:
-                        continue
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def wait_until(

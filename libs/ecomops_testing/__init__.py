@@ -10,6 +10,7 @@ loudly, never skip, when it is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -80,8 +81,28 @@ def idempotency_key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
+def _decode(msg: Any) -> Envelope | None:
+    try:
+        return decode_event(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=msg.value,
+            raw_headers=msg.headers,
+        )
+    except Exception:  # undecodable records are not what tests assert on
+        return None
+
+
+def _is(event: Envelope, event_type: str) -> bool:
+    """``event_type`` is a full protobuf name or its short name (``OrderPaid``)."""
+    return event.event_type == event_type or event.event_type.endswith("." + event_type)
+
+
 class KafkaProbe:
-    """Reads a topic from its current end and collects decoded events, to assert on them."""
+    """The one Kafka reader of the tests: collects the events published on ``topics`` after
+    :meth:`start` (its start position is pinned at the topics' end before the test acts)."""
 
     def __init__(self, topics: list[str]) -> None:
         self.topics = topics
@@ -89,49 +110,45 @@ class KafkaProbe:
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
+    async def start(self) -> KafkaProbe:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
 
         self._consumer = AIOKafkaConsumer(
-            *self.topics,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            **kafka_client_options(CommonSettings()),
+            group_id=None, enable_auto_commit=False, **kafka_client_options(CommonSettings())
         )
         await self._consumer.start()
-        # Pin the start position now, before the test produces anything.
-        await self._consumer.seek_to_end()
-        for tp in self._consumer.assignment():
-            await self._consumer.position(tp)
+        meta = await self._consumer._client.fetch_all_metadata()
+        parts = [
+            TopicPartition(t, p) for t in self.topics for p in meta.partitions_for_topic(t) or ()
+        ]
+        self._consumer.assign(parts)
+        ends = await self._consumer.end_offsets(parts)
+        for tp in parts:
+            self._consumer.seek(tp, ends[tp])
         self._task = asyncio.create_task(self._collect())
+        return self
 
     async def _collect(self) -> None:
-        async for msg in self._consumer:
-            try:
-                self.events.append(
-                    decode_event(
-                        topic=msg.topic,
-                        partition=msg.partition,
-                        offset=msg.offset,
-                        key=msg.key,
-                        value=msg.value,
-                        raw_headers=msg.headers,
-                    )
-                )
-            except Exception:
-                continue
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=300, max_records=5000)
+            for messages in batch.values():
+                for msg in messages:
+                    event = _decode(msg)
+                    if event is not None:
+                        self.events.append(event)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         if self._consumer is not None:
             await self._consumer.stop()
 
     def matching(
         self, event_type: str, predicate: Callable[[Envelope], bool] = lambda e: True
     ) -> list[Envelope]:
-        return [e for e in self.events if e.event_type == event_type and predicate(e)]
+        return [e for e in self.events if _is(e, event_type) and predicate(e)]
 
     async def wait_for(
         self,
@@ -139,8 +156,9 @@ class KafkaProbe:
         predicate: Callable[[Envelope], bool] = lambda e: True,
         *,
         count: int = 1,
-        timeout: float = 20.0,
+        timeout: float = 30.0,
     ) -> list[Envelope]:
+        """At least ``count`` events of ``event_type`` matching ``predicate``."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             found = self.matching(event_type, predicate)
@@ -153,6 +171,51 @@ class KafkaProbe:
                     f"seen types: {seen}"
                 )
             await asyncio.sleep(0.05)
+
+
+async def read_topic(
+    topic: str, *, keys: set[str] | None = None, timeout: float = 30.0
+) -> list[Envelope]:
+    """Every decodable event on ``topic`` from the beginning to its current end (optionally
+    only the given keys)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka_client_options(CommonSettings()),
+    )
+    await consumer.start()
+    out: list[Envelope] = []
+    try:
+        partitions = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(topic, p) for p in partitions.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        remaining = {tp for tp in parts if ends[tp] > 0}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while remaining:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout}s")
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    if msg.offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+                    key = msg.key.decode() if msg.key else None
+                    if keys is not None and key not in keys:
+                        continue
+                    event = _decode(msg)
+                    if event is not None:
+                        out.append(event)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
 
 
 async def eventually(

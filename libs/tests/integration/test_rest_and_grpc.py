@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from ecomops_testing import bearer, token
+from ecomops_testing import ops, token, unique
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +25,8 @@ async def client(probe_service):
         yield c
 
 
-def _ops() -> dict[str, str]:
-    return bearer(f"ops-{uuid.uuid4().hex[:6]}", "ops")
-
-
 async def test_same_key_and_body_replays_the_stored_response(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     first = await client.post("/v1/notes", json={"text": "a", "amount": 1}, headers=headers)
     second = await client.post("/v1/notes", json={"text": "a", "amount": 1}, headers=headers)
     assert first.status_code == second.status_code == 201
@@ -41,7 +37,7 @@ async def test_same_key_and_body_replays_the_stored_response(client) -> None:
 
 
 async def test_same_key_with_another_body_is_refused(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     assert (
         await client.post("/v1/notes", json={"text": "a", "amount": 1}, headers=headers)
     ).status_code == 201
@@ -52,7 +48,7 @@ async def test_same_key_with_another_body_is_refused(client) -> None:
 
 
 async def test_concurrent_duplicate_gets_409_and_only_one_effect(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     slow = client.post("/v1/notes?slow=1.5", json={"text": "c", "amount": 1}, headers=headers)
     task = asyncio.create_task(slow)
     await asyncio.sleep(0.4)
@@ -66,7 +62,9 @@ async def test_concurrent_duplicate_gets_409_and_only_one_effect(client) -> None
 
 
 async def test_missing_key_is_400(client) -> None:
-    resp = await client.post("/v1/notes", json={"text": "a", "amount": 1}, headers=_ops())
+    resp = await client.post(
+        "/v1/notes", json={"text": "a", "amount": 1}, headers=ops(unique("ops"))
+    )
     assert resp.status_code == 400
     assert resp.json()["type"].endswith("/idempotency-key-missing")
 
@@ -74,17 +72,21 @@ async def test_missing_key_is_400(client) -> None:
 async def test_keys_are_scoped_per_caller(client) -> None:
     key = uuid.uuid4().hex
     a = await client.post(
-        "/v1/notes", json={"text": "a", "amount": 1}, headers={**_ops(), "Idempotency-Key": key}
+        "/v1/notes",
+        json={"text": "a", "amount": 1},
+        headers={**ops(unique("ops")), "Idempotency-Key": key},
     )
     b = await client.post(
-        "/v1/notes", json={"text": "a", "amount": 1}, headers={**_ops(), "Idempotency-Key": key}
+        "/v1/notes",
+        json={"text": "a", "amount": 1},
+        headers={**ops(unique("ops")), "Idempotency-Key": key},
     )
     assert a.status_code == b.status_code == 201
     assert a.json()["id"] != b.json()["id"]
 
 
 async def test_validation_errors_are_problem_documents(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     resp = await client.post(
         "/v1/notes", json={"text": "a", "amount": "lots", "extra": 1}, headers=headers
     )
@@ -96,7 +98,7 @@ async def test_validation_errors_are_problem_documents(client) -> None:
 
 
 async def test_body_over_the_limit_is_413(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     resp = await client.post("/v1/notes", content=b"x" * (2 * 1024 * 1024), headers=headers)
     assert resp.status_code == 413
     assert resp.json()["status"] == 413
@@ -219,7 +221,7 @@ async def test_health_ready_and_metrics(client) -> None:
     assert ready.status_code == 200 and report["checks"] == {"database": True, "kafka": True}
     assert report["status"] == "ready" and report["degraded"] == []
     assert report["outbox_oldest_unpublished_age_seconds"] is not None
-    await client.get("/v1/notes/x", headers=_ops())
+    await client.get("/v1/notes/x", headers=ops(unique("ops")))
     text = (await client.get("/metrics")).text
     assert (
         'http_requests_total{method="GET",route="/v1/notes/{note_id}",service="probe",status="404"}'
@@ -237,7 +239,11 @@ async def test_trace_context_flows_from_http_into_the_event_headers(client, prob
     resp = await client.post(
         "/v1/notes",
         json={"text": "traced", "amount": 1},
-        headers={**_ops(), "Idempotency-Key": uuid.uuid4().hex, "traceparent": traceparent},
+        headers={
+            **ops(unique("ops")),
+            "Idempotency-Key": uuid.uuid4().hex,
+            "traceparent": traceparent,
+        },
     )
     assert resp.status_code == 201
     async with probe_service.db.sessions() as session:
@@ -250,7 +256,7 @@ async def test_trace_context_flows_from_http_into_the_event_headers(client, prob
 
 
 async def test_nul_characters_are_refused_with_422(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
     body = await client.post("/v1/notes", json={"text": "a\u0000b", "amount": 1}, headers=headers)
     assert body.status_code == 422
     path = await client.get("/v1/notes/a%00b", headers=headers)
@@ -258,7 +264,7 @@ async def test_nul_characters_are_refused_with_422(client) -> None:
 
 
 async def test_chunked_body_over_the_limit_is_413(client) -> None:
-    headers = {**_ops(), "Idempotency-Key": uuid.uuid4().hex}
+    headers = {**ops(unique("ops")), "Idempotency-Key": uuid.uuid4().hex}
 
     async def chunks():
         for _ in range(40):
