@@ -141,6 +141,18 @@ def test_wheel_installs_each_import_root_at_the_top_level(wheel: Path) -> None:
     assert not [n for n in names if "__pycache__" in n or "/tests/" in n]
 
 
+def test_wheel_declares_every_service_as_an_entry_point(wheel: Path) -> None:
+    """The platform finds services only through the ecomops.services entry points."""
+    import configparser
+
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        parser = configparser.ConfigParser()
+        parser.read_string(zf.read(name).decode())
+    declared = dict(parser["ecomops.services"])
+    assert declared == {svc: f"{svc}_service.bootstrap:SPEC" for svc in SERVICES}
+
+
 # ---- the installed wheel ----
 
 
