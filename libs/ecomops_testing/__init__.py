@@ -100,6 +100,22 @@ def _is(event: Envelope, event_type: str) -> bool:
     return event.event_type == event_type or event.event_type.endswith("." + event_type)
 
 
+async def ensure_topics(topics: list[str]) -> None:
+    """Create these topics unless they exist (one partition, one replica: the test stacks'
+    single broker, whose own default for auto-created topics is the same)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(**kafka_client_options(CommonSettings()))
+    await admin.start()
+    try:
+        for topic in topics:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
 class KafkaProbe:
     """The one Kafka reader of the tests: collects the events published on ``topics`` after
     :meth:`start` (its start position is pinned at the topics' end before the test acts)."""
@@ -118,6 +134,17 @@ class KafkaProbe:
         )
         await self._consumer.start()
         meta = await self._consumer._client.fetch_all_metadata()
+        missing = [t for t in self.topics if not meta.partitions_for_topic(t)]
+        if missing:
+            # A topic the broker would only create on the first send: create it now, or the
+            # probe (pinned at the end of what exists) would never see its first events.
+            await ensure_topics(missing)
+            deadline = asyncio.get_running_loop().time() + 15
+            while any(not meta.partitions_for_topic(t) for t in missing):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"topics {missing} did not appear within 15 s")
+                await asyncio.sleep(0.2)
+                meta = await self._consumer._client.fetch_all_metadata()
         parts = [
             TopicPartition(t, p) for t in self.topics for p in meta.partitions_for_topic(t) or ()
         ]
