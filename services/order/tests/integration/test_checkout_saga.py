@@ -12,7 +12,7 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.runtime import Service
 from ecomops_testing import unique
 from order_service.adapters.tables import orders
-from order_service.service_layer.handlers import order_id_for
+from order_service.service_layer.checkout import order_id_for
 
 pytestmark = pytest.mark.integration
 
