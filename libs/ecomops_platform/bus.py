@@ -108,6 +108,12 @@ class Command(Message[R]):
             cls.idempotent = idempotent
         cls.operation = operation or _snake(cls.__name__)
 
+    def idempotency_operation(self) -> str:
+        """The namespace of this message's Idempotency-Key: :attr:`operation`, unless a
+        message scopes its keys per resource (``f"pay_order:{self.order_id}"``: the same key
+        may then be used once per order, as it could before the bus)."""
+        return self.operation
+
 
 class Refused(Exception):
     """A refusal whose effects stay: the bus commits the unit of work, stores ``error`` for
@@ -145,6 +151,9 @@ class Context(Generic[U, D]):
     caller: Caller
     deps: D
     bus: MessageBus[U, D]
+    #: The Idempotency-Key of an idempotent command (a handler may derive ids from it, so that
+    #: a retry reuses what the first attempt made on other services); ``None`` otherwise.
+    idempotency_key: str | None = None
 
     def ensure_visible(self, owner_id: str | None, what: str, ident: str) -> None:
         """Customers see only what they own: anything else is "not found" (404)."""
@@ -261,6 +270,7 @@ class MessageBus(Generic[U, D]):
         if isinstance(message, Command) and message.idempotent:
             key = check_key(idempotency_key, required=True)
             assert key is not None
+            ctx.idempotency_key = key
             return await self._idempotent(route, message, ctx, key)
         try:
             result = await route.handler(message, ctx)
@@ -282,7 +292,7 @@ class MessageBus(Generic[U, D]):
     async def _idempotent(
         self, route: _Registration, message: Command[R], ctx: Context[U, D], key: str
     ) -> Outcome[R]:
-        operation = message.operation
+        operation = message.idempotency_operation()
         fp = fingerprint(operation, dataclasses.asdict(message))  # type: ignore[call-overload]
         who = ctx.caller.subject
         uow = ctx.uow

@@ -195,3 +195,26 @@ def test_a_message_without_roles_cannot_be_registered() -> None:
     handle_anything.__annotations__ = {"query": Anything, "ctx": Ctx, "return": None}
     with pytest.raises(TypeError, match="declares no roles"):
         MessageBus(service="x", uow=NotesUnitOfWork, deps=None, handlers=[handle_anything])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stamp(Command[str], roles=(Role.CUSTOMER,), idempotent=True):
+    note_id: str
+
+    def idempotency_operation(self) -> str:
+        return f"stamp:{self.note_id}"
+
+
+@handler
+async def stamp(cmd: Stamp, ctx: Ctx) -> str:
+    async with ctx.uow:
+        await ctx.uow.commit()
+        return f"{cmd.note_id}:{ctx.idempotency_key}"
+
+
+async def test_keys_may_be_scoped_per_resource_and_reach_the_handler(bus: Any) -> None:
+    first = await bus.execute(Stamp(note_id="n1"), ALICE, idempotency_key="k")
+    other = await bus.execute(Stamp(note_id="n2"), ALICE, idempotency_key="k")
+    again = await bus.execute(Stamp(note_id="n1"), ALICE, idempotency_key="k")
+    assert (first.result, other.result) == ("n1:k", "n2:k")
+    assert not other.replayed and again.replayed and again.result == "n1:k"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -32,6 +32,7 @@ from ecomops_platform.errors import (
 )
 from ecomops_platform.grpc_client import client_tls, make_channel, problem_of
 from ecomops_platform.settings import CommonSettings
+from ecomops_platform.timestamps import to_datetime
 
 from ..service_layer.ports import (
     Assessment,
@@ -101,13 +102,6 @@ def _sku_lines(lines: dict[str, int]) -> list[common_pb2.SkuQuantity]:
     return [common_pb2.SkuQuantity(sku=sku, quantity=qty) for sku, qty in sorted(lines.items())]
 
 
-def _dt(stamp: Any, present: bool) -> datetime | None:
-    if not present:
-        return None
-    value: datetime = stamp.ToDatetime(tzinfo=UTC)
-    return value
-
-
 class Channels:
     """One channel per dependency for the process; closed on stop."""
 
@@ -165,7 +159,9 @@ class GrpcPricing:
             discount_total_minor=q.discount_total_minor,
             total_minor=q.total_minor,
             coupon_codes=list(q.coupon_codes),
-            expires_at=_dt(q.expires_at, q.HasField("expires_at")),
+            expires_at=to_datetime(q.expires_at, "expires_at")
+            if q.HasField("expires_at")
+            else None,
         )
 
     async def redeem_quote(
@@ -242,7 +238,7 @@ class GrpcInventory:
             request.ttl_seconds = maximum
             response = await _call("inventory", self.stub.ReserveStock, request, self.timeout)
         r = response.reservation
-        return _dt(r.expires_at, r.HasField("expires_at"))
+        return to_datetime(r.expires_at, "expires_at") if r.HasField("expires_at") else None
 
     async def release(self, *, reservation_id: str) -> None:
         request = inv.ReleaseReservationRequest(reservation_id=reservation_id)

@@ -1,14 +1,15 @@
-"""gRPC servicer ``ecomops.order.v1.OrderService``: the same handlers and views as REST.
+"""gRPC servicer ``ecomops.order.v1.OrderService``: decode, hand the message to the bus, encode.
 
-Requests are decoded into the REST request models (the same validation), responses are the
-handlers' JSON views parsed into the protobuf messages (field names are shared).
+Requests are validated with the REST request models (the same rules on both transports);
+responses are the handlers' views copied into the protobuf messages (field names are shared).
+The platform's interceptor has already authenticated the caller and screened the request
+(card numbers, NUL characters, undecodable bytes, out-of-range timestamps).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -17,40 +18,35 @@ from pydantic import BaseModel, ValidationError
 
 from ecomops.order.v1 import order_service_pb2 as pb
 from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
-from ecomops_platform.auth import Caller, Role
-from ecomops_platform.cards import card_number_refused, find_card_number
-from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import (
-    BadRequest,
-    Conflict,
-    DependencyUnavailable,
-    NotFound,
-    PaymentRequired,
-    ServiceError,
-    Unprocessable,
-)
-from ecomops_platform.grpc_server import authorize, screen_request, to_datetime
-from ecomops_platform.idempotency import check_key
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.errors import Unprocessable
+from ecomops_platform.grpc_server import caller_for
+from ecomops_platform.ports import check_key
 from ecomops_platform.strict import message_to_data
+from ecomops_platform.timestamps import to_datetime
 
-from ..service_layer import handlers
-from ..service_layer.handlers import Deps
-from ..service_layer.saga import CheckoutInput
+from ..service_layer.carts import CreateCart, GetCart, SetCartItem
+from ..service_layer.checkout import CheckoutCart, PlaceOrder
+from ..service_layer.fulfilment import ConfirmDelivery, CreateShipment
+from ..service_layer.kpis import GetOrderKpis
+from ..service_layer.orders import CancelOrder, GetOrder, ListOrders
+from ..service_layer.payments import PayOrder
+from ..service_layer.ports import Deps, OrderUnitOfWork
+from ..service_layer.returns import (
+    ApproveReturn,
+    GetReturn,
+    ReceiveReturn,
+    RejectReturn,
+    RequestReturn,
+)
 from . import schemas
-from .rest import nul_refused
+from .schemas import client_of, lines_of, merged
 
 M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=Message)
+Bus = MessageBus[OrderUnitOfWork, Deps]
 
 SERVICE_NAME = "ecomops.order.v1.OrderService"
-
-_STATUS_ERRORS: dict[int, type[ServiceError]] = {
-    400: BadRequest,
-    402: PaymentRequired,
-    404: NotFound,
-    409: Conflict,
-    422: Unprocessable,
-    503: DependencyUnavailable,
-}
 
 
 def _strip(value: Any) -> Any:
@@ -61,31 +57,20 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def to_message(cls: Callable[[], Message], **fields: Any) -> Any:
+def to_message(cls: Callable[[], P], **fields: Any) -> P:
+    """A response message from views (dumped as JSON; unset where the view has None)."""
     message = cls()
-    json_format.ParseDict(_strip(fields), message, ignore_unknown_fields=True)
+    data = {
+        k: v.model_dump(mode="json", by_alias=True) if isinstance(v, BaseModel) else v
+        for k, v in fields.items()
+    }
+    json_format.ParseDict(_strip(data), message, ignore_unknown_fields=True)
     return message
 
 
-def stored_or_raise(status: int, body: Any) -> Any:
-    """A stored error response (e.g. 422 order-rejected) becomes the same error on gRPC."""
-    if status < 400:
-        return body
-    error_cls = _STATUS_ERRORS.get(status, Unprocessable)
-    extra = {
-        k: v
-        for k, v in dict(body).items()
-        if k not in {"type", "title", "status", "detail", "instance"}
-    }
-    code = str(body.get("type", "")).rsplit("/", 1)[-1] or None
-    if error_cls is DependencyUnavailable:
-        raise DependencyUnavailable(str(body.get("detail", "")))
-    raise error_cls(str(body.get("detail", "")), code=code, title=body.get("title"), **extra)
-
-
 def decode(model: type[M], request: Message, *, drop: tuple[str, ...] = ()) -> M:
-    data = message_to_data(request)  # 64-bit integers stay integers (strict models)
-    _screen(data)
+    """The request as the REST model validates it (64-bit integers stay integers)."""
+    data = message_to_data(request)
     for name in drop:
         data.pop(name, None)
     try:
@@ -97,258 +82,192 @@ def decode(model: type[M], request: Message, *, drop: tuple[str, ...] = ()) -> M
         raise Unprocessable(summary, code="validation-error") from None
 
 
-def _key(request: Any) -> str:
+class _Keyed(Protocol):
+    idempotency_key: str
+
+
+def _key(request: _Keyed) -> str:
+    """The request's Idempotency-Key, checked where it always was: after the body."""
     key = check_key(request.idempotency_key, required=True)
     assert key is not None
     return key
 
 
-def _client(client: schemas.ClientIn | None) -> dict[str, Any]:
-    return client.model_dump(exclude_none=True) if client else {}
-
-
-def _scan(request: Message) -> None:
-    # The platform's interceptor already screened the message (ecomops_platform.cards and
-    # grpc_server.screen_request); walking the fields needs no JSON conversion, which fails on
-    # an out-of-range Timestamp.
-    screen_request(request)
-
-
-def _screen(data: Any) -> None:
-    if "\\u0000" in json.dumps(data):
-        raise nul_refused()
-    if find_card_number(data):
-        raise card_number_refused()
-
-
 class OrderServicer(pb_grpc.OrderServiceServicer):
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], deps: Deps) -> None:
-        self.uow = uow_factory
-        self.deps = deps
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
 
     # --- carts ----------------------------------------------------------------------------
-    async def CreateCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER)
-        _scan(request)
+    async def CreateCart(
+        self, request: pb.CreateCartRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateCartResponse:
+        caller = caller_for(CreateCart)
         body = decode(schemas.CreateCartIn, request, drop=("idempotency_key",))
-        uow = self.uow()
-
-        async def action() -> tuple[int, Any]:
-            return await handlers.create_cart(uow, self.deps, caller, currency=body.currency)
-
-        status, stored, _ = await handlers.idempotent(
-            uow,
-            caller=caller,
-            operation="create_cart",
-            key=_key(request),
-            payload=body.model_dump(mode="json"),
-            action=action,
+        cart = await self.bus.handle(
+            CreateCart(currency=body.currency), caller, idempotency_key=_key(request)
         )
-        return to_message(pb.CreateCartResponse, cart=stored_or_raise(status, stored))
+        return to_message(pb.CreateCartResponse, cart=cart)
 
-    async def SetCartItem(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS)
-        _scan(request)
+    async def SetCartItem(
+        self, request: pb.SetCartItemRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetCartItemResponse:
+        caller = caller_for(SetCartItem)
         if not request.sku:
             raise Unprocessable("sku is required", code="validation-error")
-        view = await handlers.set_cart_item(
-            self.uow(),
-            self.deps,
+        cart = await self.bus.handle(
+            SetCartItem(cart_id=request.cart_id, sku=request.sku, quantity=request.quantity),
             caller,
-            cart_id=request.cart_id,
-            sku=request.sku,
-            quantity=request.quantity,
         )
-        return to_message(pb.SetCartItemResponse, cart=view)
+        return to_message(pb.SetCartItemResponse, cart=cart)
 
-    async def GetCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS)
-        _scan(request)
-        view = await handlers.get_cart(self.uow(), self.deps, caller, cart_id=request.cart_id)
-        return to_message(pb.GetCartResponse, cart=view)
+    async def GetCart(
+        self, request: pb.GetCartRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCartResponse:
+        cart = await self.bus.handle(GetCart(cart_id=request.cart_id), caller_for(GetCart))
+        return to_message(pb.GetCartResponse, cart=cart)
 
-    async def CheckoutCart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER)
-        _scan(request)
+    async def CheckoutCart(
+        self, request: pb.CheckoutCartRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckoutCartResponse:
+        caller = caller_for(CheckoutCart)
         body = decode(schemas.CheckoutCartIn, request, drop=("idempotency_key", "cart_id"))
-        status, stored, _ = await handlers.checkout_cart(
-            self.uow(),
-            self.deps,
-            caller,
-            key=_key(request),
+        command = CheckoutCart(
             cart_id=request.cart_id,
             coupon_codes=list(body.coupon_codes),
             shipping_address=body.shipping_address.model_dump(),
-            client=_client(body.client),
+            client=client_of(body.client),
         )
-        return to_message(pb.CheckoutCartResponse, order=stored_or_raise(status, stored))
+        order = await self.bus.handle(command, caller, idempotency_key=_key(request))
+        return to_message(pb.CheckoutCartResponse, order=order)
 
     # --- orders ---------------------------------------------------------------------------
-    async def PlaceOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.PARTNER, Role.SERVICE)
-        _scan(request)
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlaceOrderResponse:
+        caller = caller_for(PlaceOrder)
         body = decode(schemas.PlaceOrderIn, request, drop=("idempotency_key",))
-        lines: dict[str, int] = {}
-        for line in body.lines:
-            lines[line.sku] = lines.get(line.sku, 0) + line.quantity
-        status, stored, _ = await handlers.place_order(
-            self.uow(),
-            self.deps,
-            caller,
-            key=_key(request),
-            customer_id=handlers.resolve_customer(caller, body.customer_id),
-            data=CheckoutInput(
-                currency=body.currency,
-                lines=lines,
-                shipping_address=body.shipping_address.model_dump(),
-                coupon_codes=list(body.coupon_codes),
-                client=_client(body.client),
-            ),
+        key = _key(request)
+        command = PlaceOrder(
+            customer_id=body.customer_id,
+            currency=body.currency,
+            lines=merged(body.lines),
+            coupon_codes=list(body.coupon_codes),
+            shipping_address=body.shipping_address.model_dump(),
+            client=client_of(body.client),
         )
-        return to_message(pb.PlaceOrderResponse, order=stored_or_raise(status, stored))
+        order = await self.bus.handle(command, caller, idempotency_key=key)
+        return to_message(pb.PlaceOrderResponse, order=order)
 
-    async def GetOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
-        _scan(request)
-        view = await handlers.get_order(self.uow(), caller, order_id=request.order_id)
-        return to_message(pb.GetOrderResponse, order=view)
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderResponse:
+        order = await self.bus.handle(GetOrder(order_id=request.order_id), caller_for(GetOrder))
+        return to_message(pb.GetOrderResponse, order=order)
 
-    async def ListOrders(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
-        _scan(request)
-        page = await handlers.list_orders(
-            self.uow(),
-            caller,
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrdersResponse:
+        query = ListOrders(
             status=request.status or None,
             limit=request.limit or None,
             cursor=request.cursor or None,
         )
-        return to_message(pb.ListOrdersResponse, **page)
+        page = await self.bus.handle(query, caller_for(ListOrders))
+        return to_message(pb.ListOrdersResponse, **page.model_dump(mode="json"))
 
-    async def PayOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller: Caller = authorize(Role.CUSTOMER, Role.PARTNER, Role.SERVICE)
-        _scan(request)
+    async def PayOrder(
+        self, request: pb.PayOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PayOrderResponse:
+        caller = caller_for(PayOrder)
         body = decode(schemas.PaymentIn, request, drop=("idempotency_key", "order_id"))
-        status, stored, _ = await handlers.pay_order(
-            self.uow(),
-            self.deps,
-            caller,
-            key=_key(request),
-            order_id=request.order_id,
-            token=body.payment_token,
-        )
-        return to_message(pb.PayOrderResponse, order=stored_or_raise(status, stored))
+        command = PayOrder(order_id=request.order_id, payment_token=body.payment_token)
+        order = await self.bus.handle(command, caller, idempotency_key=_key(request))
+        return to_message(pb.PayOrderResponse, order=order)
 
-    async def CreateShipment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.OPS, Role.PARTNER, Role.SERVICE)
-        _scan(request)
+    async def CreateShipment(
+        self, request: pb.CreateShipmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateShipmentResponse:
+        caller = caller_for(CreateShipment)
         body = decode(schemas.ShipmentIn, request, drop=("idempotency_key", "order_id"))
-        status, stored, _ = await handlers.create_shipment(
-            self.uow(),
-            self.deps,
-            caller,
-            key=_key(request),
+        command = CreateShipment(
             order_id=request.order_id,
-            lines=[(line.sku, line.quantity) for line in body.lines] if body.lines else None,
+            lines=lines_of(body.lines) if body.lines else None,
             carrier=body.carrier,
             tracking_number=body.tracking_number,
         )
-        return to_message(pb.CreateShipmentResponse, order=stored_or_raise(status, stored))
+        order = await self.bus.handle(command, caller, idempotency_key=_key(request))
+        return to_message(pb.CreateShipmentResponse, order=order)
 
-    async def ConfirmDelivery(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.OPS, Role.PARTNER, Role.SERVICE)
-        _scan(request)
-        view = await handlers.confirm_delivery(
-            self.uow(), self.deps, caller, order_id=request.order_id
-        )
-        return to_message(pb.ConfirmDeliveryResponse, order=view)
+    async def ConfirmDelivery(
+        self, request: pb.ConfirmDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ConfirmDeliveryResponse:
+        caller = caller_for(ConfirmDelivery)
+        order = await self.bus.handle(ConfirmDelivery(order_id=request.order_id), caller)
+        return to_message(pb.ConfirmDeliveryResponse, order=order)
 
-    async def CancelOrder(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS, Role.SERVICE)
-        _scan(request)
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOrderResponse:
+        caller = caller_for(CancelOrder)
         body = decode(schemas.CancelIn, request, drop=("order_id",))
-        view = await handlers.cancel_order(
-            self.uow(), self.deps, caller, order_id=request.order_id, reason=body.reason
-        )
-        return to_message(pb.CancelOrderResponse, order=view)
+        command = CancelOrder(order_id=request.order_id, reason=body.reason)
+        return to_message(pb.CancelOrderResponse, order=await self.bus.handle(command, caller))
 
     # --- returns --------------------------------------------------------------------------
-    async def RequestReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS)
-        _scan(request)
+    async def RequestReturn(
+        self, request: pb.RequestReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequestReturnResponse:
+        caller = caller_for(RequestReturn)
         body = decode(schemas.ReturnIn, request, drop=("idempotency_key", "order_id"))
-        status, stored, _ = await handlers.request_return(
-            self.uow(),
-            self.deps,
-            caller,
-            key=_key(request),
-            order_id=request.order_id,
-            lines=[(line.sku, line.quantity) for line in body.lines],
-            reason=body.reason,
+        command = RequestReturn(
+            order_id=request.order_id, lines=lines_of(body.lines), reason=body.reason
         )
-        return to_message(pb.RequestReturnResponse, **{"return": stored_or_raise(status, stored)})
+        rma = await self.bus.handle(command, caller, idempotency_key=_key(request))
+        return to_message(pb.RequestReturnResponse, **{"return": rma})
 
-    async def GetReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.CUSTOMER, Role.OPS)
-        _scan(request)
-        view = await handlers.get_return(self.uow(), caller, return_id=request.return_id)
-        return to_message(pb.GetReturnResponse, **{"return": view})
+    async def GetReturn(
+        self, request: pb.GetReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetReturnResponse:
+        rma = await self.bus.handle(GetReturn(return_id=request.return_id), caller_for(GetReturn))
+        return to_message(pb.GetReturnResponse, **{"return": rma})
 
-    async def ApproveReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.OPS, Role.SERVICE)
-        _scan(request)
-        view = await handlers.decide_return(
-            self.uow(), self.deps, caller, return_id=request.return_id, approve=True
+    async def ApproveReturn(
+        self, request: pb.ApproveReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApproveReturnResponse:
+        rma = await self.bus.handle(
+            ApproveReturn(return_id=request.return_id), caller_for(ApproveReturn)
         )
-        return to_message(pb.ApproveReturnResponse, **{"return": view})
+        return to_message(pb.ApproveReturnResponse, **{"return": rma})
 
-    async def RejectReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.OPS, Role.SERVICE)
-        _scan(request)
-        view = await handlers.decide_return(
-            self.uow(),
-            self.deps,
-            caller,
-            return_id=request.return_id,
-            approve=False,
-            note=request.note,
-        )
-        return to_message(pb.RejectReturnResponse, **{"return": view})
+    async def RejectReturn(
+        self, request: pb.RejectReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RejectReturnResponse:
+        command = RejectReturn(return_id=request.return_id, note=request.note)
+        rma = await self.bus.handle(command, caller_for(RejectReturn))
+        return to_message(pb.RejectReturnResponse, **{"return": rma})
 
-    async def ReceiveReturn(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        caller = authorize(Role.OPS, Role.SERVICE)
-        _scan(request)
+    async def ReceiveReturn(
+        self, request: pb.ReceiveReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveReturnResponse:
+        caller = caller_for(ReceiveReturn)
         body = decode(schemas.ReceiveReturnIn, request, drop=("return_id",))
-        view = await handlers.receive_return(
-            self.uow(),
-            self.deps,
-            caller,
+        command = ReceiveReturn(
             return_id=request.return_id,
             lines=[(line.sku, line.quantity, line.resellable) for line in body.lines],
             warehouse=body.warehouse or "",
         )
-        return to_message(pb.ReceiveReturnResponse, **{"return": view})
+        rma = await self.bus.handle(command, caller)
+        return to_message(pb.ReceiveReturnResponse, **{"return": rma})
 
-    async def GetOrderKpis(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        authorize(Role.OPS, Role.SERVICE)
-        _scan(request)
-        start = getattr(request, "from")
-        end = request.to
-        view = await handlers.order_kpis(
-            self.uow(),
-            self.deps,
-            start=to_datetime(start, "from") if request.HasField("from") else None,
-            end=to_datetime(end, "to") if request.HasField("to") else None,
+    async def GetOrderKpis(
+        self, request: pb.GetOrderKpisRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderKpisResponse:
+        caller = caller_for(GetOrderKpis)
+        query = GetOrderKpis(
+            start=to_datetime(getattr(request, "from"), "from")
+            if request.HasField("from")
+            else None,
+            end=to_datetime(request.to, "to") if request.HasField("to") else None,
         )
-        return to_message(pb.GetOrderKpisResponse, **view)
-
-
-def registrar(
-    uow_factory: Callable[[], UnitOfWork], deps: Deps
-) -> Callable[[grpc.aio.Server], None]:
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_OrderServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            OrderServicer(uow_factory, deps), server
-        )
-
-    return register
+        kpis = await self.bus.handle(query, caller)
+        return to_message(pb.GetOrderKpisResponse, **kpis.model_dump(mode="json", by_alias=True))

@@ -1,10 +1,11 @@
-"""REST request and response models (separate from the tables and the domain)."""
+"""REST request bodies (strict: JSON types as written, unknown fields refused); gRPC requests
+are validated with the same models. Responses are the service layer's views (``views.py``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from pydantic import Field, StrictInt, StringConstraints
 
 from ecomops_platform.strict import CountryCode, CurrencyCode, IpAddress, StrictRequestModel
 
@@ -116,160 +117,17 @@ class ReceiveReturnIn(RequestModel):
     )
 
 
-# --- responses ------------------------------------------------------------------------------
-class CartLineOut(BaseModel):
-    sku: str
-    quantity: int
-    unit_price_minor: int
-    discount_minor: int
-    total_minor: int
-    available: bool | None
-    available_quantity: int | None
-    sellable: bool = Field(
-        default=True,
-        description="False when pricing no longer sells this SKU (discontinued, unpriced): the "
-        "line is shown at 0 and checkout refuses it until it is removed",
-    )
+def lines_of(lines: list[LineIn]) -> list[tuple[str, int]]:
+    return [(line.sku, line.quantity) for line in lines]
 
 
-class CartOut(BaseModel):
-    cart_id: str
-    customer_id: str
-    currency: str
-    status: str
-    lines: list[CartLineOut]
-    subtotal_minor: int
-    discount_total_minor: int
-    total_minor: int
-    quote_id: str | None
-    created_at: str
-    updated_at: str
-    order_id: str | None
+def merged(lines: list[LineIn]) -> dict[str, int]:
+    """Quantities per SKU (a SKU on two lines is ordered once, summed)."""
+    out: dict[str, int] = {}
+    for line in lines:
+        out[line.sku] = out.get(line.sku, 0) + line.quantity
+    return out
 
 
-class OrderLineOut(BaseModel):
-    sku: str
-    quantity: int
-    unit_price_minor: int
-    discount_minor: int
-    total_minor: int
-    shipped_quantity: int
-    returned_quantity: int
-
-
-class AddressOut(BaseModel):
-    name: str
-    line1: str
-    city: str
-    postal_code: str
-    country: str
-
-
-class PaymentOut(BaseModel):
-    payment_id: str
-    last4: str | None
-    paid_at: str | None
-
-
-class ShipmentLineOut(BaseModel):
-    sku: str
-    quantity: int
-
-
-class ShipmentOut(BaseModel):
-    shipment_id: str
-    carrier: str
-    tracking_number: str
-    lines: list[ShipmentLineOut]
-    shipped_at: str | None
-
-
-class TimelineOut(BaseModel):
-    status: str
-    at: str | None
-    actor: str = Field(
-        description='Who acted ("ops:<id>", "customer:<id>", "system"); customers and partners '
-        'see the role only ("ops")'
-    )
-    note: str
-
-
-class RiskReasonOut(BaseModel):
-    code: str
-    detail: str
-
-
-class RiskOut(BaseModel):
-    assessment_id: str
-    decision: str
-    reasons: list[RiskReasonOut]
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    customer_id: str
-    status: str
-    currency: str
-    lines: list[OrderLineOut]
-    subtotal_minor: int
-    discount_total_minor: int
-    total_minor: int
-    coupon_codes: list[str]
-    shipping_address: AddressOut
-    payment_due_at: str | None
-    placed_at: str | None
-    payment: PaymentOut | None
-    shipments: list[ShipmentOut]
-    timeline: list[TimelineOut]
-    refunded_minor: int
-    cancel_reason: str | None
-    quote_id: str
-    cart_id: str | None
-    delivered_at: str | None
-    risk: RiskOut | None = Field(description="Risk assessment; ops and services only.")
-
-
-class OrderPage(BaseModel):
-    items: list[OrderOut]
-    next_cursor: str | None
-
-
-class ReceivedLineOut(BaseModel):
-    sku: str
-    quantity: int
-    resellable: bool
-
-
-class ReturnOut(BaseModel):
-    return_id: str
-    order_id: str
-    customer_id: str
-    status: str
-    lines: list[ShipmentLineOut]
-    reason: str
-    requested_at: str | None
-    decided_at: str | None
-    received_at: str | None
-    received_lines: list[ReceivedLineOut]
-    refunded_minor: int
-    currency: str
-
-
-class CurrencyAmountOut(BaseModel):
-    currency: str
-    amount_minor: int
-
-
-class KpisOut(BaseModel):
-    model_config = {"populate_by_name": True}
-
-    from_: str = Field(alias="from")
-    to: str
-    orders: int
-    paid_orders: int
-    gmv: list[CurrencyAmountOut]
-    average_order_value: list[CurrencyAmountOut]
-    repurchase_rate: str
-    cancellation_rate: str
-    return_rate: str
-    cart_abandonment_rate: str
+def client_of(client: ClientIn | None) -> dict[str, str]:
+    return client.model_dump(exclude_none=True) if client else {}

@@ -1,7 +1,9 @@
-"""Ports: what the order service needs from pricing, risk, inventory and a payment provider.
+"""Ports: what the order service needs from its database (repositories reached through the
+unit of work) and from pricing, risk, inventory and a payment provider.
 
-The gRPC adapters (``adapters/clients.py``) and the sandbox provider implement them; unit tests
-use fakes. Adapters raise only the platform's errors:
+The SQL repositories (``adapters/repositories``) and the gRPC adapters (``adapters/clients.py``)
+and the sandbox provider implement them; unit tests use fakes. Adapters raise only the
+platform's errors:
 
 - ``DependencyUnavailable`` (503, Retry-After) when the other side is down or past its deadline;
 - ``OutOfStock`` (409 with ``shortages``) from inventory;
@@ -12,11 +14,18 @@ use fakes. Adapters raise only the platform's errors:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from ecomops_platform.bus import Context
 from ecomops_platform.errors import Conflict
+from ecomops_platform.ports import UnitOfWorkPort
+from ecomops_platform.timestamps import utcnow
+
+from ..domain.models import Order, OrderStatus, Return
+from ..settings import OrderSettings
 
 
 class OutOfStock(Conflict):
@@ -130,3 +139,203 @@ class Ports:
     risk: RiskPort
     inventory: InventoryPort
     payments: PaymentProvider
+
+
+# --- what the database holds beside the domain objects --------------------------------------
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The columns an order gets at checkout beside the domain ``Order``."""
+
+    coupon_codes: list[str]
+    shipping_address: dict[str, str]
+    client: dict[str, str]
+    quote_id: str
+    assessment_id: str
+    risk_decision: str
+    risk_reasons: list[dict[str, str]]
+    cart_id: str | None
+    placed_by: str
+    reservation_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    token: str
+    payment_id: str
+    last4: str
+    fingerprint: str
+    paid_at: datetime
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """A stored order: the domain object and the columns only the views and rules read."""
+
+    order: Order
+    coupon_codes: list[str]
+    shipping_address: dict[str, str]
+    quote_id: str
+    assessment_id: str
+    risk_decision: str
+    risk_reasons: list[dict[str, str]]
+    cart_id: str | None
+    placed_by: str | None
+    reservation_expires_at: datetime | None
+    payment_id: str | None
+    payment_last4: str | None
+    paid_at: datetime | None
+    cancel_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRecord:
+    shipment_id: str
+    order_id: str
+    carrier: str
+    tracking_number: str
+    lines: list[dict[str, int | str]]
+    shipped_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CartRecord:
+    cart_id: str
+    customer_id: str
+    currency: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyTotal:
+    currency: str
+    total_minor: int
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class KpiCounts:
+    """What the KPI read counts over a period (the rates are the service layer's)."""
+
+    orders: int
+    paid_orders: int
+    cancelled: int
+    paid_by_currency: list[CurrencyTotal]
+    buyers: int
+    repeat_buyers: int
+    orders_with_returns: int
+    carts: int
+    abandoned_carts: int
+
+
+#: Which deadline a due order is past: payment (awaiting_payment) or its review hold.
+Deadline = Literal["payment", "review"]
+
+
+# --- repositories ---------------------------------------------------------------------------
+class OrderRepository(Protocol):
+    async def add(self, order: Order, placement: Placement) -> None: ...
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> OrderRecord | None: ...
+
+    async def save(
+        self,
+        order: Order,
+        *,
+        at: datetime,
+        payment: PaymentRecord | None = None,
+        cancel_reason: str | None = None,
+    ) -> None:
+        """Store the order's state and its new timeline entries (a cancel reason also sets
+        ``cancelled_at``)."""
+        ...
+
+    async def add_shipment(self, shipment: ShipmentRecord) -> None: ...
+
+    async def shipments(self, order_id: str) -> list[ShipmentRecord]: ...
+
+    async def lock_due(self, deadline: Deadline, *, now: datetime, limit: int) -> list[OrderRecord]:
+        """Orders past the deadline, locked; replicas skip each other's rows."""
+        ...
+
+    async def page(
+        self,
+        *,
+        customer_id: str | None,
+        placed_by: str | None,
+        status: OrderStatus | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[str, datetime]]:
+        """(id, placed_at) newest first, strictly before ``before``."""
+        ...
+
+
+class CartRepository(Protocol):
+    async def add(self, cart: CartRecord) -> None: ...
+
+    async def get(self, cart_id: str, *, for_update: bool = False) -> CartRecord | None: ...
+
+    async def lines(self, cart_id: str) -> dict[str, int]:
+        """SKU → quantity, by SKU."""
+        ...
+
+    async def set_item(self, cart_id: str, sku: str, quantity: int, *, now: datetime) -> None:
+        """Set one line (0 removes it) and touch the cart."""
+        ...
+
+    async def check_out(self, cart_id: str, *, order_id: str, at: datetime) -> None: ...
+
+    async def lock_idle(self, *, cutoff: datetime, limit: int) -> list[CartRecord]:
+        """Open carts with items, idle since ``cutoff`` and not reported since, locked."""
+        ...
+
+    async def mark_abandoned(self, cart_id: str, *, at: datetime) -> None: ...
+
+
+class ReturnRepository(Protocol):
+    async def add(self, rma: Return, *, currency: str) -> None: ...
+
+    async def get(self, return_id: str, *, for_update: bool = False) -> tuple[Return, str] | None:
+        """The return and the currency of its order."""
+        ...
+
+    async def pending_units(self, order_id: str) -> dict[str, int]:
+        """Units of open returns (requested or approved) per SKU."""
+        ...
+
+    async def save(
+        self, rma: Return, *, decision_note: str | None = None, refund_id: str | None = None
+    ) -> None: ...
+
+
+class KpiReader(Protocol):
+    async def counts(self, *, start: datetime, end: datetime) -> KpiCounts: ...
+
+
+class OrderUnitOfWork(UnitOfWorkPort, Protocol):
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def carts(self) -> CartRepository: ...
+
+    @property
+    def returns(self) -> ReturnRepository: ...
+
+    @property
+    def kpis(self) -> KpiReader: ...
+
+
+@dataclass
+class Deps:
+    """What handlers need beside the unit of work; ``ports`` are opened at start-up."""
+
+    settings: OrderSettings
+    ports: Ports
+    clock: Callable[[], datetime] = utcnow
+
+
+Ctx = Context[OrderUnitOfWork, Deps]

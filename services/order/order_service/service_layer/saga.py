@@ -18,7 +18,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from ecomops_platform.errors import DependencyUnavailable, Unprocessable
 
@@ -33,9 +32,9 @@ log = logging.getLogger("order_service.saga")
 class CheckoutInput:
     currency: str
     lines: dict[str, int]
-    shipping_address: dict[str, Any]
+    shipping_address: dict[str, str]
     coupon_codes: list[str] = field(default_factory=list)
-    client: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

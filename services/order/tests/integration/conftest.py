@@ -11,7 +11,9 @@ import pytest
 
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, unique
+from ecomops_testing import customer as customer_headers
+from ecomops_testing import ops as ops_headers
+from ecomops_testing import unique
 from order_service.bootstrap import create_service
 from order_service.settings import OrderSettings
 
@@ -53,14 +55,14 @@ def customer() -> Callable[..., tuple[str, dict[str, str]]]:
 
     def make(tag: str = "c") -> tuple[str, dict[str, str]]:
         subject = unique(f"cust-{tag}")
-        return subject, bearer(subject, "customer")
+        return subject, customer_headers(subject)
 
     return make
 
 
 @pytest.fixture
 def ops() -> dict[str, str]:
-    return bearer("ops-1", "ops")
+    return ops_headers()
 
 
 @pytest.fixture

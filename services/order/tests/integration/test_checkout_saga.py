@@ -8,11 +8,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ecomops.order.v1 import events_pb2 as order_events
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.runtime import Service
+from ecomops_platform.topics import topic_of
 from ecomops_testing import unique
 from order_service.adapters.tables import orders
-from order_service.service_layer.handlers import order_id_for
+from order_service.service_layer.checkout import order_id_for
+
+ORDER_TOPIC = topic_of(order_events)
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +37,7 @@ async def count_orders_of(service: Service, customer_id: str) -> int:
 async def test_approved_checkout_holds_stock_and_publishes_order_placed(
     api, place, customer, fake_world, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     cid, headers = customer()
     sku = unique("sku")
     resp = await place(headers, [{"sku": sku, "quantity": 2}], coupon_codes=["SAVE10"])
@@ -91,7 +95,7 @@ async def test_review_holds_stock_longer_and_waits(api, place, customer, fake_wo
 async def test_reject_is_422_generic_and_kept_for_ops(
     api, place, customer, ops, fake_world, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _cid, headers = customer("reject")
     lines = [{"sku": unique("sku"), "quantity": 1}]
     resp = await place(headers, lines, key="rej-1")

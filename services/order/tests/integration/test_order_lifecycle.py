@@ -11,13 +11,17 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ecomops.order.v1 import events_pb2 as order_events
 from ecomops.order.v1 import order_service_pb2 as pb
 from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
 from ecomops.risk.v1 import events_pb2 as risk_events
 from ecomops_platform.db import UnitOfWork
 from ecomops_platform.grpc_client import problem_of
+from ecomops_platform.topics import topic_of
 from ecomops_testing import bearer, eventually, token, unique
 from order_service.adapters.tables import carts, orders
+
+ORDER_TOPIC = topic_of(order_events)
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +50,7 @@ async def paid(api, place, headers, lines=None) -> dict[str, Any]:
 async def test_decline_keeps_the_order_payable_then_payment_succeeds(
     api, place, customer, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer()
     order = await placed(place, headers)
     oid = order["order_id"]
@@ -108,7 +112,7 @@ async def test_other_customers_order_is_404(api, place, customer) -> None:
 async def test_partial_shipments_delivery_return_and_refund(
     api, place, customer, ops, kafka_probe, fake_world
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer()
     a, b = unique("sku"), unique("sku")
     order = await paid(api, place, headers, [{"sku": a, "quantity": 2}, {"sku": b, "quantity": 1}])
@@ -186,7 +190,7 @@ async def test_partial_shipments_delivery_return_and_refund(
 async def test_cancel_paid_order_refunds_and_publishes(
     api, place, customer, kafka_probe, fake_world
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer()
     order = await paid(api, place, headers)
     oid = order["order_id"]
@@ -204,7 +208,7 @@ async def test_cancel_paid_order_refunds_and_publishes(
 async def test_unpaid_order_is_cancelled_when_payment_is_due(
     api, place, customer, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer()
     oid = (await placed(place, headers))["order_id"]
     async with order_service.db.sessions() as s, s.begin():
@@ -222,7 +226,7 @@ async def test_unpaid_order_is_cancelled_when_payment_is_due(
 async def test_review_resolved_events_continue_or_cancel(
     api, place, customer, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer("review")
     ok = (await placed(place, headers))["order_id"]
     ko = (await placed(place, headers))["order_id"]
@@ -273,7 +277,7 @@ async def test_list_orders_pages_and_filters(api, place, customer, ops) -> None:
 async def test_cart_checkout_and_abandonment(
     api, customer, address, kafka_probe, order_service
 ) -> None:
-    probe = await kafka_probe("ecomops.order.v1")
+    probe = await kafka_probe(ORDER_TOPIC)
     _, headers = customer()
     created = await api.post("/v1/carts", json={"currency": "EUR"}, headers={**headers, **key()})
     assert created.status_code == 201

@@ -1,4 +1,7 @@
-"""Domain → protobuf: the events the order service publishes on ``ecomops.order.v1``."""
+"""Domain → protobuf: the events the order service publishes on ``ecomops.order.v1``.
+
+Here rather than in ``adapters/``: handlers build the events they record in the unit of work,
+and the service layer imports no adapters (protobuf messages are contracts, not adapters)."""
 
 from __future__ import annotations
 
@@ -6,19 +9,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ecomops.order.v1 import events_pb2
+from ecomops_platform.timestamps import optional_timestamp as ts
 
 from ..domain.models import Order
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _lines(order: Order) -> list[events_pb2.OrderLine]:
@@ -43,7 +37,7 @@ def order_placed(
     *,
     quote_id: str,
     coupon_codes: list[str],
-    client: dict[str, Any],
+    client: dict[str, str],
     shipping_country: str,
     assessment_id: str,
 ) -> events_pb2.OrderPlaced:
