@@ -4,7 +4,9 @@ card numbers, undecodable bytes); ``caller_for`` checks the message's roles befo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeAlias
+
+import grpc
 
 from ecomops.pricing.v1 import pricing_service_pb2 as pb
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
@@ -35,7 +37,7 @@ from .encoders import (
 )
 
 Bus = MessageBus[PricingUnitOfWork, Deps]
-Context = Any  # grpc.aio.ServicerContext (unused by the methods)
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 def _promotion_fields(request: pb.CreatePromotionRequest) -> dict[str, object]:

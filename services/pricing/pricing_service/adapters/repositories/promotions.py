@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,7 +55,7 @@ class SqlPromotions:
         self,
         promotion_id: str,
         action: str,
-        changes: dict[str, Any],
+        changes: Mapping[str, object],
         by: str,
         reason: str | None,
         at: datetime,
