@@ -3,6 +3,7 @@ the ``ecomops.services`` entry point."""
 
 from __future__ import annotations
 
+from ecomops.pricing.v1 import pricing_service_pb2
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from ecomops_platform.bus import handlers_in
 from ecomops_platform.runtime import Service
@@ -15,7 +16,7 @@ from .service_layer import price_book, promotions, quotes, signals
 from .service_layer.ports import Deps
 from .settings import PricingSettings
 
-GRPC_SERVICE = "ecomops.pricing.v1.PricingService"
+GRPC_SERVICE = pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name
 
 
 def dependencies(service: Service, settings: PricingSettings) -> Deps:

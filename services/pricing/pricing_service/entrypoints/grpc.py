@@ -40,34 +40,36 @@ Bus = MessageBus[PricingUnitOfWork, Deps]
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _promotion_fields(request: pb.CreatePromotionRequest) -> dict[str, object]:
+def _create_promotion(
+    request: pb.CreatePromotionRequest, message: type[promo.CreatePromotion]
+) -> promo.CreatePromotion:
     kind = KINDS.get(request.kind)
     if kind is None:
         raise Unprocessable("kind is required", code="invalid-promotion", field="kind")
-    return {
-        "name": request.name,
-        "kind": kind,
-        "skus": tuple(sorted(set(request.scope.skus))),
-        "categories": tuple(sorted(set(request.scope.categories))),
-        "all": request.scope.all,
-        "starts_at": when(request.starts_at, "starts_at"),
-        "ends_at": when(request.ends_at, "ends_at"),
-        "percent": rate("percent", request.percent) if kind is PromotionKind.PERCENT else None,
-        "amount_minor": request.amount_minor or None,
-        "buy_quantity": request.buy_quantity or None,
-        "get_quantity": request.get_quantity or None,
-        "coupon_code": request.coupon_code or None,
-        "usage_limit": request.usage_limit if request.HasField("usage_limit") else None,
-        "per_customer_limit": (
+    return message(
+        name=request.name,
+        kind=kind,
+        skus=tuple(sorted(set(request.scope.skus))),
+        categories=tuple(sorted(set(request.scope.categories))),
+        all=request.scope.all,
+        starts_at=when(request.starts_at, "starts_at"),
+        ends_at=when(request.ends_at, "ends_at"),
+        percent=rate("percent", request.percent) if kind is PromotionKind.PERCENT else None,
+        amount_minor=request.amount_minor or None,
+        buy_quantity=request.buy_quantity or None,
+        get_quantity=request.get_quantity or None,
+        coupon_code=request.coupon_code or None,
+        usage_limit=request.usage_limit if request.HasField("usage_limit") else None,
+        per_customer_limit=(
             request.per_customer_limit if request.HasField("per_customer_limit") else None
         ),
-        "min_subtotal_minor": request.min_subtotal_minor,
-        "currency": request.currency or None,
-        "segments": tuple(sorted(set(request.segments))),
-        "stackable": request.stackable,
-        "allow_below_floor": request.allow_below_floor,
-        "reason": request.reason or None,
-    }
+        min_subtotal_minor=request.min_subtotal_minor,
+        currency=request.currency or None,
+        segments=tuple(sorted(set(request.segments))),
+        stackable=request.stackable,
+        allow_below_floor=request.allow_below_floor,
+        reason=request.reason or None,
+    )
 
 
 def _promotion_changes(request: pb.UpdatePromotionRequest) -> dict[str, object]:
@@ -141,13 +143,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.CreatePromotionRequest, context: Context
     ) -> pb.CreatePromotionResponse:
         caller = caller_for(promo.CreatePromotion)
-        fields = _promotion_fields(request)
-        if request.idempotency_key:
-            keyed = promo.CreatePromotionByRpc(**fields)  # type: ignore[arg-type]
-            result = await self.bus.handle(keyed, caller, idempotency_key=request.idempotency_key)
-        else:
-            once = promo.CreatePromotionUnkeyed(**fields)  # type: ignore[arg-type]
-            result = await self.bus.handle(once, caller)
+        # With a key: idempotent in its own namespace; without: created once per call.
+        key = request.idempotency_key or None
+        message = promo.CreatePromotionByRpc if key else promo.CreatePromotionUnkeyed
+        command = _create_promotion(request, message)
+        result = await self.bus.handle(command, caller, idempotency_key=key)
         return pb.CreatePromotionResponse(promotion=promotion_pb(result))
 
     async def ListPromotions(
@@ -193,18 +193,15 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.CreateQuoteRequest, context: Context
     ) -> pb.CreateQuoteResponse:
         caller = caller_for(quotes.CreateQuote)
-        fields = {
-            "customer_id": request.customer_id or None,
-            "currency": request.currency,
-            "lines": quote_lines(request.lines),
-            "coupon_codes": tuple(request.coupon_codes),
-        }
-        if request.idempotency_key:
-            keyed = quotes.CreateQuoteByRpc(**fields)  # type: ignore[arg-type]
-            result = await self.bus.handle(keyed, caller, idempotency_key=request.idempotency_key)
-        else:
-            once = quotes.CreateQuoteUnkeyed(**fields)  # type: ignore[arg-type]
-            result = await self.bus.handle(once, caller)
+        key = request.idempotency_key or None
+        message = quotes.CreateQuoteByRpc if key else quotes.CreateQuoteUnkeyed
+        command = message(
+            customer_id=request.customer_id or None,
+            currency=request.currency,
+            lines=quote_lines(request.lines),
+            coupon_codes=tuple(request.coupon_codes),
+        )
+        result = await self.bus.handle(command, caller, idempotency_key=key)
         return pb.CreateQuoteResponse(quote=quote_pb(result))
 
     async def GetQuote(self, request: pb.GetQuoteRequest, context: Context) -> pb.GetQuoteResponse:

@@ -57,7 +57,7 @@ def value_of(value: BuyGet | int | Decimal | None) -> promo.PromotionValue | Non
 
 
 def promotion_command(body: CreatePromotionIn) -> promo.CreatePromotion:
-    fields = promo.kind_fields(body.kind, value_of(body.value))
+    terms = promo.kind_terms(body.kind, value_of(body.value))
     return promo.CreatePromotion(
         name=body.name,
         kind=PromotionKind(body.kind),
@@ -75,7 +75,10 @@ def promotion_command(body: CreatePromotionIn) -> promo.CreatePromotion:
         stackable=body.stackable,
         allow_below_floor=body.allow_below_floor,
         reason=body.reason,
-        **fields,  # type: ignore[arg-type]
+        percent=terms.percent,
+        amount_minor=terms.amount_minor,
+        buy_quantity=terms.buy_quantity,
+        get_quantity=terms.get_quantity,
     )
 
 

@@ -46,28 +46,41 @@ class BuyGet:
 PromotionValue = BuyGet | int | Decimal
 
 
-def kind_fields(kind: str, value: PromotionValue | None) -> dict[str, object]:
-    """The kind-specific fields of a promotion from a REST ``value``."""
+@dataclass(frozen=True, slots=True)
+class KindTerms:
+    """The kind-specific terms of a promotion (the others stay None)."""
+
+    percent: Decimal | None = None
+    amount_minor: int | None = None
+    buy_quantity: int | None = None
+    get_quantity: int | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+def kind_terms(kind: str, value: PromotionValue | None) -> KindTerms:
+    """The kind-specific terms of a promotion from a REST ``value``."""
     if value is None:
-        return {}
+        return KindTerms()
     if kind == PromotionKind.PERCENT:
         if isinstance(value, BuyGet):
             raise Unprocessable(
                 "a percent promotion takes a decimal value", code="invalid-promotion"
             )
-        return {"percent": Decimal(value)}
+        return KindTerms(percent=Decimal(value))
     if kind == PromotionKind.FIXED_AMOUNT:
         if not isinstance(value, int) or isinstance(value, bool):
             raise Unprocessable(
                 "a fixed_amount promotion takes an integer amount in minor units",
                 code="invalid-promotion",
             )
-        return {"amount_minor": value}
+        return KindTerms(amount_minor=value)
     if not isinstance(value, BuyGet):
         raise Unprocessable(
             "a buy_x_get_y promotion takes value {buy, get}", code="invalid-promotion"
         )
-    return {"buy_quantity": value.buy, "get_quantity": value.get}
+    return KindTerms(buy_quantity=value.buy, get_quantity=value.get)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,7 +377,7 @@ async def update_promotion(cmd: UpdatePromotion, ctx: Ctx) -> PromotionOut:
     if cmd.value is not None:
         async with ctx.uow:
             kind = (await _load(ctx.uow, cmd.promotion_id)).kind
-        changes.update(kind_fields(kind, cmd.value))
+        changes.update(kind_terms(kind, cmd.value).changes())
     for name in NOT_NULL:
         if name in changes and changes[name] is None:
             raise Unprocessable(f"{name} cannot be null", code="invalid-promotion")
