@@ -23,6 +23,8 @@ from pricing_service.service_layer.promotions import (
 )
 from pricing_service.service_layer.quotes import (
     CreateQuote,
+    CreateQuoteByRpc,
+    CreateQuoteUnkeyed,
     GetQuote,
     QuoteExpired,
     QuoteLine,
@@ -307,3 +309,20 @@ async def test_competitor_prices_and_suggestions(bus, clock) -> None:  # type: i
     [item] = page.items
     assert (item.sku, item.stock_available, item.competitor_min_price_minor) == ("shoe", 7, 9000)
     assert item.suggested_price_minor >= item.floor_price_minor
+
+
+async def test_grpc_creates_keep_their_own_key_namespace_and_may_go_without_a_key(
+    bus,
+    uow,
+    clock,  # type: ignore[no-untyped-def]
+) -> None:
+    await priced_with_coupon(bus, clock)
+    fields = {"currency": "EUR", "lines": (QuoteLine("shoe", 1),)}
+    rest = await bus.execute(CreateQuote(**fields), ORDER, idempotency_key="same")  # type: ignore[arg-type]
+    rpc = await bus.execute(CreateQuoteByRpc(**fields), ORDER, idempotency_key="same")  # type: ignore[arg-type]
+    again = await bus.execute(CreateQuoteByRpc(**fields), ORDER, idempotency_key="same")  # type: ignore[arg-type]
+    assert not rest.replayed and not rpc.replayed and again.replayed
+    assert rest.result.quote_id != rpc.result.quote_id == again.result.quote_id
+    unkeyed = [await bus.handle(CreateQuoteUnkeyed(**fields), ORDER) for _ in range(2)]  # type: ignore[arg-type]
+    assert unkeyed[0].quote_id != unkeyed[1].quote_id
+    assert len(uow.state.quotes) == 4
