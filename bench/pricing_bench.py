@@ -57,7 +57,7 @@ async def run() -> list[Row]:
     from ecomops_platform.migrations import upgrade_async
     from ecomops_platform.settings import CommonSettings
     from pricing_service.bootstrap import create_service
-    from pricing_service.service_layer import handlers
+    from pricing_service.service_layer.signals import RecordSku
     from pricing_service.settings import PricingSettings
 
     rng = random.Random(4)
@@ -73,15 +73,12 @@ async def run() -> list[Row]:
     category = f"bench-{run_id}"
     skus = [f"bench-{run_id}-{i}" for i in range(5)]
     async with service.running():
+        assert service.bus is not None
         for sku in skus:
-            await handlers.record_sku(
-                service.uow(),
-                sku=sku,
-                title=sku,
-                category=category,
-                status="active",
-                at=datetime.now(UTC),
+            record = RecordSku(
+                sku=sku, title=sku, category=category, status="active", at=datetime.now(UTC)
             )
+            await service.bus.handle(record, service.bus.system)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{service.http_port}", timeout=30
         ) as client:

@@ -56,7 +56,9 @@ class Subscription:
 
     topics: Sequence[str]
     handlers: Callable[[MessageBus[Any, Any]], Mapping[str, EventHandler]]
-    name: str = "main"
+    #: The consumer group's suffix ("main": ``ecomops-<service>``), or a function of the
+    #: settings giving it (a service whose settings name an isolated group).
+    name: str | Callable[[Any], str] = "main"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,8 @@ class ServiceSpec(Generic[S, D]):
         for grpc_service in self.grpc:
             service.add_grpc(_registrar(grpc_service, bus))
         for sub in self.subscriptions:
-            service.subscribe(sub.topics, dict(sub.handlers(bus)), name=sub.name)
+            name = sub.name(settings) if callable(sub.name) else sub.name
+            service.subscribe(sub.topics, dict(sub.handlers(bus)), name=name)
         for job in self.jobs:
             service.every(
                 job.interval(settings),

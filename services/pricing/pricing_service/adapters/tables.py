@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from ..domain.records import REDEEMED
+
 metadata = sa.MetaData()
 
 TS = sa.DateTime(timezone=True)
@@ -154,7 +156,6 @@ quotes = sa.Table(
 )
 sa.Index("ix_quotes_expires_at", quotes.c.expires_at)
 
-REDEEMED, CONFIRMED, RELEASED = "redeemed", "confirmed", "released"
 
 redemptions = sa.Table(
     "redemptions",

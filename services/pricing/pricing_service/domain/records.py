@@ -8,6 +8,18 @@ from decimal import Decimal
 
 from .models import PricedLine, PriceTerms
 
+#: States of a redemption: taken at checkout, confirmed by OrderPlaced, or given back.
+REDEEMED, CONFIRMED, RELEASED = "redeemed", "confirmed", "released"
+
+
+@dataclass(frozen=True, slots=True)
+class SkuInfo:
+    """The copy of inventory's SKU registry that prices and quotes need."""
+
+    sku: str
+    category: str | None
+    status: str
+
 
 @dataclass(frozen=True, slots=True)
 class PriceRecord:

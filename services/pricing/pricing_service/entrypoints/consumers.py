@@ -1,106 +1,113 @@
-"""Kafka event handlers: decode the event, call one handler (the inbox dedupes upstream)."""
+"""The events pricing consumes, each turned into one message (the inbox dedupes upstream)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ecomops.inventory.v1 import events_pb2 as inventory_events
 from ecomops.order.v1 import events_pb2 as order_events
 from ecomops.recommendation.v1 import events_pb2 as recommendation_events
+from ecomops_platform.bus import Message as BusMessage
+from ecomops_platform.bus import MessageBus
 from ecomops_platform.consumer import EventHandler
-from ecomops_platform.db import UnitOfWork
 from ecomops_platform.events import Envelope
+from ecomops_platform.spec import on_event
+from ecomops_platform.timestamps import to_datetime
+from ecomops_platform.topics import topic_of
 
-from ..service_layer import handlers
+from ..service_layer.promotions import ConfirmRedemptions
+from ..service_layer.quotes import ReleaseRedemption
+from ..service_layer.signals import RecordSales, RecordSegment, RecordSku, RecordStock, SoldLine
+
+TOPICS = [topic_of(inventory_events), topic_of(recommendation_events), topic_of(order_events)]
 
 
 def _at(stamp: Timestamp, envelope: Envelope) -> datetime:
+    """The event's own time, or the envelope's when the producer left it unset."""
     if stamp.seconds or stamp.nanos:
-        return stamp.ToDatetime(tzinfo=UTC)
+        return to_datetime(stamp, "occurred_at")
     return envelope.time
 
 
-async def on_sku_upserted(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def sku_upserted(e: Envelope) -> RecordSku:
+    msg = e.message
     assert isinstance(msg, inventory_events.SkuUpserted)
-    await handlers.record_sku(
-        uow,
+    return RecordSku(
         sku=msg.sku,
         title=msg.title,
         category=msg.category or None,
         status=msg.status or "active",
-        at=_at(msg.updated_at, envelope),
+        at=_at(msg.updated_at, e),
     )
 
 
-async def on_stock_level_changed(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def stock_level_changed(e: Envelope) -> RecordStock:
+    msg = e.message
     assert isinstance(msg, inventory_events.StockLevelChanged)
-    await handlers.record_stock(
-        uow,
+    return RecordStock(
         sku=msg.sku,
         available=msg.available,
         on_hand=msg.on_hand,
         reserved=msg.reserved,
-        at=_at(msg.occurred_at, envelope),
+        at=_at(msg.occurred_at, e),
     )
 
 
-async def on_customer_segment_changed(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def customer_segment_changed(e: Envelope) -> RecordSegment:
+    msg = e.message
     assert isinstance(msg, recommendation_events.CustomerSegmentChanged)
-    await handlers.record_segment(
-        uow,
+    return RecordSegment(
         customer_id=msg.customer_id,
         segment=msg.segment,
         churn_risk=msg.churn_risk,
-        at=_at(msg.changed_at, envelope),
+        at=_at(msg.changed_at, e),
     )
 
 
-async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def order_placed(e: Envelope) -> ConfirmRedemptions:
+    msg = e.message
     assert isinstance(msg, order_events.OrderPlaced)
-    await handlers.confirm_order(uow, order_id=msg.order_id)
+    return ConfirmRedemptions(order_id=msg.order_id)
 
 
-async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def order_cancelled(e: Envelope) -> ReleaseRedemption:
+    msg = e.message
     assert isinstance(msg, order_events.OrderCancelled)
-    await handlers.release_redemption(
-        uow, order_id=msg.order_id, reason=f"order_cancelled:{msg.reason or 'unknown'}"
-    )
+    reason = f"order_cancelled:{msg.reason or 'unknown'}"
+    return ReleaseRedemption(order_id=msg.order_id, reason=reason)
 
 
-async def on_order_rejected(uow: UnitOfWork, envelope: Envelope) -> None:
+def order_rejected(e: Envelope) -> ReleaseRedemption:
     """A rejected order is never stored: anything redeemed for it goes back (usually nothing,
     since checkout redeems after the risk decision)."""
-    msg = envelope.message
+    msg = e.message
     assert isinstance(msg, order_events.OrderRejected)
-    await handlers.release_redemption(uow, order_id=msg.order_id, reason="order_rejected")
+    return ReleaseRedemption(order_id=msg.order_id, reason="order_rejected")
 
 
-async def on_order_paid(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def order_paid(e: Envelope) -> RecordSales:
+    msg = e.message
     assert isinstance(msg, order_events.OrderPaid)
-    paid_at = _at(msg.paid_at, envelope)
-    await handlers.record_sales(
-        uow,
+    return RecordSales(
         currency=msg.currency,
-        day=paid_at.date(),
-        lines=[(line.sku, line.quantity, line.total_minor) for line in msg.lines],
+        day=_at(msg.paid_at, e).date(),
+        lines=tuple(SoldLine(x.sku, x.quantity, x.total_minor) for x in msg.lines),
     )
 
 
-HANDLERS: dict[str, EventHandler] = {
-    "ecomops.inventory.v1.SkuUpserted": on_sku_upserted,
-    "ecomops.inventory.v1.StockLevelChanged": on_stock_level_changed,
-    "ecomops.recommendation.v1.CustomerSegmentChanged": on_customer_segment_changed,
-    "ecomops.order.v1.OrderPlaced": on_order_placed,
-    "ecomops.order.v1.OrderCancelled": on_order_cancelled,
-    "ecomops.order.v1.OrderRejected": on_order_rejected,
-    "ecomops.order.v1.OrderPaid": on_order_paid,
-}
-TOPICS = ["ecomops.inventory.v1", "ecomops.recommendation.v1", "ecomops.order.v1"]
+def handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
+    events: dict[type[Message], Callable[[Envelope], BusMessage[Any]]] = {
+        inventory_events.SkuUpserted: sku_upserted,
+        inventory_events.StockLevelChanged: stock_level_changed,
+        recommendation_events.CustomerSegmentChanged: customer_segment_changed,
+        order_events.OrderPlaced: order_placed,
+        order_events.OrderCancelled: order_cancelled,
+        order_events.OrderRejected: order_rejected,
+        order_events.OrderPaid: order_paid,
+    }
+    return {kind.DESCRIPTOR.full_name: on_event(bus, decode) for kind, decode in events.items()}

@@ -5,50 +5,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
-from ecomops_platform.events import create_topics, kafka_client_options, make_producer
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.events import create_topics
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_testing import bearer, token
-from pricing_service.bootstrap import create_service
+from ecomops_testing import bearer, ops, skip_to_end, token
+from pricing_service.bootstrap import SPEC, create_service
 from pricing_service.entrypoints import consumers
-from pricing_service.service_layer import handlers
+from pricing_service.service_layer.ports import Deps, PricingUnitOfWork
+from pricing_service.service_layer.signals import RecordSku
 from pricing_service.settings import PricingSettings
 
 TEST_CONSUMER = "tests"
-
-
-async def fast_forward_group(group_id: str, topics: list[str]) -> None:
-    """Commit the group's offsets at the topics' current ends: the service under test consumes
-    what the tests publish, not the backlog other teams left on the shared dev Kafka."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    options = kafka_client_options(CommonSettings())
-    producer = make_producer(CommonSettings(), "pricing-tests-setup")
-    await producer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(await producer.partitions_for(topic))
-        ]
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(group_id=group_id, enable_auto_commit=False, **options)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +34,7 @@ async def pricing(stack_env: None) -> AsyncIterator[Service]:
     url = os.environ["PRICING_DATABASE_URL"]
     await upgrade_async("pricing", url)
     await create_topics(CommonSettings())
-    await fast_forward_group(f"ecomops-pricing-{TEST_CONSUMER}", consumers.TOPICS)
+    await skip_to_end(f"ecomops-pricing-{TEST_CONSUMER}", consumers.TOPICS)
     # Its own consumer group: other pricing processes on the shared dev Kafka (a running
     # `ecomops serve pricing`) must not take partitions away from the service under test.
     settings = PricingSettings(
@@ -87,8 +65,17 @@ async def stub(pricing: Service) -> AsyncIterator[pb_grpc.PricingServiceStub]:
         yield pb_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
-def ops(subject: str = "pricing-manager") -> dict[str, str]:
-    return bearer(subject, "ops")
+def bus_of(service: Service) -> MessageBus[PricingUnitOfWork, Deps]:
+    """The running service's message bus (events and jobs run as ``bus.system``)."""
+    assert service.bus is not None
+    bus: MessageBus[PricingUnitOfWork, Deps] = service.bus
+    return bus
+
+
+def bus_at(service: Service, now: datetime) -> MessageBus[PricingUnitOfWork, Deps]:
+    """The service's handlers on its database with the clock at ``now`` (expiry, windows)."""
+    deps: Any = replace(bus_of(service).deps, clock=lambda: now)
+    return MessageBus(service="pricing", uow=service.uow, deps=deps, handlers=SPEC.handlers)
 
 
 def svc() -> dict[str, str]:
@@ -100,13 +87,12 @@ def grpc_md(subject: str, role: str) -> tuple[tuple[str, str], ...]:
 
 
 async def seed_sku(service: Service, sku: str, category: str = "shoes") -> None:
-    await handlers.record_sku(
-        service.uow(),
-        sku=sku,
-        title=f"title {sku}",
-        category=category,
-        status="active",
-        at=datetime.now(UTC),
+    bus = bus_of(service)
+    await bus.handle(
+        RecordSku(
+            sku=sku, title=f"title {sku}", category=category, status="active", at=datetime.now(UTC)
+        ),
+        bus.system,
     )
 
 

@@ -26,13 +26,21 @@ from ecomops_platform.events import cloudevent_headers, make_producer
 from ecomops_platform.grpc_client import problem_of
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from ecomops_testing import eventually, unique
+from ecomops_testing import eventually, ops, unique
 from pricing_service.adapters import tables
-from pricing_service.adapters.repository import PricingRepository
-from pricing_service.service_layer import handlers
+from pricing_service.service_layer.promotions import (
+    ConfirmRedemptions,
+    SweepUnconfirmedRedemptions,
+)
+from pricing_service.service_layer.quotes import (
+    CreateQuoteUnkeyed,
+    QuoteExpired,
+    QuoteLine,
+    RedeemQuote,
+)
 from pricing_service.settings import PricingSettings
 
-from .conftest import grpc_md, ops, seed_price, seed_sku
+from .conftest import bus_at, bus_of, grpc_md, seed_price, seed_sku
 
 pytestmark = pytest.mark.integration
 
@@ -210,13 +218,11 @@ async def test_tampered_expired_and_foreign_redemptions_are_refused(
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.RedeemQuote(request, metadata=SVC, timeout=10)
         assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
-    with pytest.raises(handlers.QuoteExpired):
-        await handlers.redeem_quote(
-            pricing.uow(),
-            quote_id=q.quote_id,
-            order_id=unique("o"),
-            customer_id="cust-x",
-            now=datetime.now(UTC) + timedelta(hours=2),
+    later = bus_at(pricing, datetime.now(UTC) + timedelta(hours=2))
+    with pytest.raises(QuoteExpired):
+        await later.handle(
+            RedeemQuote(quote_id=q.quote_id, order_id=unique("o"), customer_id="cust-x"),
+            later.system,
         )
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await stub.RedeemQuote(
@@ -231,23 +237,24 @@ async def test_usage_limit_holds_under_500_concurrent_checkouts(
     pricing: Service, stub: pb_grpc.PricingServiceStub, priced_sku: str
 ) -> None:
     promotion_id, code = await coupon_promotion(stub, priced_sku, usage_limit=100)
-    settings = pricing.settings
-    assert isinstance(settings, PricingSettings)
-    template = await handlers.create_quote(
-        pricing.uow(),
-        settings,
-        customer_id="cust-0",
-        currency="EUR",
-        lines=[handlers.QuoteLineInput(priced_sku, 1)],
-        coupon_codes=[code],
+    bus = bus_of(pricing)
+    priced = await bus.handle(
+        CreateQuoteUnkeyed(
+            customer_id="cust-0",
+            currency="EUR",
+            lines=(QuoteLine(priced_sku, 1),),
+            coupon_codes=(code,),
+        ),
+        bus.system,
     )
-    assert template.promotion_ids == [promotion_id]
+    async with bus.uow() as uow:
+        template = await uow.quotes.get(priced.quote_id)
+    assert template is not None and template.promotion_ids == [promotion_id]
     # 500 quotes as the engine priced them (copies of one, each for its own customer).
     quote_ids = [f"q_{uuid.uuid4().hex}" for _ in range(500)]
-    async with pricing.uow() as uow:
-        repo = PricingRepository(uow.session)
+    async with bus.uow() as uow:
         for i, quote_id in enumerate(quote_ids):
-            await repo.insert_quote(replace(template, quote_id=quote_id, customer_id=f"cust-{i}"))
+            await uow.quotes.insert(replace(template, quote_id=quote_id, customer_id=f"cust-{i}"))
         await uow.commit()
 
     async def checkout(i: int, quote_id: str) -> grpc.StatusCode:
@@ -310,10 +317,12 @@ async def test_unconfirmed_redemptions_are_given_back_by_the_sweep(
             timeout=10,
         )
     assert await used_count(pricing, promotion_id) == 2
-    await handlers.confirm_order(pricing.uow(), order_id=placed)
-    later = datetime.now(UTC) + timedelta(seconds=settings.redemption_confirm_window_seconds + 5)
-    await handlers.sweep_unconfirmed(pricing.uow, settings, now=later)
-    await handlers.sweep_unconfirmed(pricing.uow, settings, now=later)
+    bus = bus_of(pricing)
+    await bus.handle(ConfirmRedemptions(order_id=placed), bus.system)
+    window = settings.redemption_confirm_window_seconds
+    later = bus_at(pricing, datetime.now(UTC) + timedelta(seconds=window + 5))
+    await later.handle(SweepUnconfirmedRedemptions(), later.system)
+    await later.handle(SweepUnconfirmedRedemptions(), later.system)
     assert await used_count(pricing, promotion_id) == 1
     async with pricing.uow() as uow:
         states = dict(

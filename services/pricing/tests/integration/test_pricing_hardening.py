@@ -16,9 +16,9 @@ from ecomops.common.v1 import common_pb2
 from ecomops.pricing.v1 import pricing_service_pb2 as pb
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, unique
+from ecomops_testing import bearer, ops, unique
 
-from .conftest import grpc_md, ops, seed_price, seed_sku
+from .conftest import grpc_md, seed_price, seed_sku
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import pytest
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, unique
-from pricing_service.service_layer import handlers
+from ecomops_testing import bearer, ops, unique
+from pricing_service.service_layer.quotes import GetQuote, QuoteExpired
 
-from .conftest import ops, seed_price, seed_sku
+from .conftest import bus_at, seed_price, seed_sku
 
 pytestmark = pytest.mark.integration
 
@@ -286,12 +286,9 @@ async def test_quote_best_combination_and_errors(
     assert fetched.json() == body
     other = await client.get(f"/v1/quotes/{body['quote_id']}", headers=bearer("cust-2", "customer"))
     assert other.status_code == 404
-    with pytest.raises(handlers.QuoteExpired):
-        await handlers.get_quote(
-            pricing.uow(),
-            Caller("service:order", Role.SERVICE),
-            body["quote_id"],
-            now=datetime.now(UTC) + timedelta(days=1),
+    with pytest.raises(QuoteExpired):
+        await bus_at(pricing, datetime.now(UTC) + timedelta(days=1)).handle(
+            GetQuote(quote_id=body["quote_id"]), Caller("service:order", Role.SERVICE)
         )
 
     async def quote(payload: dict[str, Any]) -> httpx.Response:

@@ -15,10 +15,10 @@ from ecomops.common.v1 import common_pb2
 from ecomops.pricing.v1 import pricing_service_pb2 as pb
 from ecomops.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, unique
-from pricing_service.service_layer import handlers
+from ecomops_testing import bearer, ops, unique
+from pricing_service.service_layer.signals import RecordSales, RecordSegment, RecordStock, SoldLine
 
-from .conftest import grpc_md, ops, seed_price, seed_sku, svc
+from .conftest import bus_of, grpc_md, seed_price, seed_sku, svc
 
 pytestmark = pytest.mark.integration
 
@@ -48,23 +48,25 @@ async def test_suggestions_use_velocity_stock_competitors_and_floor(
         await seed_sku(pricing, sku)
         await seed_price(client, sku, 10000, 4000)
     now = datetime.now(UTC)
+    bus = bus_of(pricing)
     # hot: 10 sold per day, 20 left -> 2 days of cover; slow: nothing sold, 500 in stock
     for day in range(14):
-        await handlers.record_sales(
-            pricing.uow(),
-            currency="EUR",
-            day=date.today() - timedelta(days=day),
-            lines=[(hot, 20, 200000)],
+        await bus.handle(
+            RecordSales(
+                currency="EUR",
+                day=date.today() - timedelta(days=day),
+                lines=(SoldLine(hot, 20, 200000),),
+            ),
+            bus.system,
         )
-    await handlers.record_stock(
-        pricing.uow(), sku=hot, available=20, on_hand=25, reserved=5, at=now
-    )
-    await handlers.record_stock(
-        pricing.uow(), sku=slow, available=500, on_hand=500, reserved=0, at=now
+    await bus.handle(RecordStock(sku=hot, available=20, on_hand=25, reserved=5, at=now), bus.system)
+    await bus.handle(
+        RecordStock(sku=slow, available=500, on_hand=500, reserved=0, at=now), bus.system
     )
     # an older event must not overwrite a newer stock level
-    await handlers.record_stock(
-        pricing.uow(), sku=slow, available=1, on_hand=1, reserved=0, at=now - timedelta(hours=1)
+    await bus.handle(
+        RecordStock(sku=slow, available=1, on_hand=1, reserved=0, at=now - timedelta(hours=1)),
+        bus.system,
     )
     recorded = await client.put(
         f"/v1/competitor-prices/{undercut}",
@@ -111,11 +113,13 @@ async def test_segment_targeted_promotion(pricing: Service, client: httpx.AsyncC
     await seed_price(client, sku, 10000, 1000)
     champion, other = unique("cust"), unique("cust")
     now = datetime.now(UTC)
-    await handlers.record_segment(
-        pricing.uow(), customer_id=champion, segment="champions", churn_risk="low", at=now
+    bus = bus_of(pricing)
+    await bus.handle(
+        RecordSegment(customer_id=champion, segment="champions", churn_risk="low", at=now),
+        bus.system,
     )
-    await handlers.record_segment(
-        pricing.uow(), customer_id=other, segment="lost", churn_risk="high", at=now
+    await bus.handle(
+        RecordSegment(customer_id=other, segment="lost", churn_risk="high", at=now), bus.system
     )
     created = await client.post(
         "/v1/promotions",

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ecomops.pricing.v1 import pricing_service_pb2 as pb
 from ecomops_platform.errors import Unprocessable
-from pricing_service.entrypoints.grpc import refuse_nul
+from ecomops_platform.grpc_server import screen_request
 from pricing_service.entrypoints.schemas import CreateQuoteIn, has_nul
 from pricing_service.settings import PricingSettings
 
@@ -34,5 +34,5 @@ def test_nul_characters_are_refused() -> None:
     with pytest.raises(ValidationError):
         CreateQuoteIn.model_validate({"currency": "EUR", "lines": [{"sku": "a", "quantity": 1.0}]})
     with pytest.raises(Unprocessable):
-        refuse_nul(pb.CreateQuoteRequest(currency="EUR", coupon_codes=["OK", "B\x00D"]))
-    refuse_nul(pb.CreateQuoteRequest(currency="EUR", coupon_codes=["OK"]))
+        screen_request(pb.CreateQuoteRequest(currency="EUR", coupon_codes=["OK", "B\x00D"]))
+    screen_request(pb.CreateQuoteRequest(currency="EUR", coupon_codes=["OK"]))

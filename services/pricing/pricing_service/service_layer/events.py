@@ -1,23 +1,14 @@
-"""Domain records to the pricing events (protobuf) published through the outbox."""
+"""Domain records to the pricing events (protobuf contracts) the handlers record in the outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ecomops.pricing.v1 import events_pb2
+from ecomops_platform.timestamps import optional_timestamp, to_timestamp
 
 from ..domain.models import Promotion, fmt_rate
 from ..domain.records import PriceRecord, RedemptionRecord
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def price_changed(record: PriceRecord, previous_minor: int) -> events_pb2.PriceChanged:
@@ -30,7 +21,7 @@ def price_changed(record: PriceRecord, previous_minor: int) -> events_pb2.PriceC
         below_floor=record.below_floor,
         changed_by=record.updated_by,
         reason=record.reason or "",
-        changed_at=ts(record.updated_at),
+        changed_at=to_timestamp(record.updated_at),
     )
 
 
@@ -40,8 +31,8 @@ def promotion_changed(p: Promotion, changed_by: str) -> events_pb2.PromotionChan
         name=p.name,
         kind=p.kind.value,
         active=p.active,
-        starts_at=ts(p.starts_at),
-        ends_at=ts(p.ends_at),
+        starts_at=optional_timestamp(p.starts_at),
+        ends_at=optional_timestamp(p.ends_at),
         changed_by=changed_by,
     )
 
@@ -55,5 +46,5 @@ def redemption_changed(
         order_id=r.order_id,
         customer_id=r.customer_id or "",
         state=state,
-        occurred_at=ts(at),
+        occurred_at=to_timestamp(at),
     )
