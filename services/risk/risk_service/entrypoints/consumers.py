@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ecomops.order.v1 import events_pb2 as order_events
-from ecomops_platform.bus import MessageBus
 from ecomops_platform.consumer import EventHandler
 from ecomops_platform.events import Envelope
 from ecomops_platform.spec import on_event
@@ -22,6 +20,7 @@ from ..service_layer.order_activity import (
     RecordOrderPaid,
     RecordOrderPlaced,
 )
+from ..service_layer.ports import Bus
 
 TOPICS = (topic_of(order_events),)
 
@@ -62,7 +61,7 @@ def order_cancelled(event: Envelope) -> RecordOrderCancelled:
     return RecordOrderCancelled(order_id=msg.order_id, was_paid=msg.was_paid, reason=msg.reason)
 
 
-def handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
+def handlers(bus: Bus) -> Mapping[str, EventHandler]:
     return {
         order_events.OrderPlaced.DESCRIPTOR.full_name: on_event(bus, order_placed),
         order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, order_paid),

@@ -6,15 +6,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from ecomops.common.v1 import common_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
-from ecomops_platform.bus import MessageBus
 from ecomops_platform.errors import Unprocessable
 from ecomops_platform.grpc_server import caller_for
 from ecomops_platform.iso_codes import is_country, is_currency
@@ -34,6 +33,7 @@ from ..service_layer.assessments import AssessOrder, GetAssessment
 from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
 from ..service_layer.kpis import GetKpis
 from ..service_layer.model_versions import ActivateModel, ListModels
+from ..service_layer.ports import Bus
 from ..service_layer.reviews import CreateLabel, DecideReview, GetReview, ListReviews
 from ..service_layer.rules import GetRules, ListRuleVersions, PutRules
 from ..service_layer.views import (
@@ -47,7 +47,7 @@ from ..service_layer.views import (
 )
 from .schemas import MAX_AMOUNT, MAX_LINES, MAX_QUANTITY, DecisionIn
 
-SERVICE_NAME = "ecomops.risk.v1.RiskService"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RiskService"].full_name
 
 DECISIONS = {
     "approve": pb.DECISION_APPROVE,
@@ -169,7 +169,7 @@ def label_pb(label: LabelView) -> pb.OrderLabel:
     )
 
 
-def _kind(value: Any) -> BlocklistKind:
+def _kind(value: pb.BlocklistKind.ValueType) -> BlocklistKind:
     kind = KINDS.get(value)
     if kind is None:
         raise Unprocessable("kind is required", code="validation-error")
@@ -233,29 +233,33 @@ def facts_from(req: pb.AssessOrderRequest) -> OrderFacts:
 
 
 class RiskServicer(pb_grpc.RiskServiceServicer):
-    def __init__(self, bus: MessageBus[Any, Any]) -> None:
+    def __init__(self, bus: Bus) -> None:
         self.bus = bus
 
     async def AssessOrder(
-        self, request: pb.AssessOrderRequest, context: Any
+        self, request: pb.AssessOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssessOrderResponse:
         caller = caller_for(AssessOrder)
         result = await self.bus.handle(AssessOrder(order=facts_from(request)), caller)
         return pb.AssessOrderResponse(assessment=assessment_pb(result.assessment))
 
     async def GetAssessment(
-        self, request: pb.GetAssessmentRequest, context: Any
+        self, request: pb.GetAssessmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAssessmentResponse:
         caller = caller_for(GetAssessment)
         view = await self.bus.handle(GetAssessment(assessment_id=request.assessment_id), caller)
         return pb.GetAssessmentResponse(assessment=assessment_pb(view))
 
-    async def GetRules(self, request: pb.GetRulesRequest, context: Any) -> pb.GetRulesResponse:
+    async def GetRules(
+        self, request: pb.GetRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRulesResponse:
         caller = caller_for(GetRules)
         rules = await self.bus.handle(GetRules(version=request.version or None), caller)
         return pb.GetRulesResponse(rule_set=rule_set_pb(rules))
 
-    async def PutRules(self, request: pb.PutRulesRequest, context: Any) -> pb.PutRulesResponse:
+    async def PutRules(
+        self, request: pb.PutRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutRulesResponse:
         caller = caller_for(PutRules)
         rs = request.rule_set
         definition = {
@@ -277,7 +281,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         return pb.PutRulesResponse(rule_set=rule_set_pb(rules))
 
     async def ListRuleVersions(
-        self, request: pb.ListRuleVersionsRequest, context: Any
+        self, request: pb.ListRuleVersionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRuleVersionsResponse:
         caller = caller_for(ListRuleVersions)
         limit, cursor = _page(request.page)
@@ -288,7 +292,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         )
 
     async def PutBlocklistEntry(
-        self, request: pb.PutBlocklistEntryRequest, context: Any
+        self, request: pb.PutBlocklistEntryRequest, context: grpc.aio.ServicerContext
     ) -> pb.PutBlocklistEntryResponse:
         caller = caller_for(PutBlocklistEntry)
         command = PutBlocklistEntry(
@@ -298,7 +302,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         return pb.PutBlocklistEntryResponse(entry=entry_pb(entry))
 
     async def DeleteBlocklistEntry(
-        self, request: pb.DeleteBlocklistEntryRequest, context: Any
+        self, request: pb.DeleteBlocklistEntryRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteBlocklistEntryResponse:
         caller = caller_for(DeleteBlocklistEntry)
         await self.bus.handle(
@@ -307,7 +311,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         return pb.DeleteBlocklistEntryResponse()
 
     async def ListBlocklist(
-        self, request: pb.ListBlocklistRequest, context: Any
+        self, request: pb.ListBlocklistRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListBlocklistResponse:
         caller = caller_for(ListBlocklist)
         limit, cursor = _page(request.page)
@@ -319,7 +323,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         )
 
     async def ListReviews(
-        self, request: pb.ListReviewsRequest, context: Any
+        self, request: pb.ListReviewsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListReviewsResponse:
         caller = caller_for(ListReviews)
         status = {
@@ -334,13 +338,15 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             page=common_pb2.PageResponse(next_cursor=page.next_cursor or ""),
         )
 
-    async def GetReview(self, request: pb.GetReviewRequest, context: Any) -> pb.GetReviewResponse:
+    async def GetReview(
+        self, request: pb.GetReviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetReviewResponse:
         caller = caller_for(GetReview)
         review = await self.bus.handle(GetReview(review_id=request.review_id), caller)
         return pb.GetReviewResponse(review=review_pb(review))
 
     async def DecideReview(
-        self, request: pb.DecideReviewRequest, context: Any
+        self, request: pb.DecideReviewRequest, context: grpc.aio.ServicerContext
     ) -> pb.DecideReviewResponse:
         caller = caller_for(DecideReview)
         decision = {
@@ -361,7 +367,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         return pb.DecideReviewResponse(review=review_pb(await self.bus.handle(command, caller)))
 
     async def CreateLabel(
-        self, request: pb.CreateLabelRequest, context: Any
+        self, request: pb.CreateLabelRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateLabelResponse:
         caller = caller_for(CreateLabel)
         key = check_key(request.idempotency_key, required=True)
@@ -391,20 +397,22 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         return pb.CreateLabelResponse(label=label_pb(created))
 
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: Any
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         caller = caller_for(ListModels)
         models = await self.bus.handle(ListModels(), caller)
         return pb.ListModelsResponse(models=[model_pb(m) for m in models.items])
 
     async def ActivateModel(
-        self, request: pb.ActivateModelRequest, context: Any
+        self, request: pb.ActivateModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ActivateModelResponse:
         caller = caller_for(ActivateModel)
         view = await self.bus.handle(ActivateModel(version=request.version), caller)
         return pb.ActivateModelResponse(model=model_pb(view))
 
-    async def GetKpis(self, request: pb.GetKpisRequest, context: Any) -> pb.GetKpisResponse:
+    async def GetKpis(
+        self, request: pb.GetKpisRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetKpisResponse:
         caller = caller_for(GetKpis)
         query = GetKpis(
             from_time=_dt(request.from_time, request.HasField("from_time"), "from_time"),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from ecomops_platform.auth import Caller
-from ecomops_platform.bus import MessageBus
 from ecomops_platform.rest import allowed, replayed
 from ecomops_platform.strict import (
     IDEMPOTENCY_KEY_REQUIRED,
@@ -30,6 +29,7 @@ from ..service_layer.assessments import AssessOrder, GetAssessment
 from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
 from ..service_layer.kpis import GetKpis
 from ..service_layer.model_versions import ActivateModel, ListModels
+from ..service_layer.ports import Bus
 from ..service_layer.reviews import CreateLabel, DecideReview, GetReview, ListReviews
 from ..service_layer.rules import GetRules, ListRuleVersions, PutRules
 from ..service_layer.views import (
@@ -64,7 +64,7 @@ def facts_from(body: s.AssessmentIn) -> OrderFacts:
     )
 
 
-def build_router(bus: MessageBus[Any, Any]) -> APIRouter:
+def build_router(bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["risk"])
 
     @router.post(

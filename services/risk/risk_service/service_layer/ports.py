@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ecomops_platform.bus import Context
+from ecomops_platform.bus import Context, MessageBus
 from ecomops_platform.ports import UnitOfWorkPort
 from ecomops_platform.timestamps import utcnow
 
@@ -268,3 +268,4 @@ class Deps:
 
 
 Ctx = Context[RiskUnitOfWork, Deps]
+Bus = MessageBus[RiskUnitOfWork, Deps]
