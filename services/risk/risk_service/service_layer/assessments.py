@@ -129,7 +129,9 @@ async def assess_order(cmd: AssessOrder, ctx: Ctx) -> Assessed:
         hits = await uow.blocklist.hits(order.blocklist_keys())
         signals = Signals(velocity=counts, history=history, blocklisted=hits, now=now)
         features = order_features(order, signals)
-        model_output, model_failed = await asyncio.to_thread(ctx.deps.models.predict, features)
+        model_output, model_failed = None, None
+        if ctx.deps.models.active_version is not None:  # rules only: no thread hop
+            model_output, model_failed = await asyncio.to_thread(ctx.deps.models.predict, features)
         outcome = score_order(rules, order, signals, model_output, model_failed=model_failed)
         review_id = str(uuid.uuid4()) if outcome.decision is Decision.REVIEW else None
         reasons = tuple(ReasonView.of(r) for r in outcome.reasons)
