@@ -15,7 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,8 +23,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from ecomops_platform.errors import NotFound, Unprocessable
+
 from ..domain.features import FEATURES, vector
-from ..domain.models import ModelOutput, q
+from ..domain.models import q
+from ..domain.scoring import ModelManifest, ModelOutput
 
 log = logging.getLogger("risk.model")
 
@@ -44,15 +47,8 @@ class ModelLoadError(Exception):
     """An artifact that cannot be used: missing, tampered, unreadable or incompatible."""
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    version: str
-    algorithm: str
-    features: tuple[str, ...]
-    metrics: Mapping[str, str]
-    sha256: str
-    created_at: datetime
-    extra: Mapping[str, Any] = field(default_factory=dict)
+#: A version's manifest (the domain's record of a trained model).
+Manifest = ModelManifest
 
 
 def sha256_file(path: Path) -> str:
@@ -191,7 +187,8 @@ def load_artifact(model_dir: Path, version: str) -> LoadedModel:
 
 
 class ModelHolder:
-    """The model this process scores with; None means rules only."""
+    """The model this process scores with (None: rules only), and the versions on disk: the
+    service layer's ``ModelStore`` port."""
 
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
@@ -225,3 +222,34 @@ class ModelHolder:
             self.last_error = None
             model_loaded.set(1)
             log.info("risk model %s loaded (%s)", version, loaded.manifest.algorithm)
+
+    @property
+    def active_version(self) -> str | None:
+        current = self.current
+        return None if current is None else current.manifest.version
+
+    def predict(self, features: Mapping[str, float]) -> tuple[ModelOutput | None, str | None]:
+        """Score with the current model (blocking). A model failing at scoring time is
+        reported (the caller fails closed: review, never approve), never raised."""
+        model = self.current
+        if model is None:
+            return None, None
+        try:
+            return model.predict(features), None
+        except Exception as exc:  # noqa: BLE001 - fail closed in scoring: review, never approve
+            log.error("risk model %s failed at scoring: %s", model.manifest.version, exc)
+            model_fallback_total.labels("predict_failed").inc()
+            return None, f"model {model.manifest.version} failed at scoring time"
+
+    def verify(self, version: str) -> ModelManifest:
+        """Load ``version`` to check it (blocking): NotFound when it does not exist,
+        Unprocessable when its artifact is refused."""
+        try:
+            return load_artifact(self.model_dir, version).manifest
+        except ModelLoadError as exc:
+            if "no manifest" in str(exc) or "invalid model version" in str(exc):
+                raise NotFound(str(exc)) from None
+            raise Unprocessable(str(exc), code="model-invalid", title="Model refused") from None
+
+    def manifests(self) -> list[ModelManifest]:
+        return list_manifests(self.model_dir)

@@ -1,65 +1,69 @@
-"""Order events feeding velocity counters and the customers' amount history."""
+"""Order events feeding velocity counters, the customers' amount history and the review queue:
+each event becomes a command, handled by the bus in the consumer's unit of work."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Mapping
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ecomops.order.v1 import events_pb2 as order_events
 from ecomops_platform.consumer import EventHandler
-from ecomops_platform.db import UnitOfWork
 from ecomops_platform.events import Envelope
+from ecomops_platform.spec import on_event
+from ecomops_platform.timestamps import to_datetime
+from ecomops_platform.topics import topic_of
 
-from ..domain.models import Dimension
-from ..service_layer import handlers
+from ..service_layer.order_activity import (
+    RecordOrderCancelled,
+    RecordOrderPaid,
+    RecordOrderPlaced,
+)
+from ..service_layer.ports import Bus
+
+TOPICS = (topic_of(order_events),)
 
 
-async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def _at(stamp: Timestamp, name: str, event: Envelope) -> datetime:
+    """The event's own time, else when it was published."""
+    return to_datetime(stamp, name) if stamp.seconds else event.time
+
+
+def order_placed(event: Envelope) -> RecordOrderPlaced:
+    msg = event.message
     assert isinstance(msg, order_events.OrderPlaced)
-    keys = {Dimension.CUSTOMER: msg.customer_id}
-    if msg.client.device_id:
-        keys[Dimension.DEVICE] = msg.client.device_id
-    if msg.client.ip:
-        keys[Dimension.IP] = msg.client.ip
-    at = msg.placed_at.ToDatetime(tzinfo=UTC) if msg.placed_at.seconds else envelope.time
-    await handlers.record_order_activity(uow, msg.order_id, keys, at)
-
-
-async def on_order_paid(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
-    assert isinstance(msg, order_events.OrderPaid)
-    at = msg.paid_at.ToDatetime(tzinfo=UTC) if msg.paid_at.seconds else envelope.time
-    if msg.payment_fingerprint:
-        await handlers.record_order_activity(
-            uow,
-            msg.order_id,
-            {
-                Dimension.PAYMENT_FINGERPRINT: msg.payment_fingerprint,
-                Dimension.CUSTOMER: msg.customer_id,
-            },
-            at,
-        )
-    await handlers.record_paid_order(
-        uow,
-        {
-            "order_id": msg.order_id,
-            "customer_id": msg.customer_id,
-            "currency": msg.currency,
-            "amount_minor": msg.total_minor,
-            "payment_fingerprint": msg.payment_fingerprint or None,
-            "paid_at": at,
-        },
+    return RecordOrderPlaced(
+        order_id=msg.order_id,
+        customer_id=msg.customer_id,
+        device_id=msg.client.device_id or None,
+        ip=msg.client.ip or None,
+        placed_at=_at(msg.placed_at, "placed_at", event),
     )
 
 
-async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
-    msg = envelope.message
+def order_paid(event: Envelope) -> RecordOrderPaid:
+    msg = event.message
+    assert isinstance(msg, order_events.OrderPaid)
+    return RecordOrderPaid(
+        order_id=msg.order_id,
+        customer_id=msg.customer_id,
+        currency=msg.currency,
+        amount_minor=msg.total_minor,
+        payment_fingerprint=msg.payment_fingerprint or None,
+        paid_at=_at(msg.paid_at, "paid_at", event),
+    )
+
+
+def order_cancelled(event: Envelope) -> RecordOrderCancelled:
+    msg = event.message
     assert isinstance(msg, order_events.OrderCancelled)
-    await handlers.record_cancelled_order(uow, msg.order_id, msg.was_paid, msg.reason)
+    return RecordOrderCancelled(order_id=msg.order_id, was_paid=msg.was_paid, reason=msg.reason)
 
 
-HANDLERS: dict[str, EventHandler] = {
-    "ecomops.order.v1.OrderPlaced": on_order_placed,
-    "ecomops.order.v1.OrderPaid": on_order_paid,
-    "ecomops.order.v1.OrderCancelled": on_order_cancelled,
-}
+def handlers(bus: Bus) -> Mapping[str, EventHandler]:
+    return {
+        order_events.OrderPlaced.DESCRIPTOR.full_name: on_event(bus, order_placed),
+        order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, order_paid),
+        order_events.OrderCancelled.DESCRIPTOR.full_name: on_event(bus, order_cancelled),
+    }

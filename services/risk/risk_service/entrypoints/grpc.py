@@ -1,11 +1,11 @@
-"""gRPC servicer ecomops.risk.v1.RiskService: the same handlers as REST."""
+"""gRPC servicer ecomops.risk.v1.RiskService: decode, send the message to the bus, encode —
+the same messages and handlers as REST."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from ecomops.common.v1 import common_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
-from ecomops_platform.auth import Role
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.grpc_server import authorize, to_datetime
+from ecomops_platform.grpc_server import caller_for
 from ecomops_platform.iso_codes import is_country, is_currency
-from ecomops_platform.runtime import Service
+from ecomops_platform.ports import check_key
+from ecomops_platform.timestamps import optional_timestamp, to_datetime, to_timestamp
 
 from ..domain.models import (
     BlocklistKind,
@@ -28,13 +28,26 @@ from ..domain.models import (
     OrderFacts,
     ReviewDecision,
     ReviewStatus,
-    RuleSet,
 )
-from ..service_layer import handlers
-from ..service_layer.handlers import RiskContext
+from ..service_layer.assessments import AssessOrder, GetAssessment
+from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
+from ..service_layer.kpis import GetKpis
+from ..service_layer.model_versions import ActivateModel, ListModels
+from ..service_layer.ports import Bus
+from ..service_layer.reviews import CreateLabel, DecideReview, GetReview, ListReviews
+from ..service_layer.rules import GetRules, ListRuleVersions, PutRules
+from ..service_layer.views import (
+    AssessmentView,
+    BlocklistEntryView,
+    LabelView,
+    ModelView,
+    ReasonView,
+    ReviewView,
+    RuleSetView,
+)
 from .schemas import MAX_AMOUNT, MAX_LINES, MAX_QUANTITY, DecisionIn
 
-SERVICE_NAME = "ecomops.risk.v1.RiskService"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["RiskService"].full_name
 
 DECISIONS = {
     "approve": pb.DECISION_APPROVE,
@@ -60,105 +73,103 @@ KINDS = {
 KIND_PB = {v: k for k, v in KINDS.items()}
 
 
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
 def _dt(value: Timestamp, present: bool, name: str) -> datetime | None:
     return to_datetime(value, name) if present else None
 
 
-def _reasons(items: Any) -> list[pb.Reason]:
+def _reasons(items: Sequence[ReasonView]) -> list[pb.Reason]:
     return [
-        pb.Reason(code=r["code"], detail=r["detail"], weight=str(r["weight"]), shadow=r["shadow"])
-        for r in items
+        pb.Reason(code=r.code, detail=r.detail, weight=r.weight, shadow=r.shadow) for r in items
     ]
 
 
-def assessment_pb(view: Mapping[str, Any]) -> pb.Assessment:
+def assessment_pb(view: AssessmentView) -> pb.Assessment:
     return pb.Assessment(
-        assessment_id=view["assessment_id"],
-        order_id=view["order_id"],
-        customer_id=view["customer_id"],
-        score=str(view["score"]),
-        decision=DECISIONS[view["decision"]],
-        reasons=_reasons(view["reasons"]),
-        rules_version=int(view["rules_version"]),
-        model_version=view["model_version"],
-        amount=common_pb2.Money(amount_minor=view["amount_minor"], currency=view["currency"]),
-        review_id=view["review_id"] or "",
-        assessed_at=ts(view["assessed_at"]),
+        assessment_id=view.assessment_id,
+        order_id=view.order_id,
+        customer_id=view.customer_id,
+        score=view.score,
+        decision=DECISIONS[view.decision],
+        reasons=_reasons(view.reasons),
+        rules_version=view.rules_version,
+        model_version=view.model_version,
+        amount=common_pb2.Money(amount_minor=view.amount_minor, currency=view.currency),
+        review_id=view.review_id or "",
+        assessed_at=to_timestamp(view.assessed_at),
     )
 
 
-def rule_set_pb(rules: RuleSet) -> pb.RuleSet:
-    data = rules.to_json()
+def rule_set_pb(rules: RuleSetView) -> pb.RuleSet:
     return pb.RuleSet(
         version=rules.version,
-        review_threshold=data["review_threshold"],
-        reject_threshold=data["reject_threshold"],
-        model_weight=data["model_weight"],
+        review_threshold=rules.review_threshold,
+        reject_threshold=rules.reject_threshold,
+        model_weight=rules.model_weight,
         rules=[
-            pb.Rule(
-                code=r["code"],
-                type=r["type"],
-                weight=r["weight"],
-                shadow=r["shadow"],
-                params=r["params"],
-            )
-            for r in data["rules"]
+            pb.Rule(code=r.code, type=r.type, weight=r.weight, shadow=r.shadow, params=r.params)
+            for r in rules.rules
         ],
         created_by=rules.created_by,
-        created_at=ts(rules.created_at),
+        created_at=optional_timestamp(rules.created_at),
     )
 
 
-def review_pb(row: Any) -> pb.Review:
+def review_pb(review: ReviewView) -> pb.Review:
     return pb.Review(
-        review_id=row.review_id,
-        assessment_id=row.assessment_id,
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        status=REVIEW_STATUSES.get(row.status, pb.REVIEW_STATUS_UNSPECIFIED),
-        decision=REVIEW_DECISIONS.get(row.decision or "", pb.REVIEW_DECISION_UNSPECIFIED),
-        analyst=row.analyst or "",
-        note=row.note or "",
-        score=str(row.score),
-        reasons=_reasons(row.reasons),
-        amount=common_pb2.Money(amount_minor=row.amount_minor, currency=row.currency),
-        created_at=ts(row.created_at),
-        resolved_at=ts(row.resolved_at),
-        close_reason=row.close_reason or "",
+        review_id=review.review_id,
+        assessment_id=review.assessment_id,
+        order_id=review.order_id,
+        customer_id=review.customer_id,
+        status=REVIEW_STATUSES.get(review.status, pb.REVIEW_STATUS_UNSPECIFIED),
+        decision=REVIEW_DECISIONS.get(review.decision or "", pb.REVIEW_DECISION_UNSPECIFIED),
+        analyst=review.analyst or "",
+        note=review.note or "",
+        score=review.score,
+        reasons=_reasons(review.reasons),
+        amount=common_pb2.Money(amount_minor=review.amount_minor, currency=review.currency),
+        created_at=to_timestamp(review.created_at),
+        resolved_at=optional_timestamp(review.resolved_at),
+        close_reason=review.close_reason or "",
     )
 
 
-def entry_pb(row: Any) -> pb.BlocklistEntry:
+def entry_pb(entry: BlocklistEntryView) -> pb.BlocklistEntry:
     return pb.BlocklistEntry(
-        kind=KIND_PB[BlocklistKind(row.kind)],
-        value=row.value,
-        reason=row.reason,
-        created_by=row.created_by,
-        created_at=ts(row.created_at),
+        kind=KIND_PB[BlocklistKind(entry.kind)],
+        value=entry.value,
+        reason=entry.reason,
+        created_by=entry.created_by,
+        created_at=to_timestamp(entry.created_at),
     )
 
 
-def model_pb(view: Mapping[str, Any]) -> pb.ModelInfo:
+def model_pb(view: ModelView) -> pb.ModelInfo:
     return pb.ModelInfo(
-        version=view["version"],
-        algorithm=view["algorithm"],
-        features=view["features"],
-        metrics=view["metrics"],
-        sha256=view["sha256"],
-        active=view["active"],
-        created_at=ts(view["created_at"]),
+        version=view.version,
+        algorithm=view.algorithm,
+        features=view.features,
+        metrics=view.metrics,
+        sha256=view.sha256,
+        active=view.active,
+        created_at=to_timestamp(view.created_at),
     )
 
 
-def _kind(value: Any) -> BlocklistKind:
+def label_pb(label: LabelView) -> pb.OrderLabel:
+    return pb.OrderLabel(
+        label_id=label.label_id,
+        order_id=label.order_id,
+        label=pb.LABEL_FRAUD if label.label == "fraud" else pb.LABEL_LEGITIMATE,
+        source=pb.LABEL_SOURCE_CHARGEBACK
+        if label.source == "chargeback"
+        else pb.LABEL_SOURCE_ANALYST,
+        amount_minor=label.amount_minor or 0,
+        created_by=label.created_by,
+        created_at=to_timestamp(label.created_at),
+    )
+
+
+def _kind(value: pb.BlocklistKind.ValueType) -> BlocklistKind:
     kind = KINDS.get(value)
     if kind is None:
         raise Unprocessable("kind is required", code="validation-error")
@@ -222,27 +233,34 @@ def facts_from(req: pb.AssessOrderRequest) -> OrderFacts:
 
 
 class RiskServicer(pb_grpc.RiskServiceServicer):
-    def __init__(self, service: Service, ctx: RiskContext) -> None:
-        self.service = service
-        self.ctx = ctx
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
 
-    async def AssessOrder(self, request: Any, context: Any) -> pb.AssessOrderResponse:
-        authorize(Role.SERVICE, Role.OPS)
-        view, _ = await handlers.assess_order(self.service.uow(), self.ctx, facts_from(request))
-        return pb.AssessOrderResponse(assessment=assessment_pb(view))
+    async def AssessOrder(
+        self, request: pb.AssessOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AssessOrderResponse:
+        caller = caller_for(AssessOrder)
+        result = await self.bus.handle(AssessOrder(order=facts_from(request)), caller)
+        return pb.AssessOrderResponse(assessment=assessment_pb(result.assessment))
 
-    async def GetAssessment(self, request: Any, context: Any) -> pb.GetAssessmentResponse:
-        authorize(Role.SERVICE, Role.OPS)
-        view = await handlers.get_assessment(self.service.uow(), request.assessment_id)
+    async def GetAssessment(
+        self, request: pb.GetAssessmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAssessmentResponse:
+        caller = caller_for(GetAssessment)
+        view = await self.bus.handle(GetAssessment(assessment_id=request.assessment_id), caller)
         return pb.GetAssessmentResponse(assessment=assessment_pb(view))
 
-    async def GetRules(self, request: Any, context: Any) -> pb.GetRulesResponse:
-        authorize(Role.OPS)
-        rules = await handlers.get_rules(self.service.uow(), request.version or None)
+    async def GetRules(
+        self, request: pb.GetRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRulesResponse:
+        caller = caller_for(GetRules)
+        rules = await self.bus.handle(GetRules(version=request.version or None), caller)
         return pb.GetRulesResponse(rule_set=rule_set_pb(rules))
 
-    async def PutRules(self, request: Any, context: Any) -> pb.PutRulesResponse:
-        who = authorize(Role.OPS)
+    async def PutRules(
+        self, request: pb.PutRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutRulesResponse:
+        caller = caller_for(PutRules)
         rs = request.rule_set
         definition = {
             "review_threshold": rs.review_threshold,
@@ -259,61 +277,78 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
                 for r in rs.rules
             ],
         }
-        rules = await handlers.put_rules(self.service.uow(), definition, who.subject)
+        rules = await self.bus.handle(PutRules(definition=definition), caller)
         return pb.PutRulesResponse(rule_set=rule_set_pb(rules))
 
-    async def ListRuleVersions(self, request: Any, context: Any) -> pb.ListRuleVersionsResponse:
-        authorize(Role.OPS)
-        items, cursor = await handlers.list_rule_versions(self.service.uow(), *_page(request.page))
+    async def ListRuleVersions(
+        self, request: pb.ListRuleVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRuleVersionsResponse:
+        caller = caller_for(ListRuleVersions)
+        limit, cursor = _page(request.page)
+        page = await self.bus.handle(ListRuleVersions(limit=limit, cursor=cursor), caller)
         return pb.ListRuleVersionsResponse(
-            rule_sets=[rule_set_pb(r) for r in items],
-            page=common_pb2.PageResponse(next_cursor=cursor or ""),
+            rule_sets=[rule_set_pb(r) for r in page.items],
+            page=common_pb2.PageResponse(next_cursor=page.next_cursor or ""),
         )
 
-    async def PutBlocklistEntry(self, request: Any, context: Any) -> pb.PutBlocklistEntryResponse:
-        who = authorize(Role.OPS)
-        row = await handlers.put_blocklist(
-            self.service.uow(), _kind(request.kind), request.value, request.reason, who.subject
+    async def PutBlocklistEntry(
+        self, request: pb.PutBlocklistEntryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutBlocklistEntryResponse:
+        caller = caller_for(PutBlocklistEntry)
+        command = PutBlocklistEntry(
+            kind=_kind(request.kind), value=request.value, reason=request.reason
         )
-        return pb.PutBlocklistEntryResponse(entry=entry_pb(row))
+        entry = await self.bus.handle(command, caller)
+        return pb.PutBlocklistEntryResponse(entry=entry_pb(entry))
 
     async def DeleteBlocklistEntry(
-        self, request: Any, context: Any
+        self, request: pb.DeleteBlocklistEntryRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteBlocklistEntryResponse:
-        authorize(Role.OPS)
-        await handlers.delete_blocklist(self.service.uow(), _kind(request.kind), request.value)
+        caller = caller_for(DeleteBlocklistEntry)
+        await self.bus.handle(
+            DeleteBlocklistEntry(kind=_kind(request.kind), value=request.value), caller
+        )
         return pb.DeleteBlocklistEntryResponse()
 
-    async def ListBlocklist(self, request: Any, context: Any) -> pb.ListBlocklistResponse:
-        authorize(Role.OPS)
-        kind = KINDS.get(request.kind)
-        rows, cursor = await handlers.list_blocklist(self.service.uow(), kind, *_page(request.page))
+    async def ListBlocklist(
+        self, request: pb.ListBlocklistRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListBlocklistResponse:
+        caller = caller_for(ListBlocklist)
+        limit, cursor = _page(request.page)
+        query = ListBlocklist(kind=KINDS.get(request.kind), limit=limit, cursor=cursor)
+        page = await self.bus.handle(query, caller)
         return pb.ListBlocklistResponse(
-            entries=[entry_pb(r) for r in rows],
-            page=common_pb2.PageResponse(next_cursor=cursor or ""),
+            entries=[entry_pb(e) for e in page.items],
+            page=common_pb2.PageResponse(next_cursor=page.next_cursor or ""),
         )
 
-    async def ListReviews(self, request: Any, context: Any) -> pb.ListReviewsResponse:
-        authorize(Role.OPS)
+    async def ListReviews(
+        self, request: pb.ListReviewsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListReviewsResponse:
+        caller = caller_for(ListReviews)
         status = {
             pb.REVIEW_STATUS_OPEN: ReviewStatus.OPEN,
             pb.REVIEW_STATUS_RESOLVED: ReviewStatus.RESOLVED,
             pb.REVIEW_STATUS_CLOSED: ReviewStatus.CLOSED,
         }.get(request.status)
-        rows, cursor = await handlers.list_reviews(self.service.uow(), status, *_page(request.page))
+        limit, cursor = _page(request.page)
+        page = await self.bus.handle(ListReviews(status=status, limit=limit, cursor=cursor), caller)
         return pb.ListReviewsResponse(
-            reviews=[review_pb(r) for r in rows],
-            page=common_pb2.PageResponse(next_cursor=cursor or ""),
+            reviews=[review_pb(r) for r in page.items],
+            page=common_pb2.PageResponse(next_cursor=page.next_cursor or ""),
         )
 
-    async def GetReview(self, request: Any, context: Any) -> pb.GetReviewResponse:
-        authorize(Role.OPS)
-        return pb.GetReviewResponse(
-            review=review_pb(await handlers.get_review(self.service.uow(), request.review_id))
-        )
+    async def GetReview(
+        self, request: pb.GetReviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetReviewResponse:
+        caller = caller_for(GetReview)
+        review = await self.bus.handle(GetReview(review_id=request.review_id), caller)
+        return pb.GetReviewResponse(review=review_pb(review))
 
-    async def DecideReview(self, request: Any, context: Any) -> pb.DecideReviewResponse:
-        who = authorize(Role.OPS)
+    async def DecideReview(
+        self, request: pb.DecideReviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DecideReviewResponse:
+        caller = caller_for(DecideReview)
         decision = {
             pb.REVIEW_DECISION_APPROVE: ReviewDecision.APPROVE,
             pb.REVIEW_DECISION_REJECT: ReviewDecision.REJECT,
@@ -328,17 +363,14 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
             )
             raise Unprocessable(summary) from None
-        row = await handlers.decide_review(
-            self.service.uow(), request.review_id, decision, body.note, who.subject
-        )
-        return pb.DecideReviewResponse(review=review_pb(row))
+        command = DecideReview(review_id=request.review_id, decision=decision, note=body.note)
+        return pb.DecideReviewResponse(review=review_pb(await self.bus.handle(command, caller)))
 
-    async def CreateLabel(self, request: Any, context: Any) -> pb.CreateLabelResponse:
-        from ecomops_platform.idempotency import check_key, run_idempotent
-
-        who = authorize(Role.OPS, Role.PARTNER)
+    async def CreateLabel(
+        self, request: pb.CreateLabelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateLabelResponse:
+        caller = caller_for(CreateLabel)
         key = check_key(request.idempotency_key, required=True)
-        assert key is not None
         label = {pb.LABEL_FRAUD: LabelValue.FRAUD, pb.LABEL_LEGITIMATE: LabelValue.LEGITIMATE}.get(
             request.label
         )
@@ -355,79 +387,55 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             raise Unprocessable(
                 f"order_id, label, source are required; amount_minor 0..{MAX_AMOUNT}"
             )
-        uow = self.service.uow()
-
-        async def action() -> tuple[int, Any]:
-            values = await handlers.create_label(
-                uow, request.order_id, label, source, request.amount_minor or None, who.subject
-            )
-            values["created_at"] = values["created_at"].isoformat()
-            return 201, values
-
-        stored = await run_idempotent(
-            uow,
-            caller=who.subject,
-            operation="create_label",
-            key=key,
-            payload={
-                "order_id": request.order_id,
-                "label": label.value,
-                "source": source.value,
-                "amount_minor": request.amount_minor or None,
-            },
-            action=action,
+        command = CreateLabel(
+            order_id=request.order_id,
+            label=label,
+            source=source,
+            amount_minor=request.amount_minor or None,
         )
-        body = stored.body
-        return pb.CreateLabelResponse(
-            label=pb.OrderLabel(
-                label_id=body["label_id"],
-                order_id=body["order_id"],
-                label=pb.LABEL_FRAUD if body["label"] == "fraud" else pb.LABEL_LEGITIMATE,
-                source=pb.LABEL_SOURCE_CHARGEBACK
-                if body["source"] == "chargeback"
-                else pb.LABEL_SOURCE_ANALYST,
-                amount_minor=body["amount_minor"] or 0,
-                created_by=body["created_by"],
-                created_at=ts(datetime.fromisoformat(body["created_at"])),
-            )
-        )
+        created = await self.bus.handle(command, caller, idempotency_key=key)
+        return pb.CreateLabelResponse(label=label_pb(created))
 
-    async def ListModels(self, request: Any, context: Any) -> pb.ListModelsResponse:
-        authorize(Role.OPS)
-        return pb.ListModelsResponse(models=[model_pb(m) for m in handlers.model_views(self.ctx)])
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        caller = caller_for(ListModels)
+        models = await self.bus.handle(ListModels(), caller)
+        return pb.ListModelsResponse(models=[model_pb(m) for m in models.items])
 
-    async def ActivateModel(self, request: Any, context: Any) -> pb.ActivateModelResponse:
-        who = authorize(Role.OPS)
-        view = await handlers.activate_model(
-            self.service.uow(), self.ctx, request.version, who.subject
-        )
+    async def ActivateModel(
+        self, request: pb.ActivateModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ActivateModelResponse:
+        caller = caller_for(ActivateModel)
+        view = await self.bus.handle(ActivateModel(version=request.version), caller)
         return pb.ActivateModelResponse(model=model_pb(view))
 
-    async def GetKpis(self, request: Any, context: Any) -> pb.GetKpisResponse:
-        authorize(Role.OPS)
-        result = await handlers.kpis(
-            self.service.uow(),
-            _dt(request.from_time, request.HasField("from_time"), "from_time"),
-            _dt(request.to_time, request.HasField("to_time"), "to_time"),
+    async def GetKpis(
+        self, request: pb.GetKpisRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetKpisResponse:
+        caller = caller_for(GetKpis)
+        query = GetKpis(
+            from_time=_dt(request.from_time, request.HasField("from_time"), "from_time"),
+            to_time=_dt(request.to_time, request.HasField("to_time"), "to_time"),
         )
+        kpis = await self.bus.handle(query, caller)
         return pb.GetKpisResponse(
-            from_time=ts(result["from"]),
-            to_time=ts(result["to"]),
-            assessments=result["assessments"],
-            approval_rate=result["approval_rate"],
-            review_rate=result["review_rate"],
-            reject_rate=result["reject_rate"],
-            reject_precision=result["reject_precision"] or "",
-            review_precision=result["review_precision"] or "",
-            fraud_loss=[pb.CurrencyLoss(**loss) for loss in result["fraud_loss"]],
-            labelled=result["labelled"],
+            from_time=to_timestamp(kpis.from_time),
+            to_time=to_timestamp(kpis.to_time),
+            assessments=kpis.assessments,
+            approval_rate=kpis.approval_rate,
+            review_rate=kpis.review_rate,
+            reject_rate=kpis.reject_rate,
+            reject_precision=kpis.reject_precision or "",
+            review_precision=kpis.review_precision or "",
+            fraud_loss=[
+                pb.CurrencyLoss(
+                    currency=loss.currency,
+                    gmv_approved_minor=loss.gmv_approved_minor,
+                    fraud_loss_minor=loss.fraud_loss_minor,
+                    fraud_loss_rate=loss.fraud_loss_rate,
+                )
+                for loss in kpis.fraud_loss
+            ],
+            labelled=kpis.labelled,
         )
-
-
-def registrar(service: Service, ctx: RiskContext) -> Callable[[grpc.aio.Server], None]:
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_RiskServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            RiskServicer(service, ctx), server
-        )
-
-    return register

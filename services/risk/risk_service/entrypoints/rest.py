@@ -1,16 +1,14 @@
-"""REST API of the risk service (/v1). Thin: decode, call a handler, encode."""
+"""REST API of the risk service (/v1): decode, send the message to the bus, encode."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 
-from ecomops_platform.auth import Caller, Role
-from ecomops_platform.idempotency import run_idempotent
-from ecomops_platform.rest import require, stored_json
-from ecomops_platform.runtime import Service
+from ecomops_platform.auth import Caller
+from ecomops_platform.rest import allowed, replayed
 from ecomops_platform.strict import (
     IDEMPOTENCY_KEY_REQUIRED,
     INT32_MAX,
@@ -27,11 +25,26 @@ from ..domain.models import (
     ReviewDecision,
     ReviewStatus,
 )
-from ..service_layer import handlers
-from ..service_layer.handlers import RiskContext
+from ..service_layer.assessments import AssessOrder, GetAssessment
+from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
+from ..service_layer.kpis import GetKpis
+from ..service_layer.model_versions import ActivateModel, ListModels
+from ..service_layer.ports import Bus
+from ..service_layer.reviews import CreateLabel, DecideReview, GetReview, ListReviews
+from ..service_layer.rules import GetRules, ListRuleVersions, PutRules
+from ..service_layer.views import (
+    AssessmentView,
+    BlocklistEntryView,
+    BlocklistPage,
+    LabelView,
+    ModelsView,
+    ModelView,
+    ReviewPage,
+    ReviewView,
+    RuleSetPage,
+    RuleSetView,
+)
 from . import schemas as s
-
-Ops = Annotated[Caller, require(Role.OPS)]
 
 
 def facts_from(body: s.AssessmentIn) -> OrderFacts:
@@ -51,13 +64,7 @@ def facts_from(body: s.AssessmentIn) -> OrderFacts:
     )
 
 
-def review_out(row: Any) -> s.ReviewOut:
-    data = dict(row._mapping)
-    data["score"] = str(data["score"])
-    return s.ReviewOut(**data)
-
-
-def build_router(service: Service, ctx: RiskContext) -> APIRouter:
+def build_router(bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["risk"])
 
     @router.post(
@@ -69,93 +76,101 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
     async def create_assessment(
         body: s.AssessmentIn,
         response: Response,
-        caller: Annotated[Caller, require(Role.SERVICE, Role.OPS)],
-    ) -> Any:
+        caller: Annotated[Caller, allowed(AssessOrder)],
+    ) -> AssessmentView:
         """Score an order (201); the same order_id again returns the stored assessment (200)."""
-        view, created = await handlers.assess_order(service.uow(), ctx, facts_from(body))
-        if not created:
+        result = await bus.handle(AssessOrder(order=facts_from(body)), caller)
+        if not result.created:
             response.status_code = 200
-        return view
+        return result.assessment
 
     @router.get("/assessments/{assessment_id}", response_model=s.AssessmentOut)
     async def get_assessment(
-        assessment_id: str, caller: Annotated[Caller, require(Role.SERVICE, Role.OPS)]
-    ) -> Any:
+        assessment_id: str, caller: Annotated[Caller, allowed(GetAssessment)]
+    ) -> AssessmentView:
         """Read one assessment."""
-        return await handlers.get_assessment(service.uow(), assessment_id)
+        return await bus.handle(GetAssessment(assessment_id=assessment_id), caller)
 
     @router.get("/rules", response_model=s.RuleSetOut)
     async def get_rules(
-        caller: Ops, version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
-    ) -> Any:
+        caller: Annotated[Caller, allowed(GetRules)],
+        version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+    ) -> RuleSetView:
         """The active rule set, or one version of it."""
-        return s.rule_set_out(await handlers.get_rules(service.uow(), version))
+        return await bus.handle(GetRules(version=version), caller)
 
     @router.put("/rules", response_model=s.RuleSetOut)
-    async def put_rules(body: s.RuleSetIn, caller: Ops) -> Any:
+    async def put_rules(
+        body: s.RuleSetIn, caller: Annotated[Caller, allowed(PutRules)]
+    ) -> RuleSetView:
         """Replace the rule set: a new version; 422 listing every error when invalid."""
         definition = jsonable_encoder(body, exclude_none=True)
-        return s.rule_set_out(await handlers.put_rules(service.uow(), definition, caller.subject))
+        return await bus.handle(PutRules(definition=definition), caller)
 
     @router.get("/rules/versions", response_model=s.RuleSetPage)
     async def list_rule_versions(
-        caller: Ops, limit: int | None = None, cursor: str | None = None
-    ) -> Any:
+        caller: Annotated[Caller, allowed(ListRuleVersions)],
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> RuleSetPage:
         """Rule set versions, newest first."""
-        items, next_cursor = await handlers.list_rule_versions(service.uow(), limit, cursor)
-        return s.RuleSetPage(items=[s.rule_set_out(r) for r in items], next_cursor=next_cursor)
+        return await bus.handle(ListRuleVersions(limit=limit, cursor=cursor), caller)
 
     @router.put("/blocklist/{kind}/{value}", response_model=s.BlocklistOut)
     async def put_blocklist_entry(
-        kind: BlocklistKind, value: str, caller: Ops, body: s.BlocklistIn | None = None
-    ) -> Any:
+        kind: BlocklistKind,
+        value: str,
+        caller: Annotated[Caller, allowed(PutBlocklistEntry)],
+        body: s.BlocklistIn | None = None,
+    ) -> BlocklistEntryView:
         """Blocklist a value (idempotent; the reason is updated)."""
         reason = body.reason if body else ""
-        row = await handlers.put_blocklist(service.uow(), kind, value, reason, caller.subject)
-        return s.BlocklistOut(**row._mapping)
+        return await bus.handle(PutBlocklistEntry(kind=kind, value=value, reason=reason), caller)
 
     @router.delete("/blocklist/{kind}/{value}", status_code=204)
-    async def delete_blocklist_entry(kind: BlocklistKind, value: str, caller: Ops) -> Response:
+    async def delete_blocklist_entry(
+        kind: BlocklistKind, value: str, caller: Annotated[Caller, allowed(DeleteBlocklistEntry)]
+    ) -> Response:
         """Remove a blocklist entry (404 when not listed)."""
-        await handlers.delete_blocklist(service.uow(), kind, value)
+        await bus.handle(DeleteBlocklistEntry(kind=kind, value=value), caller)
         return Response(status_code=204)
 
     @router.get("/blocklist", response_model=s.BlocklistPage)
     async def list_blocklist(
-        caller: Ops,
+        caller: Annotated[Caller, allowed(ListBlocklist)],
         kind: BlocklistKind | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Any:
+    ) -> BlocklistPage:
         """Blocklist entries by kind and value."""
-        rows, next_cursor = await handlers.list_blocklist(service.uow(), kind, limit, cursor)
-        return s.BlocklistPage(
-            items=[s.BlocklistOut(**r._mapping) for r in rows], next_cursor=next_cursor
-        )
+        return await bus.handle(ListBlocklist(kind=kind, limit=limit, cursor=cursor), caller)
 
     @router.get("/reviews", response_model=s.ReviewPage)
     async def list_reviews(
-        caller: Ops,
+        caller: Annotated[Caller, allowed(ListReviews)],
         status: ReviewStatus | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Any:
+    ) -> ReviewPage:
         """Review cases, oldest first."""
-        rows, next_cursor = await handlers.list_reviews(service.uow(), status, limit, cursor)
-        return s.ReviewPage(items=[review_out(r) for r in rows], next_cursor=next_cursor)
+        return await bus.handle(ListReviews(status=status, limit=limit, cursor=cursor), caller)
 
     @router.get("/reviews/{review_id}", response_model=s.ReviewOut)
-    async def get_review(review_id: str, caller: Ops) -> Any:
+    async def get_review(
+        review_id: str, caller: Annotated[Caller, allowed(GetReview)]
+    ) -> ReviewView:
         """One review case."""
-        return review_out(await handlers.get_review(service.uow(), review_id))
+        return await bus.handle(GetReview(review_id=review_id), caller)
 
     @router.post("/reviews/{review_id}/decision", response_model=s.ReviewOut)
-    async def decide_review(review_id: str, body: s.DecisionIn, caller: Ops) -> Any:
+    async def decide_review(
+        review_id: str, body: s.DecisionIn, caller: Annotated[Caller, allowed(DecideReview)]
+    ) -> ReviewView:
         """Decide an open case (publishes RiskReviewResolved); 409 when already decided."""
-        row = await handlers.decide_review(
-            service.uow(), review_id, ReviewDecision(body.decision), body.note, caller.subject
+        command = DecideReview(
+            review_id=review_id, decision=ReviewDecision(body.decision), note=body.note
         )
-        return review_out(row)
+        return await bus.handle(command, caller)
 
     @router.post(
         "/labels",
@@ -166,55 +181,37 @@ def build_router(service: Service, ctx: RiskContext) -> APIRouter:
     async def create_label(
         body: s.LabelIn,
         key: RequiredIdempotencyKey,
-        caller: Annotated[Caller, require(Role.OPS, Role.PARTNER)],
-    ) -> Any:
+        response: Response,
+        caller: Annotated[Caller, allowed(CreateLabel)],
+    ) -> LabelView:
         """Record a label (chargeback or analyst verdict) for training and KPIs."""
-        uow = service.uow()
-
-        async def action() -> tuple[int, Any]:
-            values = await handlers.create_label(
-                uow,
-                body.order_id,
-                LabelValue(body.label),
-                LabelSource(body.source),
-                body.amount_minor,
-                caller.subject,
-            )
-            return 201, jsonable_encoder(s.LabelOut(**values))
-
-        stored = await run_idempotent(
-            uow,
-            caller=caller.subject,
-            operation="create_label",
-            key=key,
-            payload=body.model_dump(),
-            action=action,
+        command = CreateLabel(
+            order_id=body.order_id,
+            label=LabelValue(body.label),
+            source=LabelSource(body.source),
+            amount_minor=body.amount_minor,
         )
-        return stored_json(stored.status_code, stored.body, replayed=stored.replayed)
+        return replayed(await bus.execute(command, caller, idempotency_key=key), response)
 
     @router.get("/models", response_model=s.ModelList)
-    async def list_models(caller: Ops) -> Any:
+    async def list_models(caller: Annotated[Caller, allowed(ListModels)]) -> ModelsView:
         """Trained model versions in RISK_MODEL_DIR, newest first."""
-        return s.ModelList(
-            items=[s.ModelOut(**m) for m in handlers.model_views(ctx)],
-            fallback_reason=ctx.models.last_error,
-        )
+        return await bus.handle(ListModels(), caller)
 
     @router.post("/models/{version}/activate", response_model=s.ModelOut)
-    async def activate_model(version: str, caller: Ops) -> Any:
+    async def activate_model(
+        version: str, caller: Annotated[Caller, allowed(ActivateModel)]
+    ) -> ModelView:
         """Verify (sha256) and activate a model version; 422 when refused."""
-        return s.ModelOut(
-            **await handlers.activate_model(service.uow(), ctx, version, caller.subject)
-        )
+        return await bus.handle(ActivateModel(version=version), caller)
 
     @router.get("/risk/kpis", response_model=s.KpisOut, response_model_by_alias=True)
     async def get_kpis(
-        caller: Ops,
+        caller: Annotated[Caller, allowed(GetKpis)],
         from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
         to: Rfc3339Time | None = None,
-    ) -> Any:
+    ) -> s.KpisOut:
         """Fraud KPIs of the assessments made in [from, to) (default: the last 30 days)."""
-        result: dict[str, Any] = await handlers.kpis(service.uow(), from_, to)
-        return s.KpisOut(**result)
+        return s.KpisOut.of(await bus.handle(GetKpis(from_time=from_, to_time=to), caller))
 
     return router

@@ -1,10 +1,11 @@
-"""REST request and response models (separate from the tables)."""
+"""REST request bodies, and the response models the read models are encoded with."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
@@ -16,6 +17,8 @@ from ecomops_platform.strict import (
     Rfc3339Time,
     StrictRequestModel,
 )
+
+from ..service_layer.views import KpisView
 
 MAX_AMOUNT = 10**15
 MAX_QUANTITY = 1_000_000
@@ -212,15 +215,8 @@ class KpisOut(BaseModel):
     fraud_loss: list[CurrencyLossOut]
     labelled: int
 
-
-def rule_set_out(rules: Any) -> RuleSetOut:
-    data = rules.to_json()
-    return RuleSetOut(
-        version=rules.version,
-        review_threshold=data["review_threshold"],
-        reject_threshold=data["reject_threshold"],
-        model_weight=data["model_weight"],
-        rules=[RuleOut(**r) for r in data["rules"]],
-        created_by=rules.created_by,
-        created_at=rules.created_at,
-    )
+    @classmethod
+    def of(cls, view: KpisView) -> KpisOut:
+        data = asdict(view)
+        data["from"], data["to"] = data.pop("from_time"), data.pop("to_time")
+        return cls.model_validate(data)

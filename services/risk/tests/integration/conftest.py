@@ -11,7 +11,6 @@ import pytest
 
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer
 from risk_service.bootstrap import create_service
 from risk_service.settings import RiskSettings
 
@@ -41,14 +40,3 @@ async def risk(stack_env: None, model_dir: Path) -> AsyncIterator[Service]:
 async def client(risk: Service) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{risk.http_port}", timeout=20) as http:
         yield http
-
-
-OPS = {"sub": "analyst-1", "role": "ops"}
-
-
-def ops() -> dict[str, str]:
-    return bearer("analyst-1", "ops")
-
-
-def svc() -> dict[str, str]:
-    return bearer("service:order", "service")

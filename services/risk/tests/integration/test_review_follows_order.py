@@ -18,10 +18,10 @@ from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.events import Envelope
 from ecomops_platform.runtime import Service
-from ecomops_testing import token, unique
+from ecomops_platform.topics import topic_of
+from ecomops_testing import ops, service_caller, token, unique
 from risk_service.entrypoints import consumers
 
-from .conftest import ops, svc
 from .test_risk_api import QUIET_RULES, order, put_rules
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def _review(client: httpx.AsyncClient) -> tuple[str, str]:
     """A new order sent to review (country mismatch); (order id, review id)."""
     await put_rules(client, QUIET_RULES)
     body = order(billing_country="FR", shipping_country="DE")
-    r = await client.post("/v1/assessments", json=body, headers=svc())
+    r = await client.post("/v1/assessments", json=body, headers=service_caller())
     assert r.status_code == 201, r.text
     assert r.json()["decision"] == "review", r.json()
     return body["order_id"], r.json()["review_id"]
@@ -82,12 +82,14 @@ async def _cancelled(risk: Service, order_id: str, reason: str, event_id: str) -
         key=order_id,
         headers={},
         message=msg,
-        topic="ecomops.order.v1",
+        topic=topic_of(order_events),
         partition=0,
         offset=0,
     )
+    assert risk.bus is not None
+    handle = consumers.handlers(risk.bus)[msg.DESCRIPTOR.full_name]
     async with risk.uow() as uow:
-        await consumers.on_order_cancelled(uow, envelope)
+        await handle(uow, envelope)
         await uow.commit()
 
 

@@ -17,10 +17,8 @@ from ecomops.risk.v1 import events_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, eventually, token, unique
+from ecomops_testing import bearer, eventually, ops, service_caller, token, unique
 from risk_service.adapters.tables import velocity_events
-
-from .conftest import ops, svc
 
 pytestmark = pytest.mark.integration
 
@@ -77,21 +75,25 @@ async def put_rules(client: httpx.AsyncClient, rules: dict[str, Any]) -> int:
 async def test_assessment_is_idempotent_by_order_id(client: httpx.AsyncClient) -> None:
     await put_rules(client, QUIET_RULES)
     body = order()
-    first = await client.post("/v1/assessments", json=body, headers=svc())
+    first = await client.post("/v1/assessments", json=body, headers=service_caller())
     assert first.status_code == 201, first.text
     data = first.json()
     assert data["decision"] == "approve"
     assert 0 <= float(data["score"]) <= 1
-    again = await client.post("/v1/assessments", json=body, headers=svc())
+    again = await client.post("/v1/assessments", json=body, headers=service_caller())
     assert again.status_code == 200
     assert again.json()["assessment_id"] == data["assessment_id"]
-    changed = await client.post("/v1/assessments", json={**body, "amount_minor": 1}, headers=svc())
+    changed = await client.post(
+        "/v1/assessments", json={**body, "amount_minor": 1}, headers=service_caller()
+    )
     assert changed.status_code == 409
     got = await client.get(f"/v1/assessments/{data['assessment_id']}", headers=ops())
     assert got.json()["order_id"] == body["order_id"]
     customer = await client.post("/v1/assessments", json=order(), headers=bearer("c", "customer"))
     assert customer.status_code == 403
-    bad = await client.post("/v1/assessments", json={**order(), "extra": 1}, headers=svc())
+    bad = await client.post(
+        "/v1/assessments", json={**order(), "extra": 1}, headers=service_caller()
+    )
     assert bad.status_code == 422
 
 
@@ -102,7 +104,7 @@ async def test_concurrent_assessments_are_all_counted(
     customer = unique("cus")
     bodies = [order(customer_id=customer) for _ in range(30)]
     results = await asyncio.gather(
-        *(client.post("/v1/assessments", json=b, headers=svc()) for b in bodies)
+        *(client.post("/v1/assessments", json=b, headers=service_caller()) for b in bodies)
     )
     assert all(r.status_code == 201 for r in results), [r.text for r in results]
     async with risk.uow() as uow:
@@ -126,7 +128,7 @@ async def test_review_decision_publishes_event_and_second_decision_conflicts(
     await put_rules(client, QUIET_RULES)
     probe = await kafka_probe("ecomops.risk.v1")
     body = order(billing_country="FR", shipping_country="DE")
-    r = await client.post("/v1/assessments", json=body, headers=svc())
+    r = await client.post("/v1/assessments", json=body, headers=service_caller())
     data = r.json()
     assert data["decision"] == "review", data
     assert [x["code"] for x in data["reasons"]] == ["country_mismatch"]
@@ -165,14 +167,18 @@ async def test_blocklist_rejects_and_shadow_rules_do_not_decide(client: httpx.As
         f"/v1/blocklist/email/{email}", json={"reason": "chargebacks"}, headers=ops()
     )
     assert put.status_code == 200 and put.json()["value"] == email.lower()
-    r = await client.post("/v1/assessments", json=order(email=email.lower()), headers=svc())
+    r = await client.post(
+        "/v1/assessments", json=order(email=email.lower()), headers=service_caller()
+    )
     assert r.json()["decision"] == "reject"
     assert "blocklist_email" in [x["code"] for x in r.json()["reasons"]]
     new_account = order(
         amount_minor=90000,
         account_created_at=(datetime.now(UTC) - timedelta(days=1)).isoformat(),
     )
-    shadow = (await client.post("/v1/assessments", json=new_account, headers=svc())).json()
+    shadow = (
+        await client.post("/v1/assessments", json=new_account, headers=service_caller())
+    ).json()
     assert shadow["decision"] == "approve"
     assert shadow["reasons"][0]["code"] == "new_account_shadow"
     assert shadow["reasons"][0]["shadow"] is True
@@ -216,7 +222,7 @@ async def test_labels_and_kpis(client: httpx.AsyncClient) -> None:
     start = datetime.now(UTC) - timedelta(seconds=1)
     currency = "JPY"
     approved = order(currency=currency, amount_minor=10_000)
-    r = await client.post("/v1/assessments", json=approved, headers=svc())
+    r = await client.post("/v1/assessments", json=approved, headers=service_caller())
     assert r.json()["decision"] == "approve"
     label = {
         "order_id": approved["order_id"],
@@ -310,7 +316,7 @@ async def test_model_activation_and_poisoned_artifact_fallback(
     r = await client.post(f"/v1/models/{good}/activate", headers=ops())
     assert r.status_code == 200, r.text
     assert r.json()["active"] is True
-    scored = (await client.post("/v1/assessments", json=order(), headers=svc())).json()
+    scored = (await client.post("/v1/assessments", json=order(), headers=service_caller())).json()
     assert scored["model_version"] == good
     assert "model_score" in [x["code"] for x in scored["reasons"]]
     # Poison the active artifact: the next load must refuse it and fall back to rules only.
@@ -339,7 +345,7 @@ async def test_model_activation_and_poisoned_artifact_fallback(
         await client.post(
             "/v1/assessments",
             json=order(billing_country="FR", shipping_country="DE"),
-            headers=svc(),
+            headers=service_caller(),
         )
     ).json()
     assert rules_only["model_version"] == ""
@@ -348,6 +354,5 @@ async def test_model_activation_and_poisoned_artifact_fallback(
 
 
 def _models(risk: Service) -> Any:
-    from risk_service.bootstrap import context_of
-
-    return context_of(risk).models
+    assert risk.bus is not None
+    return risk.bus.deps.models

@@ -14,10 +14,9 @@ import sqlalchemy as sa
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_testing import token, unique
+from ecomops_testing import ops, service_caller, token, unique
 from risk_service.adapters.tables import assessments
 
-from .conftest import ops, svc
 from .test_risk_api import order
 
 pytestmark = pytest.mark.integration
@@ -60,11 +59,11 @@ async def test_assessment_input_is_strict_and_bounded(
         {"account_created_at": "0.5"},
     ):
         body = order(**overrides)
-        r = await client.post("/v1/assessments", json=body, headers=svc())
+        r = await client.post("/v1/assessments", json=body, headers=service_caller())
         assert r.status_code == 422, (overrides, r.text)
         assert await stored(risk, body["order_id"]) == 0
     ok = order(ip="203.0.113.9", account_created_at="2025-01-01T00:00:00Z")
-    r = await client.post("/v1/assessments", json=ok, headers=svc())
+    r = await client.post("/v1/assessments", json=ok, headers=service_caller())
     assert r.status_code == 201, r.text
 
 

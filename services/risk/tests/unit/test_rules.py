@@ -11,20 +11,18 @@ from hypothesis import strategies as st
 from ecomops_platform.errors import Conflict, Unprocessable
 from risk_service.domain.features import FEATURES, order_features
 from risk_service.domain.models import (
-    DEFAULT_RULE_SET,
     BlocklistKind,
     CustomerHistory,
     Decision,
     Dimension,
     Line,
-    ModelOutput,
     OrderFacts,
     ReviewStatus,
     Signals,
-    ensure_open,
-    parse_rule_set,
-    score_order,
 )
+from risk_service.domain.review import ensure_open
+from risk_service.domain.rules import DEFAULT_RULE_SET, parse_rule_set
+from risk_service.domain.scoring import ModelOutput, score_order
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
