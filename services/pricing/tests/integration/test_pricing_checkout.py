@@ -44,8 +44,15 @@ from .conftest import bus_at, bus_of, grpc_md, seed_price, seed_sku
 
 pytestmark = pytest.mark.integration
 
-SVC = grpc_md("service:order", "service")
-OPS = grpc_md("pricing-manager", "ops")
+
+def svc_md() -> tuple[tuple[str, str], ...]:
+    """Order's metadata (tokens are minted when a test runs, not when the module is imported:
+    `make unit` collects this file without a stack)."""
+    return grpc_md("service:order", "service")
+
+
+def ops_md() -> tuple[tuple[str, str], ...]:
+    return grpc_md("pricing-manager", "ops")
 
 
 def stamp(value: datetime) -> Timestamp:
@@ -78,7 +85,7 @@ async def coupon_promotion(
         request.usage_limit = usage_limit
     if per_customer_limit is not None:
         request.per_customer_limit = per_customer_limit
-    response = await stub.CreatePromotion(request, metadata=OPS, timeout=10)
+    response = await stub.CreatePromotion(request, metadata=ops_md(), timeout=10)
     return response.promotion.promotion_id, code
 
 
@@ -92,7 +99,7 @@ async def quote(
             lines=[common_pb2.SkuQuantity(sku=sku, quantity=qty)],
             coupon_codes=[code],
         ),
-        metadata=SVC,
+        metadata=svc_md(),
         timeout=10,
     )
     return response.quote
@@ -121,7 +128,7 @@ async def test_redeem_is_idempotent_and_release_gives_back_once(
     probe = await kafka_probe("ecomops.pricing.v1")
     q = await quote(stub, priced_sku, code, "cust-a", qty=2)
     assert q.discount_total_minor == 1000 and q.total_minor == 9000
-    got = await stub.GetQuote(pb.GetQuoteRequest(quote_id=q.quote_id), metadata=SVC, timeout=5)
+    got = await stub.GetQuote(pb.GetQuoteRequest(quote_id=q.quote_id), metadata=svc_md(), timeout=5)
     assert got.quote == q
 
     order_id = unique("order")
@@ -132,8 +139,8 @@ async def test_redeem_is_idempotent_and_release_gives_back_once(
         expected_lines=[common_pb2.SkuQuantity(sku=priced_sku, quantity=2)],
         expected_total_minor=9000,
     )
-    first = await stub.RedeemQuote(redeem, metadata=SVC, timeout=10)
-    again = await stub.RedeemQuote(redeem, metadata=SVC, timeout=10)
+    first = await stub.RedeemQuote(redeem, metadata=svc_md(), timeout=10)
+    again = await stub.RedeemQuote(redeem, metadata=svc_md(), timeout=10)
     assert [r.promotion_id for r in first.redemptions] == [promotion_id]
     assert first.replayed is False and again.replayed is True
     assert await used_count(pricing, promotion_id) == 1
@@ -147,11 +154,11 @@ async def test_redeem_is_idempotent_and_release_gives_back_once(
 
     released = await stub.ReleaseRedemption(
         pb.ReleaseRedemptionRequest(order_id=order_id, reason="checkout_failed"),
-        metadata=SVC,
+        metadata=svc_md(),
         timeout=10,
     )
     twice = await stub.ReleaseRedemption(
-        pb.ReleaseRedemptionRequest(order_id=order_id), metadata=SVC, timeout=10
+        pb.ReleaseRedemptionRequest(order_id=order_id), metadata=svc_md(), timeout=10
     )
     assert released.released_count == 1 and twice.released_count == 0
     assert twice.redemptions[0].state == pb.REDEMPTION_STATE_RELEASED
@@ -172,13 +179,13 @@ async def test_redeem_fails_with_problem_naming_each_exhausted_code(
     q2 = await quote(stub, priced_sku, code, "cust-2")  # both quoted while one use is left
     await stub.RedeemQuote(
         pb.RedeemQuoteRequest(quote_id=q1.quote_id, order_id=unique("o"), customer_id="cust-1"),
-        metadata=SVC,
+        metadata=svc_md(),
         timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await stub.RedeemQuote(
             pb.RedeemQuoteRequest(quote_id=q2.quote_id, order_id=unique("o"), customer_id="cust-2"),
-            metadata=SVC,
+            metadata=svc_md(),
             timeout=10,
         )
     assert failed.value.code() is grpc.StatusCode.FAILED_PRECONDITION
@@ -216,7 +223,7 @@ async def test_tampered_expired_and_foreign_redemptions_are_refused(
         pb.RedeemQuoteRequest(quote_id=q.quote_id, order_id=unique("o"), customer_id="cust-y"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.RedeemQuote(request, metadata=SVC, timeout=10)
+            await stub.RedeemQuote(request, metadata=svc_md(), timeout=10)
         assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     later = bus_at(pricing, datetime.now(UTC) + timedelta(hours=2))
     with pytest.raises(QuoteExpired):
@@ -263,7 +270,7 @@ async def test_usage_limit_holds_under_500_concurrent_checkouts(
                 pb.RedeemQuoteRequest(
                     quote_id=quote_id, order_id=f"order-{uuid.uuid4().hex}", customer_id=f"cust-{i}"
                 ),
-                metadata=SVC,
+                metadata=svc_md(),
                 timeout=60,
             )
         except grpc.aio.AioRpcError as exc:
@@ -286,12 +293,14 @@ async def test_per_customer_limit(stub: pb_grpc.PricingServiceStub, priced_sku: 
     q1 = await quote(stub, priced_sku, code, "cust-once")
     q2 = await quote(stub, priced_sku, code, "cust-once")
     await stub.RedeemQuote(
-        pb.RedeemQuoteRequest(quote_id=q1.quote_id, order_id=unique("o")), metadata=SVC, timeout=10
+        pb.RedeemQuoteRequest(quote_id=q1.quote_id, order_id=unique("o")),
+        metadata=svc_md(),
+        timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.RedeemQuote(
             pb.RedeemQuoteRequest(quote_id=q2.quote_id, order_id=unique("o")),
-            metadata=SVC,
+            metadata=svc_md(),
             timeout=10,
         )
     problem = problem_of(refused.value)
@@ -313,7 +322,7 @@ async def test_unconfirmed_redemptions_are_given_back_by_the_sweep(
         q = await quote(stub, priced_sku, code, "cust-s")
         await stub.RedeemQuote(
             pb.RedeemQuoteRequest(quote_id=q.quote_id, order_id=order_id),
-            metadata=SVC,
+            metadata=svc_md(),
             timeout=10,
         )
     assert await used_count(pricing, promotion_id) == 2
@@ -384,7 +393,7 @@ async def test_events_register_skus_and_cancellations_give_uses_back_once(
     q = await quote(stub, sku, code, "cust-c")
     order_id = unique("o")
     await stub.RedeemQuote(
-        pb.RedeemQuoteRequest(quote_id=q.quote_id, order_id=order_id), metadata=SVC, timeout=10
+        pb.RedeemQuoteRequest(quote_id=q.quote_id, order_id=order_id), metadata=svc_md(), timeout=10
     )
     await publish(
         "ecomops.order.v1",
