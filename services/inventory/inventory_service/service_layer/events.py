@@ -1,21 +1,15 @@
-"""Domain → protobuf event messages (topic ``ecomops.inventory.v1``)."""
+"""Domain facts → the protobuf events inventory publishes (its outbox topic, named after the
+package of ``ecomops/inventory/v1/events.proto``). Handlers record them with ``uow.add_event``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ecomops.inventory.v1 import events_pb2
+from ecomops_platform.timestamps import to_timestamp as ts
 
 from ..domain.models import Allocation, LedgerEntry, Sku, StockLevel
-
-
-def ts(value: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def allocations_pb(allocs: Sequence[Allocation]) -> list[events_pb2.Allocation]:
