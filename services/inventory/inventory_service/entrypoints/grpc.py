@@ -17,8 +17,7 @@ from ecomops_platform.grpc_server import caller_for
 from ecomops_platform.iso_codes import is_currency
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
 from ecomops_platform.ports import check_key
-from ecomops_platform.timestamps import optional_timestamp as _opt_ts
-from ecomops_platform.timestamps import to_timestamp as ts
+from ecomops_platform.timestamps import optional_timestamp, to_timestamp
 
 from ..domain import models as m
 from ..domain.planning import AbcClass, Suggestion
@@ -71,8 +70,8 @@ def sku_pb(x: m.Sku) -> pb.Sku:
         attributes=x.attributes,
         status=_SKU_STATUS[x.status],
         lead_time_days=x.lead_time_days or 0,
-        created_at=ts(x.created_at),
-        updated_at=ts(x.updated_at),
+        created_at=to_timestamp(x.created_at),
+        updated_at=to_timestamp(x.updated_at),
     )
 
 
@@ -89,7 +88,7 @@ def ledger_pb(e: m.LedgerEntry) -> pb.LedgerEntry:
         reason=e.reason,
         reference=e.reference or "",
         on_hand_after=e.on_hand_after,
-        occurred_at=ts(e.occurred_at),
+        occurred_at=to_timestamp(e.occurred_at),
     )
 
 
@@ -97,15 +96,15 @@ def reservation_pb(r: m.Reservation) -> pb.Reservation:
     return pb.Reservation(
         reservation_id=r.reservation_id,
         status=_RES_STATUS[r.status],
-        expires_at=ts(r.expires_at),
+        expires_at=to_timestamp(r.expires_at),
         allocations=[
             events_pb2.Allocation(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity)
             for a in r.allocations
         ],
         lines=[common_pb2.SkuQuantity(sku=ln.sku, quantity=ln.quantity) for ln in r.lines],
         region=r.region or "",
-        created_at=_opt_ts(r.created_at),
-        closed_at=_opt_ts(r.closed_at),
+        created_at=optional_timestamp(r.created_at),
+        closed_at=optional_timestamp(r.closed_at),
     )
 
 
@@ -124,7 +123,7 @@ def suggestion_pb(sg: Suggestion, computed_at: datetime | None) -> pb.Replenishm
         available=sg.available,
         lead_time_days=sg.lead_time_days,
         replenishment_mode=sg.replenishment_mode,
-        computed_at=_opt_ts(computed_at),
+        computed_at=optional_timestamp(computed_at),
     )
 
 
