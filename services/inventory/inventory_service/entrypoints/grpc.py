@@ -20,7 +20,7 @@ from ecomops_platform.ports import check_key
 from ecomops_platform.timestamps import optional_timestamp, to_timestamp
 
 from ..domain import models as m
-from ..domain.planning import AbcClass, Suggestion
+from ..domain.planning import AbcClass, Suggestion, replenishment_mode
 from ..service_layer.catalog import GetSku, ListSkus, ListWarehouses, UpsertSku, UpsertWarehouse
 from ..service_layer.planning import (
     GetAbcClassification,
@@ -136,10 +136,6 @@ def _bounded(name: str, value: str, most: int) -> None:
     not an empty answer)."""
     if len(value) > most:
         raise Unprocessable(f"{name}: at most {most} characters", code="validation-error")
-
-
-def _mode(abc: AbcClass) -> str:
-    return "just_in_time" if abc is AbcClass.A else "batch" if abc is AbcClass.C else "standard"
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
@@ -376,7 +372,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                     revenue_share=str(e.revenue_share),
                     cumulative_share=str(e.cumulative_share),
                     abc_class=_ABC[e.abc_class],
-                    replenishment_mode=_mode(e.abc_class),
+                    replenishment_mode=replenishment_mode(e.abc_class),
                 )
                 for e in abc.items
             ],
