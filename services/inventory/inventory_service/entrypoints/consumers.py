@@ -4,7 +4,6 @@ service itself inside the consumer's unit of work (which also records the event 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ecomops.order.v1 import events_pb2 as order_events
 from ecomops_platform.bus import MessageBus
@@ -20,6 +19,7 @@ from ..service_layer.fulfilment import (
     RestockReturn,
     ReturnedLine,
 )
+from ..service_layer.ports import Deps, InventoryUnitOfWork
 
 
 def _order_paid(envelope: Envelope) -> CommitPaidOrder:
@@ -50,7 +50,7 @@ def _return_received(envelope: Envelope) -> RestockReturn:
     )
 
 
-def handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
+def handlers(bus: MessageBus[InventoryUnitOfWork, Deps]) -> Mapping[str, EventHandler]:
     return {
         order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, _order_paid),
         order_events.OrderCancelled.DESCRIPTOR.full_name: on_event(bus, _order_cancelled),
