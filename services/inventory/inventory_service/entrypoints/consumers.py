@@ -13,19 +13,19 @@ from ecomops_platform.spec import on_event
 from ecomops_platform.timestamps import to_datetime
 
 from ..service_layer.fulfilment import (
-    CommitPaidOrder,
+    CommitOrderStock,
     PaidLine,
-    ReleaseCancelledOrder,
+    ReleaseOrderStock,
     RestockReturn,
     ReturnedLine,
 )
 from ..service_layer.ports import Deps, InventoryUnitOfWork
 
 
-def _order_paid(envelope: Envelope) -> CommitPaidOrder:
+def _order_paid(envelope: Envelope) -> CommitOrderStock:
     msg = envelope.message
     assert isinstance(msg, order_events.OrderPaid)
-    return CommitPaidOrder(
+    return CommitOrderStock(
         order_id=msg.order_id,
         lines=tuple(PaidLine(ln.sku, ln.quantity, ln.total_minor) for ln in msg.lines),
         currency=msg.currency,
@@ -33,10 +33,10 @@ def _order_paid(envelope: Envelope) -> CommitPaidOrder:
     )
 
 
-def _order_cancelled(envelope: Envelope) -> ReleaseCancelledOrder:
+def _order_cancelled(envelope: Envelope) -> ReleaseOrderStock:
     msg = envelope.message
     assert isinstance(msg, order_events.OrderCancelled)
-    return ReleaseCancelledOrder(order_id=msg.order_id, was_paid=msg.was_paid)
+    return ReleaseOrderStock(order_id=msg.order_id, was_paid=msg.was_paid)
 
 
 def _return_received(envelope: Envelope) -> RestockReturn:

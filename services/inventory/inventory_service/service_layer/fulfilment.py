@@ -47,7 +47,7 @@ class ReturnedLine:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommitPaidOrder(Command[None], roles=SERVICE):
+class CommitOrderStock(Command[None], roles=SERVICE):
     """OrderPaid: record revenue (for ABC) and commit the order's reservation."""
 
     order_id: str
@@ -57,7 +57,7 @@ class CommitPaidOrder(Command[None], roles=SERVICE):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReleaseCancelledOrder(Command[None], roles=SERVICE):
+class ReleaseOrderStock(Command[None], roles=SERVICE):
     """OrderCancelled: release the hold; for a paid (committed) order the units go back."""
 
     order_id: str
@@ -75,7 +75,7 @@ class RestockReturn(Command[list[LedgerEntry]], roles=SERVICE):
 
 
 @handler
-async def commit_paid_order(cmd: CommitPaidOrder, ctx: Ctx) -> None:
+async def commit_order_stock(cmd: CommitOrderStock, ctx: Ctx) -> None:
     """A paid order whose hold is unknown, released or expired cannot take stock from others;
     that is logged (the order service learns of expiries from StockReleased) and the event is
     consumed."""
@@ -99,7 +99,7 @@ async def commit_paid_order(cmd: CommitPaidOrder, ctx: Ctx) -> None:
 
 
 @handler
-async def release_cancelled_order(cmd: ReleaseCancelledOrder, ctx: Ctx) -> None:
+async def release_order_stock(cmd: ReleaseOrderStock, ctx: Ctx) -> None:
     order_id = cmd.order_id
     now = ctx.deps.clock()
     async with ctx.uow as uow:

@@ -149,7 +149,7 @@ async def test_paid_order_cancelled_puts_units_back_once(
     make_sku: Callable[..., Any],
     make_warehouse: Callable[..., Any],
 ) -> None:
-    from inventory_service.service_layer.fulfilment import ReleaseCancelledOrder
+    from inventory_service.service_layer.fulfilment import ReleaseOrderStock
 
     wh = await make_warehouse()
     sku = await make_sku(stock={wh: 6})
@@ -164,7 +164,7 @@ async def test_paid_order_cancelled_puts_units_back_once(
     ).status_code == 200
     for _ in range(2):  # a second, distinct cancellation event must not restock twice
         await service.bus.handle(
-            ReleaseCancelledOrder(order_id=order_id, was_paid=True), service.bus.system
+            ReleaseOrderStock(order_id=order_id, was_paid=True), service.bus.system
         )
     level = await _stock(client, sku)
     assert (level["on_hand"], level["reserved"]) == (6, 0)

@@ -15,9 +15,9 @@ from inventory_service.bootstrap import SPEC
 from inventory_service.domain.models import AdjustmentReason, Line, ReservationStatus, SkuStatus
 from inventory_service.service_layer.catalog import GetSku, ListSkus, UpsertSku, UpsertWarehouse
 from inventory_service.service_layer.fulfilment import (
-    CommitPaidOrder,
+    CommitOrderStock,
     PaidLine,
-    ReleaseCancelledOrder,
+    ReleaseOrderStock,
     RestockReturn,
     ReturnedLine,
 )
@@ -203,19 +203,19 @@ async def test_order_events_commit_on_payment_and_restock_a_paid_cancellation_on
     w = World()
     sku = await w.shop({"wh-1": 6})
     await w.send(ReserveStock(reservation_id="ord-1", lines=(Line(sku, 4),)), SVC)
-    paid = CommitPaidOrder(
+    paid = CommitOrderStock(
         order_id="ord-1", lines=(PaidLine(sku, 4, 4000),), currency="EUR", paid_at=w.clock.now
     )
     await w.send(paid, w.bus.system)
     assert w.level(sku, "wh-1") == (2, 0)
     assert sum(w.uow.store.revenue.values()) == 4000
     for _ in range(2):
-        await w.send(ReleaseCancelledOrder(order_id="ord-1", was_paid=True), w.bus.system)
+        await w.send(ReleaseOrderStock(order_id="ord-1", was_paid=True), w.bus.system)
     assert w.level(sku, "wh-1") == (6, 0)
     assert [e.reason for e in w.uow.store.ledger if e.delta > 0][-1] == "cancel"
     # A payment for an unknown hold is consumed (logged), not an error.
     await w.send(
-        CommitPaidOrder(order_id="nope", lines=(), currency="", paid_at=w.clock.now),
+        CommitOrderStock(order_id="nope", lines=(), currency="", paid_at=w.clock.now),
         w.bus.system,
     )
 
@@ -224,7 +224,7 @@ async def test_cancelling_a_held_order_releases_it() -> None:
     w = World()
     sku = await w.shop({"wh-1": 3})
     await w.send(ReserveStock(reservation_id="ord-2", lines=(Line(sku, 3),)), SVC)
-    await w.send(ReleaseCancelledOrder(order_id="ord-2", was_paid=False), w.bus.system)
+    await w.send(ReleaseOrderStock(order_id="ord-2", was_paid=False), w.bus.system)
     assert w.level(sku, "wh-1") == (3, 0)
     assert w.uow.store.reservations["ord-2"].release_reason == "cancelled"
 
@@ -271,7 +271,7 @@ async def test_planning_reads_abc_suggestions_and_kpis() -> None:
     small = await w.shop({"wh-1": 10}, sku="small")
     for sku, revenue in ((big, 9000), (small, 1000)):
         await w.send(
-            CommitPaidOrder(
+            CommitOrderStock(
                 order_id=f"o-{sku}",
                 lines=(PaidLine(sku, 1, revenue),),
                 currency="EUR",
