@@ -30,11 +30,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ecomops_platform.auth import Caller, Role
 from ecomops_platform.migrations import upgrade_async
 from ecomops_testing import unique
 from inventory_service.bootstrap import create_service
 from inventory_service.domain.models import AdjustmentReason, Line, SkuStatus
-from inventory_service.service_layer import handlers as h
+from inventory_service.service_layer.catalog import UpsertSku, UpsertWarehouse
+from inventory_service.service_layer.reservations import ReserveStock
+from inventory_service.service_layer.stock import AdjustStock, GetStock
 from inventory_service.settings import InventorySettings
 
 CLIENTS = int(os.environ.get("INVENTORY_BENCH_CLIENTS", "200"))
@@ -61,9 +64,17 @@ def _row(
 async def _setup_sku(svc: Any, units: int) -> str:
     sku = unique("flash")
     wh = unique("flash-wh")
-    await h.upsert_sku(svc.uow(), h.UpsertSku(sku, "Flash sale item", "bench", SkuStatus.ACTIVE))
-    await h.upsert_warehouse(svc.uow(), h.UpsertWarehouse(wh, "Bench warehouse", "eu", 1))
-    await h.adjust_stock(svc.uow(), h.AdjustStock(sku, wh, units, AdjustmentReason.RECEIPT))
+    bus, ops = svc.bus, Caller(subject="bench-ops", role=Role.OPS)
+    await bus.handle(
+        UpsertSku(sku=sku, title="Flash sale item", category="bench", status=SkuStatus.ACTIVE),
+        ops,
+    )
+    await bus.handle(UpsertWarehouse(code=wh, name="Bench warehouse", region="eu", priority=1), ops)
+    await bus.handle(
+        AdjustStock(sku=sku, warehouse=wh, delta=units, reason=AdjustmentReason.RECEIPT),
+        ops,
+        idempotency_key=unique("bench-key"),
+    )
     return sku
 
 
@@ -151,8 +162,9 @@ async def _handler_phase(
         nonlocal ok, conflict
         for _ in range(per_client):
             try:
-                await h.reserve_stock(
-                    svc.uow(), svc.settings, h.ReserveStock(unique("fh"), [Line(sku, 1)])
+                await svc.bus.handle(
+                    ReserveStock(reservation_id=unique("fh"), lines=(Line(sku, 1),)),
+                    svc.bus.system,
                 )
                 ok += 1
             except Conflict:
@@ -164,7 +176,7 @@ async def _handler_phase(
 
 
 async def _levels(svc: Any, sku: str) -> tuple[int, int, int]:
-    level = await h.get_stock(svc.uow(), sku)
+    level = await svc.bus.handle(GetStock(sku=sku), svc.bus.system)
     bad_rows = sum(1 for w in level.warehouses if w.reserved > w.on_hand)
     return level.on_hand, level.reserved, bad_rows
 

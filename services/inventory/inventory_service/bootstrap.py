@@ -1,17 +1,68 @@
-"""Composition root of the inventory service."""
+"""Composition root of the inventory service: its ``ServiceSpec``."""
 
 from __future__ import annotations
 
+from ecomops.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
+from ecomops.order.v1 import events_pb2 as order_events
+from ecomops_platform.bus import handlers_in
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
+from ecomops_platform.spec import GrpcService, Job, ServiceSpec, Subscription
+from ecomops_platform.topics import topic_of
 
-from .entrypoints.consumers import build_handlers
-from .entrypoints.grpc import SERVICE_NAME, registrar
-from .entrypoints.rest import build_router
-from .service_layer import handlers, planning
+from .adapters.unit_of_work import SqlInventoryUnitOfWork
+from .entrypoints import consumers, rest
+from .entrypoints.grpc import SERVICE_NAME, InventoryServicer
+from .service_layer import catalog, fulfilment, planning, reservations, stock
+from .service_layer.planning import RunPlanning, SnapshotLevels
+from .service_layer.ports import Deps
+from .service_layer.reservations import ExpireReservations
 from .settings import InventorySettings
 
-ORDER_TOPIC = "ecomops.order.v1"
+ORDER_TOPIC = topic_of(order_events)
+
+
+def dependencies(service: Service, settings: InventorySettings) -> Deps:
+    return Deps(settings=settings)
+
+
+SPEC: ServiceSpec[InventorySettings, Deps] = ServiceSpec(
+    name="inventory",
+    title="ecomops inventory",
+    description=(
+        "SKU registry, stock across warehouses, TTL reservations with zero oversell, the "
+        "stock ledger, and planning (forecasts, replenishment, ABC, KPIs)."
+    ),
+    settings=InventorySettings,
+    unit_of_work=SqlInventoryUnitOfWork,
+    dependencies=dependencies,
+    handlers=handlers_in(catalog, stock, reservations, fulfilment, planning),
+    rest=[rest.build_router],
+    grpc=[
+        GrpcService(
+            SERVICE_NAME,
+            pb_grpc.add_InventoryServiceServicer_to_server,
+            InventoryServicer,
+        )
+    ],
+    subscriptions=[
+        # The group is "ecomops-inventory" for "main", "ecomops-inventory-<name>" otherwise
+        # (INVENTORY_CONSUMER_NAME: an isolated environment sharing a broker).
+        Subscription([ORDER_TOPIC], consumers.handlers, name=lambda s: s.consumer_name),
+    ],
+    jobs=[
+        # Every replica sweeps (rows other replicas lock are skipped); planning and the
+        # snapshot run in one replica at a time.
+        Job(
+            "expiry",
+            lambda s: s.expiry_sweep_interval_seconds,
+            ExpireReservations,
+            singleton=False,
+        ),
+        Job("planning", lambda s: s.planning_interval_seconds, RunPlanning),
+        Job("snapshot", lambda s: s.snapshot_interval_seconds, SnapshotLevels),
+    ],
+)
 
 
 def load_settings() -> InventorySettings:
@@ -19,34 +70,9 @@ def load_settings() -> InventorySettings:
 
 
 def create_service(
-    settings: InventorySettings | None = None, common: CommonSettings | None = None
+    settings: InventorySettings | None = None,
+    common: CommonSettings | None = None,
+    *,
+    dependencies: Deps | None = None,
 ) -> Service:
-    settings = settings or load_settings()
-    service = Service(
-        name="inventory",
-        settings=settings,
-        common=common,
-        title="ecomops inventory",
-        description=(
-            "SKU registry, stock across warehouses, TTL reservations with zero oversell, the "
-            "stock ledger, and planning (forecasts, replenishment, ABC, KPIs)."
-        ),
-        grpc_service_names=[SERVICE_NAME],
-    )
-    service.include_router(build_router(service.uow, settings))
-    service.add_grpc(registrar(service.uow, settings))
-    service.subscribe([ORDER_TOPIC], build_handlers(settings), name=settings.consumer_name)
-
-    async def expire() -> None:
-        await handlers.expire_all_due(service.uow, settings)
-
-    async def plan() -> None:
-        await planning.run_planning(service.uow(), settings)
-
-    async def snapshot() -> None:
-        await planning.snapshot_levels(service.uow())
-
-    service.every(settings.expiry_sweep_interval_seconds, "inventory-expiry", expire)
-    service.every(settings.planning_interval_seconds, "inventory-planning", plan)
-    service.every(settings.snapshot_interval_seconds, "inventory-snapshot", snapshot)
-    return service
+    return SPEC.create(settings, common, dependencies=dependencies)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from .domain.forecasting import BacktestResult, backtest
 
@@ -89,17 +90,30 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ecomops_platform.db import Database, UnitOfWork
+    from ecomops_platform.bus import MessageBus
+    from ecomops_platform.db import Database, singleton
 
-    from .bootstrap import load_settings
-    from .service_layer.planning import run_planning
+    from .adapters.unit_of_work import SqlInventoryUnitOfWork
+    from .bootstrap import SPEC, load_settings
+    from .service_layer.planning import RunPlanning
+    from .service_layer.ports import Deps
 
     settings = load_settings()
 
     async def main() -> int:
         db = Database(settings.database_url, pool_size=2, max_overflow=0)
         try:
-            return await run_planning(UnitOfWork(db, "inventory"), settings, force=True)
+            bus: MessageBus[Any, Deps] = MessageBus(
+                service=SPEC.name,
+                uow=lambda: SqlInventoryUnitOfWork(db, SPEC.name),
+                deps=Deps(settings=settings),
+                handlers=SPEC.handlers,
+            )
+            # The periodic job's lock: never two planning runs at once.
+            async with singleton(db, f"{SPEC.name}-planning") as mine:
+                if not mine:
+                    return 0
+                return await bus.handle(RunPlanning(force=True), bus.system)
         finally:
             await db.dispose()
 

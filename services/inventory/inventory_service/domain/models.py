@@ -339,6 +339,20 @@ class StockLevel:
         return self.on_hand - self.reserved
 
 
+@dataclass(frozen=True, slots=True)
+class RowLevel:
+    """A (SKU, warehouse) stock row after a write, with its planning thresholds."""
+
+    on_hand: int
+    reserved: int
+    reorder_point: int
+    suggested_order_quantity: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
 # --- input bounds (documented in the API; the columns hold more, the API never accepts more) ---
 
 #: Units of one SKU in a reservation line.

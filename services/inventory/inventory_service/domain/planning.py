@@ -59,6 +59,20 @@ def days_of_cover(available: int, daily_demand: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesPlan:
+    """The fitted demand of one SKU in one warehouse (what the forecasts table caches)."""
+
+    sku: str
+    warehouse: str
+    daily_demand: float
+    lead_time_demand: float
+    sigma_daily: float
+    lead_time_days: int
+    method: str
+    history_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class PlanningInputs:
     sku: str
     warehouse: str

@@ -1,55 +1,58 @@
-"""Kafka consumers of order events (topic ``ecomops.order.v1``): decode, call one handler."""
+"""Kafka consumers of order events: each event becomes one message, handled by the bus as the
+service itself inside the consumer's unit of work (which also records the event in the inbox)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 
 from ecomops.order.v1 import events_pb2 as order_events
-from ecomops_platform.db import UnitOfWork
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.consumer import EventHandler
 from ecomops_platform.events import Envelope
+from ecomops_platform.spec import on_event
+from ecomops_platform.timestamps import to_datetime
 
-from ..service_layer import fulfilment
-from ..settings import InventorySettings
+from ..service_layer.fulfilment import (
+    CommitOrderStock,
+    PaidLine,
+    ReleaseOrderStock,
+    RestockReturn,
+    ReturnedLine,
+)
+from ..service_layer.ports import Deps, InventoryUnitOfWork
 
-Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+def _order_paid(envelope: Envelope) -> CommitOrderStock:
+    msg = envelope.message
+    assert isinstance(msg, order_events.OrderPaid)
+    return CommitOrderStock(
+        order_id=msg.order_id,
+        lines=tuple(PaidLine(ln.sku, ln.quantity, ln.total_minor) for ln in msg.lines),
+        currency=msg.currency,
+        paid_at=to_datetime(msg.paid_at, "paid_at") if msg.HasField("paid_at") else envelope.time,
+    )
 
 
-def build_handlers(settings: InventorySettings) -> dict[str, Handler]:
-    async def on_order_paid(uow: UnitOfWork, envelope: Envelope) -> None:
-        msg = envelope.message
-        assert isinstance(msg, order_events.OrderPaid)
-        paid_at = (
-            msg.paid_at.ToDatetime(tzinfo=envelope.time.tzinfo)
-            if msg.HasField("paid_at")
-            else envelope.time
-        )
-        await fulfilment.on_order_paid(
-            uow,
-            msg.order_id,
-            [(ln.sku, ln.quantity, ln.total_minor) for ln in msg.lines],
-            msg.currency,
-            paid_at,
-        )
+def _order_cancelled(envelope: Envelope) -> ReleaseOrderStock:
+    msg = envelope.message
+    assert isinstance(msg, order_events.OrderCancelled)
+    return ReleaseOrderStock(order_id=msg.order_id, was_paid=msg.was_paid)
 
-    async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
-        msg = envelope.message
-        assert isinstance(msg, order_events.OrderCancelled)
-        await fulfilment.on_order_cancelled(uow, msg.order_id, msg.was_paid)
 
-    async def on_return_received(uow: UnitOfWork, envelope: Envelope) -> None:
-        msg = envelope.message
-        assert isinstance(msg, order_events.ReturnReceived)
-        await fulfilment.on_return_received(
-            uow,
-            settings,
-            msg.return_id,
-            msg.order_id,
-            msg.warehouse,
-            [(ln.sku, ln.quantity, ln.resellable) for ln in msg.lines],
-        )
+def _return_received(envelope: Envelope) -> RestockReturn:
+    msg = envelope.message
+    assert isinstance(msg, order_events.ReturnReceived)
+    return RestockReturn(
+        return_id=msg.return_id,
+        order_id=msg.order_id,
+        warehouse=msg.warehouse,
+        lines=tuple(ReturnedLine(ln.sku, ln.quantity, ln.resellable) for ln in msg.lines),
+    )
 
+
+def handlers(bus: MessageBus[InventoryUnitOfWork, Deps]) -> Mapping[str, EventHandler]:
     return {
-        order_events.OrderPaid.DESCRIPTOR.full_name: on_order_paid,
-        order_events.OrderCancelled.DESCRIPTOR.full_name: on_order_cancelled,
-        order_events.ReturnReceived.DESCRIPTOR.full_name: on_return_received,
+        order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, _order_paid),
+        order_events.OrderCancelled.DESCRIPTOR.full_name: on_event(bus, _order_cancelled),
+        order_events.ReturnReceived.DESCRIPTOR.full_name: on_event(bus, _return_received),
     }

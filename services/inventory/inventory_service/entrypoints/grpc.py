@@ -1,33 +1,44 @@
-"""gRPC servicer ``ecomops.inventory.v1.InventoryService``: the same handlers as REST."""
+"""gRPC servicer ``ecomops.inventory.v1.InventoryService``: decode, send the same messages as
+REST through the bus, encode."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-import grpc
+from grpc.aio import ServicerContext as Context
 
 from ecomops.common.v1 import common_pb2
 from ecomops.inventory.v1 import events_pb2
 from ecomops.inventory.v1 import inventory_service_pb2 as pb
 from ecomops.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
-from ecomops_platform.auth import Role
-from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import NotFound, Unprocessable
-from ecomops_platform.grpc_server import authorize
-from ecomops_platform.idempotency import check_key, run_idempotent
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.errors import Unprocessable
+from ecomops_platform.grpc_server import caller_for
 from ecomops_platform.iso_codes import is_currency
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
+from ecomops_platform.ports import check_key
+from ecomops_platform.timestamps import optional_timestamp, to_timestamp
 
-from ..adapters.events import ts
 from ..domain import models as m
-from ..domain.planning import AbcClass, Suggestion
-from ..service_layer import handlers as h
-from ..service_layer import planning as p
-from ..settings import InventorySettings
+from ..domain.planning import AbcClass, Suggestion, replenishment_mode
+from ..service_layer.catalog import GetSku, ListSkus, ListWarehouses, UpsertSku, UpsertWarehouse
+from ..service_layer.planning import (
+    GetAbcClassification,
+    GetInventoryKpis,
+    ListReplenishmentSuggestions,
+)
+from ..service_layer.ports import Deps, InventoryUnitOfWork
+from ..service_layer.reservations import (
+    CommitReservation,
+    GetReservation,
+    ReleaseReservation,
+    ReserveStock,
+)
+from ..service_layer.stock import AdjustStock, GetAvailability, GetStock, ListLedger
 
 SERVICE_NAME = "ecomops.inventory.v1.InventoryService"
+
+Bus = MessageBus[InventoryUnitOfWork, Deps]
 
 _SKU_STATUS = {
     m.SkuStatus.ACTIVE: pb.SKU_STATUS_ACTIVE,
@@ -50,10 +61,6 @@ _REASON_IN = {
 _ABC = {AbcClass.A: pb.ABC_CLASS_A, AbcClass.B: pb.ABC_CLASS_B, AbcClass.C: pb.ABC_CLASS_C}
 
 
-def _opt_ts(value: datetime | None) -> Any:
-    return ts(value) if value is not None else None
-
-
 def sku_pb(x: m.Sku) -> pb.Sku:
     return pb.Sku(
         sku=x.sku,
@@ -63,8 +70,8 @@ def sku_pb(x: m.Sku) -> pb.Sku:
         attributes=x.attributes,
         status=_SKU_STATUS[x.status],
         lead_time_days=x.lead_time_days or 0,
-        created_at=ts(x.created_at),
-        updated_at=ts(x.updated_at),
+        created_at=to_timestamp(x.created_at),
+        updated_at=to_timestamp(x.updated_at),
     )
 
 
@@ -81,7 +88,7 @@ def ledger_pb(e: m.LedgerEntry) -> pb.LedgerEntry:
         reason=e.reason,
         reference=e.reference or "",
         on_hand_after=e.on_hand_after,
-        occurred_at=ts(e.occurred_at),
+        occurred_at=to_timestamp(e.occurred_at),
     )
 
 
@@ -89,15 +96,15 @@ def reservation_pb(r: m.Reservation) -> pb.Reservation:
     return pb.Reservation(
         reservation_id=r.reservation_id,
         status=_RES_STATUS[r.status],
-        expires_at=ts(r.expires_at),
+        expires_at=to_timestamp(r.expires_at),
         allocations=[
             events_pb2.Allocation(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity)
             for a in r.allocations
         ],
         lines=[common_pb2.SkuQuantity(sku=ln.sku, quantity=ln.quantity) for ln in r.lines],
         region=r.region or "",
-        created_at=_opt_ts(r.created_at),
-        closed_at=_opt_ts(r.closed_at),
+        created_at=optional_timestamp(r.created_at),
+        closed_at=optional_timestamp(r.closed_at),
     )
 
 
@@ -116,7 +123,7 @@ def suggestion_pb(sg: Suggestion, computed_at: datetime | None) -> pb.Replenishm
         available=sg.available,
         lead_time_days=sg.lead_time_days,
         replenishment_mode=sg.replenishment_mode,
-        computed_at=_opt_ts(computed_at),
+        computed_at=optional_timestamp(computed_at),
     )
 
 
@@ -132,22 +139,20 @@ def _bounded(name: str, value: str, most: int) -> None:
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], settings: InventorySettings) -> None:
-        self._uow = uow_factory
-        self._settings = settings
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
 
     async def UpsertSku(
-        self, request: pb.UpsertSkuRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpsertSkuRequest, context: Context
     ) -> pb.UpsertSkuResponse:
-        authorize(Role.OPS)
+        caller = caller_for(UpsertSku)
         if not request.title or not request.category:
             raise Unprocessable("title and category are required", code="validation-error")
         status = _SKU_STATUS_IN.get(request.status)
         if status is None:
             raise Unprocessable("status is required", code="validation-error")
-        sku, created = await h.upsert_sku(
-            self._uow(),
-            h.UpsertSku(
+        saved = await self.bus.handle(
+            UpsertSku(
                 sku=request.sku,
                 title=request.title,
                 category=request.category,
@@ -156,132 +161,85 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                 attributes=dict(request.attributes),
                 lead_time_days=request.lead_time_days or None,
             ),
+            caller,
         )
-        return pb.UpsertSkuResponse(sku=sku_pb(sku), created=created)
+        return pb.UpsertSkuResponse(sku=sku_pb(saved.sku), created=saved.created)
 
-    async def GetSku(
-        self, request: pb.GetSkuRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetSkuResponse:
-        authorize()
-        return pb.GetSkuResponse(sku=sku_pb(await h.get_sku(self._uow(), request.sku)))
+    async def GetSku(self, request: pb.GetSkuRequest, context: Context) -> pb.GetSkuResponse:
+        caller = caller_for(GetSku)
+        return pb.GetSkuResponse(sku=sku_pb(await self.bus.handle(GetSku(sku=request.sku), caller)))
 
-    async def ListSkus(
-        self, request: pb.ListSkusRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListSkusResponse:
-        authorize()
+    async def ListSkus(self, request: pb.ListSkusRequest, context: Context) -> pb.ListSkusResponse:
+        caller = caller_for(ListSkus)
         _bounded("category", request.category, 100)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
-        items = await h.list_skus(
-            self._uow(),
-            category=request.category or None,
-            status=_SKU_STATUS_IN.get(request.status),
-            after=str(pos["sku"]) if pos and "sku" in pos else None,
-            limit=limit + 1,
+        page = await self.bus.handle(
+            ListSkus(
+                category=request.category or None,
+                status=_SKU_STATUS_IN.get(request.status),
+                after=str(pos["sku"]) if pos and "sku" in pos else None,
+                limit=limit,
+            ),
+            caller,
         )
-        more = len(items) > limit
-        items = items[:limit]
         return pb.ListSkusResponse(
-            skus=[sku_pb(x) for x in items],
+            skus=[sku_pb(x) for x in page.items],
             page=common_pb2.PageResponse(
-                next_cursor=encode_cursor({"sku": items[-1].sku}) if more else ""
+                next_cursor=encode_cursor({"sku": page.items[-1].sku}) if page.more else ""
             ),
         )
 
     async def UpsertWarehouse(
-        self, request: pb.UpsertWarehouseRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpsertWarehouseRequest, context: Context
     ) -> pb.UpsertWarehouseResponse:
-        authorize(Role.OPS)
+        caller = caller_for(UpsertWarehouse)
         if not request.name:
             raise Unprocessable("name is required", code="validation-error")
-        wh, created = await h.upsert_warehouse(
-            self._uow(),
-            h.UpsertWarehouse(
+        saved = await self.bus.handle(
+            UpsertWarehouse(
                 code=request.code,
                 name=request.name,
                 region=request.region or None,
                 priority=request.priority if request.HasField("priority") else None,
             ),
+            caller,
         )
-        return pb.UpsertWarehouseResponse(warehouse=warehouse_pb(wh), created=created)
+        return pb.UpsertWarehouseResponse(
+            warehouse=warehouse_pb(saved.warehouse), created=saved.created
+        )
 
     async def ListWarehouses(
-        self, request: pb.ListWarehousesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListWarehousesRequest, context: Context
     ) -> pb.ListWarehousesResponse:
-        authorize()
-        return pb.ListWarehousesResponse(
-            warehouses=[warehouse_pb(w) for w in await h.list_warehouses(self._uow())]
-        )
+        caller = caller_for(ListWarehouses)
+        found = await self.bus.handle(ListWarehouses(), caller)
+        return pb.ListWarehousesResponse(warehouses=[warehouse_pb(w) for w in found])
 
     async def AdjustStock(
-        self, request: pb.AdjustStockRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AdjustStockRequest, context: Context
     ) -> pb.AdjustStockResponse:
-        who = authorize(Role.OPS)
+        caller = caller_for(AdjustStock)
         key = check_key(request.idempotency_key, required=True)
-        assert key is not None
         reason = _REASON_IN.get(request.reason)
         if reason is None:
             raise Unprocessable("reason is required", code="validation-error")
-        uow = self._uow()
-
-        async def action() -> tuple[int, Any]:
-            entry = await h.adjust_stock(
-                uow,
-                h.AdjustStock(
-                    sku=request.sku,
-                    warehouse=request.warehouse,
-                    delta=request.delta,
-                    reason=reason,
-                    reference=request.reference or None,
-                ),
-            )
-            return 201, {
-                "entry_id": entry.entry_id,
-                "sku": entry.sku,
-                "warehouse": entry.warehouse,
-                "delta": entry.delta,
-                "reason": entry.reason,
-                "reference": entry.reference,
-                "on_hand_after": entry.on_hand_after,
-                "occurred_at": entry.occurred_at.isoformat(),
-            }
-
-        payload = {
-            "sku": request.sku,
-            "warehouse": request.warehouse,
-            "delta": request.delta,
-            "reason": reason.value,
-            "reference": request.reference or None,
-        }
-        stored = await run_idempotent(
-            uow,
-            caller=who.subject,
-            operation="create_adjustment",
-            key=key,
-            payload=payload,
-            action=action,
+        entry = await self.bus.handle(
+            AdjustStock(
+                sku=request.sku,
+                warehouse=request.warehouse,
+                delta=request.delta,
+                reason=reason,
+                reference=request.reference or None,
+            ),
+            caller,
+            idempotency_key=key,
         )
-        body = stored.body
-        return pb.AdjustStockResponse(
-            entry=ledger_pb(
-                m.LedgerEntry(
-                    entry_id=body["entry_id"],
-                    sku=body["sku"],
-                    warehouse=body["warehouse"],
-                    delta=int(body["delta"]),
-                    reason=body["reason"],
-                    reference=body["reference"],
-                    on_hand_after=int(body["on_hand_after"]),
-                    occurred_at=datetime.fromisoformat(body["occurred_at"]),
-                )
-            )
-        )
+        return pb.AdjustStockResponse(entry=ledger_pb(entry))
 
-    async def GetStock(
-        self, request: pb.GetStockRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetStockResponse:
-        authorize()
-        level = await h.get_stock(self._uow(), request.sku)
+    async def GetStock(self, request: pb.GetStockRequest, context: Context) -> pb.GetStockResponse:
+        caller = caller_for(GetStock)
+        level = await self.bus.handle(GetStock(sku=request.sku), caller)
         return pb.GetStockResponse(
             stock=pb.StockLevel(
                 sku=level.sku,
@@ -301,14 +259,14 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         )
 
     async def GetAvailability(
-        self, request: pb.GetAvailabilityRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetAvailabilityRequest, context: Context
     ) -> pb.GetAvailabilityResponse:
-        authorize()
+        caller = caller_for(GetAvailability)
         if len(request.skus) > 200:
             raise Unprocessable("skus: at most 200", code="validation-error")
         for sku in request.skus:
             _bounded("skus", sku, 64)
-        found = await h.get_availability(self._uow(), list(request.skus))
+        found = await self.bus.handle(GetAvailability(skus=tuple(request.skus)), caller)
         return pb.GetAvailabilityResponse(
             items=[
                 pb.SkuAvailability(
@@ -321,99 +279,91 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         )
 
     async def ListLedger(
-        self, request: pb.ListLedgerRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListLedgerRequest, context: Context
     ) -> pb.ListLedgerResponse:
-        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
+        caller = caller_for(ListLedger)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         before = pos.get("id") if pos else None
         if before is not None and not isinstance(before, int):
             raise Unprocessable("cursor is not valid for this list", code="invalid-cursor")
-        rows = await h.list_ledger(self._uow(), request.sku, before, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        page = await self.bus.handle(
+            ListLedger(sku=request.sku, before_id=before, limit=limit), caller
+        )
         return pb.ListLedgerResponse(
-            entries=[ledger_pb(e) for _, e in rows],
+            entries=[ledger_pb(e) for _, e in page.items],
             page=common_pb2.PageResponse(
-                next_cursor=encode_cursor({"id": rows[-1][0]}) if more else ""
+                next_cursor=encode_cursor({"id": page.items[-1][0]}) if page.more else ""
             ),
         )
 
     async def ReserveStock(
-        self, request: pb.ReserveStockRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReserveStockRequest, context: Context
     ) -> pb.ReserveStockResponse:
-        authorize(Role.OPS, Role.SERVICE)
-        reservation, _ = await h.reserve_stock(
-            self._uow(),
-            self._settings,
-            h.ReserveStock(
+        caller = caller_for(ReserveStock)
+        reserved = await self.bus.handle(
+            ReserveStock(
                 reservation_id=request.reservation_id,
-                lines=[m.Line(ln.sku, ln.quantity) for ln in request.lines],
+                lines=tuple(m.Line(ln.sku, ln.quantity) for ln in request.lines),
                 ttl_seconds=request.ttl_seconds or None,
                 region=request.region or None,
             ),
+            caller,
         )
-        return pb.ReserveStockResponse(reservation=reservation_pb(reservation))
+        return pb.ReserveStockResponse(reservation=reservation_pb(reserved.reservation))
 
     async def CommitReservation(
-        self, request: pb.CommitReservationRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CommitReservationRequest, context: Context
     ) -> pb.CommitReservationResponse:
-        authorize(Role.OPS, Role.SERVICE)
-        r = await h.commit_reservation(self._uow(), request.reservation_id)
+        caller = caller_for(CommitReservation)
+        r = await self.bus.handle(CommitReservation(reservation_id=request.reservation_id), caller)
         return pb.CommitReservationResponse(reservation=reservation_pb(r))
 
     async def ReleaseReservation(
-        self, request: pb.ReleaseReservationRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ReleaseReservationRequest, context: Context
     ) -> pb.ReleaseReservationResponse:
-        authorize(Role.OPS, Role.SERVICE)
-        r = await h.release_reservation(self._uow(), request.reservation_id)
+        caller = caller_for(ReleaseReservation)
+        r = await self.bus.handle(ReleaseReservation(reservation_id=request.reservation_id), caller)
         return pb.ReleaseReservationResponse(reservation=reservation_pb(r))
 
     async def GetReservation(
-        self, request: pb.GetReservationRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetReservationRequest, context: Context
     ) -> pb.GetReservationResponse:
-        if authorize().is_customer:
-            raise NotFound(f"reservation {request.reservation_id} not found")
-        r = await h.get_reservation(self._uow(), request.reservation_id)
+        caller = caller_for(GetReservation)
+        r = await self.bus.handle(GetReservation(reservation_id=request.reservation_id), caller)
         return pb.GetReservationResponse(reservation=reservation_pb(r))
 
     async def ListReplenishmentSuggestions(
-        self,
-        request: pb.ListReplenishmentSuggestionsRequest,
-        context: grpc.aio.ServicerContext,
+        self, request: pb.ListReplenishmentSuggestionsRequest, context: Context
     ) -> pb.ListReplenishmentSuggestionsResponse:
-        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
+        caller = caller_for(ListReplenishmentSuggestions)
         _bounded("warehouse", request.warehouse, 64)
         limit, cursor = _page(request.page)
         pos = decode_cursor(cursor)
         after = (str(pos["sku"]), str(pos["warehouse"])) if pos and "sku" in pos else None
-        views = await p.replenishment_suggestions(
-            self._uow(),
-            self._settings,
-            warehouse=request.warehouse or None,
-            after=after,
-            limit=limit + 1,
+        page = await self.bus.handle(
+            ListReplenishmentSuggestions(
+                warehouse=request.warehouse or None, after=after, limit=limit
+            ),
+            caller,
         )
-        more = len(views) > limit
-        views = views[:limit]
-        last = views[-1].suggestion if views else None
+        last = page.items[-1].suggestion if page.items else None
         return pb.ListReplenishmentSuggestionsResponse(
-            suggestions=[suggestion_pb(v.suggestion, v.computed_at) for v in views],
+            suggestions=[suggestion_pb(v.suggestion, v.computed_at) for v in page.items],
             page=common_pb2.PageResponse(
                 next_cursor=encode_cursor({"sku": last.sku, "warehouse": last.warehouse})
-                if more and last
+                if page.more and last
                 else ""
             ),
         )
 
     async def GetAbcClassification(
-        self, request: pb.GetAbcClassificationRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetAbcClassificationRequest, context: Context
     ) -> pb.GetAbcClassificationResponse:
-        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
+        caller = caller_for(GetAbcClassification)
         if request.currency and not is_currency(request.currency):
             raise Unprocessable("currency: an ISO 4217 code", code="invalid-currency")
-        currency = request.currency or self._settings.abc_currency
-        entries = await p.abc_classes(self._uow(), self._settings, currency)
+        abc = await self.bus.handle(GetAbcClassification(currency=request.currency or None), caller)
         return pb.GetAbcClassificationResponse(
             items=[
                 pb.AbcItem(
@@ -422,26 +372,24 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                     revenue_share=str(e.revenue_share),
                     cumulative_share=str(e.cumulative_share),
                     abc_class=_ABC[e.abc_class],
-                    replenishment_mode="just_in_time"
-                    if e.abc_class is AbcClass.A
-                    else "batch"
-                    if e.abc_class is AbcClass.C
-                    else "standard",
+                    replenishment_mode=replenishment_mode(e.abc_class),
                 )
-                for e in entries
+                for e in abc.items
             ],
-            a_threshold=str(self._settings.abc_a_threshold),
-            b_threshold=str(self._settings.abc_b_threshold),
-            currency=currency,
-            window_days=self._settings.abc_window_days,
+            a_threshold=str(abc.a_threshold),
+            b_threshold=str(abc.b_threshold),
+            currency=abc.currency,
+            window_days=abc.window_days,
         )
 
     async def GetInventoryKpis(
-        self, request: pb.GetInventoryKpisRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetInventoryKpisRequest, context: Context
     ) -> pb.GetInventoryKpisResponse:
-        authorize(Role.OPS, Role.SERVICE, Role.PARTNER)
-        from_d, to_d = p.parse_range(request.from_date or None, request.to_date or None)
-        k = await p.kpis(self._uow(), self._settings, from_d, to_d)
+        caller = caller_for(GetInventoryKpis)
+        k = await self.bus.handle(
+            GetInventoryKpis(from_date=request.from_date or None, to_date=request.to_date or None),
+            caller,
+        )
         return pb.GetInventoryKpisResponse(
             kpis=pb.InventoryKpis(
                 from_date=k.from_date.isoformat(),
@@ -456,14 +404,3 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                 stockout_sku_days=k.stockout_sku_days,
             )
         )
-
-
-def registrar(
-    uow_factory: Callable[[], UnitOfWork], settings: InventorySettings
-) -> Callable[[grpc.aio.Server], None]:
-    servicer = InventoryServicer(uow_factory, settings)
-
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_InventoryServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-
-    return register

@@ -1,32 +1,38 @@
-"""REST API under /v1: decode, call one handler, encode. Writes need ``ops`` (reservations also
-``service``); reads any authenticated caller."""
+"""REST API under /v1: decode, send one message through the bus, encode. Who may send what is
+declared on the messages (writes ``ops``, reservations also ``service``; ledger and planning
+reads staff; other reads any authenticated caller)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
 
-from ecomops_platform.auth import Caller, Role
-from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import NotFound, Unprocessable
-from ecomops_platform.idempotency import run_idempotent
+from ecomops_platform.auth import Caller
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.errors import Unprocessable
 from ecomops_platform.pagination import check_limit, decode_cursor, encode_cursor
-from ecomops_platform.rest import AnyCaller, require, stored_json
+from ecomops_platform.rest import allowed, replayed
 from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 
 from ..domain.models import AdjustmentReason, Line, SkuStatus
-from ..service_layer import handlers as h
-from ..service_layer import planning as p
-from ..settings import InventorySettings
+from ..service_layer.catalog import GetSku, ListSkus, ListWarehouses, UpsertSku, UpsertWarehouse
+from ..service_layer.planning import (
+    GetAbcClassification,
+    GetInventoryKpis,
+    ListReplenishmentSuggestions,
+)
+from ..service_layer.ports import Deps, InventoryUnitOfWork
+from ..service_layer.reservations import (
+    CommitReservation,
+    GetReservation,
+    ReleaseReservation,
+    ReserveStock,
+)
+from ..service_layer.stock import AdjustStock, GetAvailability, GetStock, ListLedger
 from . import schemas as s
 
-Ops = Annotated[Caller, require(Role.OPS)]
-OpsOrService = Annotated[Caller, require(Role.OPS, Role.SERVICE)]
-# Business data (ledger, revenue, plans) is not for customers; stock levels and SKUs are.
-Staff = Annotated[Caller, require(Role.OPS, Role.SERVICE, Role.PARTNER)]
+Bus = MessageBus[InventoryUnitOfWork, Deps]
 
 
 def _cursor_value(cursor: str | None, *keys: str) -> Any:
@@ -40,7 +46,7 @@ def _cursor_value(cursor: str | None, *keys: str) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySettings) -> APIRouter:
+def build_router(bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["inventory"])
 
     # --- SKUs ------------------------------------------------------------------------------------
@@ -49,11 +55,15 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         response_model=s.SkuOut,
         responses={200: {"description": "Updated"}, 201: {"description": "Created"}},
     )
-    async def upsert_sku(sku: str, body: s.SkuIn, caller: Ops, response: Response) -> s.SkuOut:
+    async def upsert_sku(
+        sku: str,
+        body: s.SkuIn,
+        caller: Annotated[Caller, allowed(UpsertSku)],
+        response: Response,
+    ) -> s.SkuOut:
         """Create or update a SKU (201 on create, 200 on update); publishes SkuUpserted."""
-        found, created = await h.upsert_sku(
-            uow_factory(),
-            h.UpsertSku(
+        saved = await bus.handle(
+            UpsertSku(
                 sku=sku,
                 title=body.title,
                 category=body.category,
@@ -62,37 +72,37 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
                 attributes=body.attributes,
                 lead_time_days=body.lead_time_days,
             ),
+            caller,
         )
-        response.status_code = 201 if created else 200
-        return s.SkuOut.of(found)
+        response.status_code = 201 if saved.created else 200
+        return s.SkuOut.of(saved.sku)
 
     @router.get("/skus/{sku}", response_model=s.SkuOut)
-    async def get_sku(sku: str, caller: AnyCaller) -> s.SkuOut:
+    async def get_sku(sku: str, caller: Annotated[Caller, allowed(GetSku)]) -> s.SkuOut:
         """One SKU of the registry."""
-        return s.SkuOut.of(await h.get_sku(uow_factory(), sku))
+        return s.SkuOut.of(await bus.handle(GetSku(sku=sku), caller))
 
     @router.get("/skus", response_model=s.SkuPage)
     async def list_skus(
-        caller: AnyCaller,
+        caller: Annotated[Caller, allowed(ListSkus)],
         category: Annotated[str | None, Query(max_length=100)] = None,
         status: SkuStatus | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> s.SkuPage:
         """SKUs by id, filtered by category and status; cursor pagination."""
-        n = check_limit(limit)
-        items = await h.list_skus(
-            uow_factory(),
-            category=category,
-            status=status,
-            after=_cursor_value(cursor, "sku"),
-            limit=n + 1,
+        page = await bus.handle(
+            ListSkus(
+                category=category,
+                status=status,
+                after=_cursor_value(cursor, "sku"),
+                limit=check_limit(limit),
+            ),
+            caller,
         )
-        more = len(items) > n
-        items = items[:n]
         return s.SkuPage(
-            items=[s.SkuOut.of(x) for x in items],
-            next_cursor=encode_cursor({"sku": items[-1].sku}) if more else None,
+            items=[s.SkuOut.of(x) for x in page.items],
+            next_cursor=encode_cursor({"sku": page.items[-1].sku}) if page.more else None,
         )
 
     # --- warehouses ----------------------------------------------------------------------------
@@ -102,24 +112,26 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         responses={200: {"description": "Updated"}, 201: {"description": "Created"}},
     )
     async def upsert_warehouse(
-        code: str, body: s.WarehouseIn, caller: Ops, response: Response
+        code: str,
+        body: s.WarehouseIn,
+        caller: Annotated[Caller, allowed(UpsertWarehouse)],
+        response: Response,
     ) -> s.WarehouseOut:
         """Create or update a warehouse (lower priority is preferred; default 100)."""
-        wh, created = await h.upsert_warehouse(
-            uow_factory(),
-            h.UpsertWarehouse(
-                code=code, name=body.name, region=body.region, priority=body.priority
-            ),
+        saved = await bus.handle(
+            UpsertWarehouse(code=code, name=body.name, region=body.region, priority=body.priority),
+            caller,
         )
-        response.status_code = 201 if created else 200
-        return s.WarehouseOut.of(wh)
+        response.status_code = 201 if saved.created else 200
+        return s.WarehouseOut.of(saved.warehouse)
 
     @router.get("/warehouses", response_model=s.WarehouseList)
-    async def list_warehouses(caller: AnyCaller) -> s.WarehouseList:
+    async def list_warehouses(
+        caller: Annotated[Caller, allowed(ListWarehouses)],
+    ) -> s.WarehouseList:
         """Every warehouse, by priority then code."""
-        return s.WarehouseList(
-            items=[s.WarehouseOut.of(w) for w in await h.list_warehouses(uow_factory())]
-        )
+        found = await bus.handle(ListWarehouses(), caller)
+        return s.WarehouseList(items=[s.WarehouseOut.of(w) for w in found])
 
     # --- stock -----------------------------------------------------------------------------------
     @router.post(
@@ -130,62 +142,55 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
     )
     async def create_adjustment(
-        body: s.AdjustmentIn, key: RequiredIdempotencyKey, caller: Ops
-    ) -> JSONResponse:
+        body: s.AdjustmentIn,
+        key: RequiredIdempotencyKey,
+        caller: Annotated[Caller, allowed(AdjustStock)],
+        response: Response,
+    ) -> s.LedgerEntryOut:
         """Change on-hand stock (409 if it would go negative or below the reserved units)."""
-        uow = uow_factory()
-
-        async def action() -> tuple[int, Any]:
-            entry = await h.adjust_stock(
-                uow,
-                h.AdjustStock(
-                    sku=body.sku,
-                    warehouse=body.warehouse,
-                    delta=body.delta,
-                    reason=AdjustmentReason(body.reason),
-                    reference=body.reference,
-                ),
-            )
-            return 201, s.LedgerEntryOut.of(entry).model_dump(mode="json")
-
-        stored = await run_idempotent(
-            uow,
-            caller=caller.subject,
-            operation="create_adjustment",
-            key=key,
-            payload=body.model_dump(mode="json"),
-            action=action,
+        outcome = await bus.execute(
+            AdjustStock(
+                sku=body.sku,
+                warehouse=body.warehouse,
+                delta=body.delta,
+                reason=AdjustmentReason(body.reason),
+                reference=body.reference,
+            ),
+            caller,
+            idempotency_key=key,
         )
-        return stored_json(stored.status_code, stored.body, replayed=stored.replayed)
+        return s.LedgerEntryOut.of(replayed(outcome, response))
 
     @router.get("/stock/{sku}", response_model=s.StockOut)
-    async def get_stock(sku: str, caller: AnyCaller) -> s.StockOut:
+    async def get_stock(sku: str, caller: Annotated[Caller, allowed(GetStock)]) -> s.StockOut:
         """Stock of a SKU: totals and per warehouse."""
-        return s.StockOut.of(await h.get_stock(uow_factory(), sku))
+        return s.StockOut.of(await bus.handle(GetStock(sku=sku), caller))
 
     @router.get("/stock/{sku}/ledger", response_model=s.LedgerPage)
     async def list_ledger(
-        sku: str, caller: Staff, limit: int | None = None, cursor: str | None = None
+        sku: str,
+        caller: Annotated[Caller, allowed(ListLedger)],
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> s.LedgerPage:
         """The append-only stock movements of a SKU, newest first; they sum to on_hand."""
         n = check_limit(limit)
         before = _cursor_value(cursor, "id")
         if before is not None and not isinstance(before, int):
             raise Unprocessable("cursor is not valid for this list", code="invalid-cursor")
-        rows = await h.list_ledger(uow_factory(), sku, before, n + 1)
-        more = len(rows) > n
-        rows = rows[:n]
+        page = await bus.handle(ListLedger(sku=sku, before_id=before, limit=n), caller)
         return s.LedgerPage(
-            items=[s.LedgerEntryOut.of(e) for _, e in rows],
-            next_cursor=encode_cursor({"id": rows[-1][0]}) if more else None,
+            items=[s.LedgerEntryOut.of(e) for _, e in page.items],
+            next_cursor=encode_cursor({"id": page.items[-1][0]}) if page.more else None,
         )
 
     @router.get("/availability", response_model=s.AvailabilityOut)
     async def get_availability(
-        caller: AnyCaller, skus: Annotated[list[str], Query(min_length=1, max_length=200)]
+        caller: Annotated[Caller, allowed(GetAvailability)],
+        skus: Annotated[list[str], Query(min_length=1, max_length=200)],
     ) -> s.AvailabilityOut:
         """Units available now per SKU (repeat ?skus=); unknown SKUs report 0 and 'unknown'."""
-        found = await h.get_availability(uow_factory(), skus)
+        found = await bus.handle(GetAvailability(skus=tuple(skus)), caller)
         return s.AvailabilityOut(items=[s.AvailabilityItem.of(a) for a in found])
 
     # --- reservations --------------------------------------------------------------------------
@@ -195,43 +200,51 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         response_model=s.ReservationOut,
         responses={201: {"description": "Held (or the existing reservation with this id)"}},
     )
-    async def create_reservation(body: s.ReservationIn, caller: OpsOrService) -> s.ReservationOut:
+    async def create_reservation(
+        body: s.ReservationIn, caller: Annotated[Caller, allowed(ReserveStock)]
+    ) -> s.ReservationOut:
         """Hold every line or nothing (409 with `shortages`). reservation_id is the idempotency
         key: the same id again returns the same reservation and never holds twice."""
-        reservation, _ = await h.reserve_stock(
-            uow_factory(),
-            settings,
-            h.ReserveStock(
+        reserved = await bus.handle(
+            ReserveStock(
                 reservation_id=body.reservation_id,
-                lines=[Line(ln.sku, ln.quantity) for ln in body.lines],
+                lines=tuple(Line(ln.sku, ln.quantity) for ln in body.lines),
                 ttl_seconds=body.ttl_seconds,
                 region=body.region,
             ),
+            caller,
         )
-        return s.ReservationOut.of(reservation)
+        return s.ReservationOut.of(reserved.reservation)
 
     @router.get("/reservations/{reservation_id}", response_model=s.ReservationOut)
-    async def get_reservation(reservation_id: str, caller: AnyCaller) -> s.ReservationOut:
+    async def get_reservation(
+        reservation_id: str, caller: Annotated[Caller, allowed(GetReservation)]
+    ) -> s.ReservationOut:
         """One reservation: held, committed, released or expired. Reservations carry no owner,
         so customers never see them (404, as for anything not theirs)."""
-        if caller.is_customer:
-            raise NotFound(f"reservation {reservation_id} not found")
-        return s.ReservationOut.of(await h.get_reservation(uow_factory(), reservation_id))
+        found = await bus.handle(GetReservation(reservation_id=reservation_id), caller)
+        return s.ReservationOut.of(found)
 
     @router.post("/reservations/{reservation_id}/commit", response_model=s.ReservationOut)
-    async def commit_reservation(reservation_id: str, caller: OpsOrService) -> s.ReservationOut:
+    async def commit_reservation(
+        reservation_id: str, caller: Annotated[Caller, allowed(CommitReservation)]
+    ) -> s.ReservationOut:
         """Units leave on-hand. Idempotent; 409 when the hold expired or was released."""
-        return s.ReservationOut.of(await h.commit_reservation(uow_factory(), reservation_id))
+        done = await bus.handle(CommitReservation(reservation_id=reservation_id), caller)
+        return s.ReservationOut.of(done)
 
     @router.post("/reservations/{reservation_id}/release", response_model=s.ReservationOut)
-    async def release_reservation(reservation_id: str, caller: OpsOrService) -> s.ReservationOut:
+    async def release_reservation(
+        reservation_id: str, caller: Annotated[Caller, allowed(ReleaseReservation)]
+    ) -> s.ReservationOut:
         """Units are available again. Idempotent; 409 when already committed."""
-        return s.ReservationOut.of(await h.release_reservation(uow_factory(), reservation_id))
+        done = await bus.handle(ReleaseReservation(reservation_id=reservation_id), caller)
+        return s.ReservationOut.of(done)
 
     # --- planning --------------------------------------------------------------------------------
     @router.get("/replenishment/suggestions", response_model=s.SuggestionPage)
     async def list_replenishment_suggestions(
-        caller: Staff,
+        caller: Annotated[Caller, allowed(ListReplenishmentSuggestions)],
         warehouse: Annotated[str | None, Query(max_length=64)] = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -240,42 +253,41 @@ def build_router(uow_factory: Callable[[], UnitOfWork], settings: InventorySetti
         order quantity, days of cover, ABC class and why."""
         n = check_limit(limit)
         after = _cursor_value(cursor, "sku", "warehouse")
-        views = await p.replenishment_suggestions(
-            uow_factory(), settings, warehouse=warehouse, after=after, limit=n + 1
+        page = await bus.handle(
+            ListReplenishmentSuggestions(warehouse=warehouse, after=after, limit=n), caller
         )
-        more = len(views) > n
-        views = views[:n]
-        last = views[-1].suggestion if views else None
+        last = page.items[-1].suggestion if page.items else None
         return s.SuggestionPage(
-            items=[s.SuggestionOut.of(v.suggestion, v.computed_at) for v in views],
+            items=[s.SuggestionOut.of(v.suggestion, v.computed_at) for v in page.items],
             next_cursor=encode_cursor({"sku": last.sku, "warehouse": last.warehouse})
-            if more and last
+            if page.more and last
             else None,
         )
 
     @router.get("/inventory/abc", response_model=s.AbcOut)
     async def get_abc_classification(
-        caller: Staff, currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None
+        caller: Annotated[Caller, allowed(GetAbcClassification)],
+        currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
     ) -> s.AbcOut:
         """ABC classes by revenue contribution over the configured window."""
-        entries = await p.abc_classes(uow_factory(), settings, currency)
+        abc = await bus.handle(GetAbcClassification(currency=currency), caller)
         return s.AbcOut(
-            currency=currency or settings.abc_currency,
-            window_days=settings.abc_window_days,
-            a_threshold=str(settings.abc_a_threshold),
-            b_threshold=str(settings.abc_b_threshold),
-            items=[s.AbcItemOut.of(e) for e in entries],
+            currency=abc.currency,
+            window_days=abc.window_days,
+            a_threshold=str(abc.a_threshold),
+            b_threshold=str(abc.b_threshold),
+            items=[s.AbcItemOut.of(e) for e in abc.items],
         )
 
     @router.get("/inventory/kpis", response_model=s.KpisOut)
     async def get_inventory_kpis(
-        caller: Staff,
+        caller: Annotated[Caller, allowed(GetInventoryKpis)],
         from_: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")] = None,
         to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     ) -> s.KpisOut:
         """Inventory turnover, stock-out rate (share of SKU-days at zero), days of cover and
         excess stock over a date range (default: the last 30 days)."""
-        from_d, to_d = p.parse_range(from_, to)
-        return s.KpisOut.of(await p.kpis(uow_factory(), settings, from_d, to_d))
+        kpis = await bus.handle(GetInventoryKpis(from_date=from_, to_date=to), caller)
+        return s.KpisOut.of(kpis)
 
     return router

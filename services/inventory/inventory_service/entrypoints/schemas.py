@@ -11,8 +11,7 @@ from ecomops_platform.strict import INT32_MAX, StrictRequestModel
 
 from ..domain import models as m
 from ..domain.planning import AbcEntry, Suggestion
-from ..service_layer.handlers import Availability
-from ..service_layer.planning import Kpis
+from ..service_layer.views import Availability, Kpis
 
 
 class RequestModel(StrictRequestModel):

@@ -1,7 +1,8 @@
-"""Planning use cases: the forecast job, replenishment suggestions, ABC classes and KPIs.
+"""Planning: the forecast job, replenishment suggestions, ABC classes, KPIs and the daily stock
+snapshot.
 
-Forecasts are cached in the ``forecasts`` table by a periodic job (one replica at a time, under
-a transaction-scoped advisory lock); requests read the cache and today's stock, never fit models.
+Forecasts are cached in the ``forecasts`` table by a periodic job (a singleton ``Job``: one
+replica at a time); requests read the cache and today's stock, never fit models.
 """
 
 from __future__ import annotations
@@ -9,43 +10,71 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import zlib
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from ecomops_platform.db import UnitOfWork, utcnow
+from ecomops_platform.auth import Role
+from ecomops_platform.bus import Command, Query, handler
 from ecomops_platform.errors import Unprocessable
 
-from ..adapters import tables as t
 from ..domain import forecasting
 from ..domain.planning import (
     AbcClass,
     AbcEntry,
     PlanningInputs,
+    SeriesPlan,
     Suggestion,
     classify_abc,
     suggest,
 )
 from ..settings import InventorySettings
+from .ports import Ctx, InventoryUnitOfWork
+from .stock import STAFF
+from .views import AbcView, Kpis, SuggestionPage, SuggestionView
 
 log = logging.getLogger("inventory.planning")
 
-PLANNING_LOCK = zlib.crc32(b"ecomops-inventory-planning")
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlanning(Command[int], roles=(Role.SERVICE,)):
+    """Recompute forecasts and reorder points for every stocked active SKU (the periodic job;
+    ``force`` also when the cache is fresh). Answers the number of series fitted."""
+
+    force: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesPlan:
-    sku: str
-    warehouse: str
-    daily_demand: float
-    lead_time_demand: float
-    sigma_daily: float
-    lead_time_days: int
-    method: str
-    history_days: int
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotLevels(Command[int], roles=(Role.SERVICE,)):
+    """Today's row per SKU in the daily stock snapshots (the periodic job)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListReplenishmentSuggestions(Query[SuggestionPage], roles=STAFF):
+    """Per SKU and warehouse: forecast daily demand, safety stock, reorder point, suggested
+    order quantity, days of cover, ABC class and why."""
+
+    warehouse: str | None = None
+    after: tuple[str, str] | None = None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetAbcClassification(Query[AbcView], roles=STAFF):
+    """ABC classes by revenue contribution over the configured window."""
+
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetInventoryKpis(Query[Kpis], roles=STAFF):
+    """Inventory turnover, stock-out rate, days of cover and excess stock over a date range
+    (``YYYY-MM-DD``; default: the last 30 days)."""
+
+    from_date: str | None = None
+    to_date: str | None = None
+
+
+# --- fitting (CPU-bound, in a worker thread) ------------------------------------------------------
 
 
 def fit_series(
@@ -83,104 +112,6 @@ def fit_all(
     return out
 
 
-async def run_planning(uow: UnitOfWork, settings: InventorySettings, *, force: bool = False) -> int:
-    """Recompute forecasts and reorder points for every stocked active SKU. Returns the number of
-    series fitted (0 when another replica runs it, or the cache is fresh and not forced)."""
-    now = utcnow()
-    async with uow:
-        s = uow.session
-        if not await s.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(PLANNING_LOCK))):
-            return 0
-        if not force:
-            last = await s.scalar(sa.select(sa.func.max(t.forecasts.c.computed_at)))
-            if last is not None and now - last < timedelta(
-                seconds=settings.planning_interval_seconds * 0.9
-            ):
-                return 0
-        rows = (
-            await s.execute(
-                sa.select(t.stock.c.sku, t.stock.c.warehouse, t.skus.c.lead_time_days)
-                .join(t.skus, t.skus.c.sku == t.stock.c.sku)
-                .where(t.skus.c.status == "active")
-            )
-        ).all()
-        series: dict[tuple[str, str], dict[date, int]] = {(r.sku, r.warehouse): {} for r in rows}
-        leads = {
-            r.sku: r.lead_time_days
-            if r.lead_time_days is not None
-            else settings.default_lead_time_days
-            for r in rows
-        }
-        since = now.date() - timedelta(days=settings.forecast_history_days)
-        hist = (
-            await s.execute(sa.select(t.demand_daily).where(t.demand_daily.c.day >= since))
-        ).all()
-        for h in hist:
-            key = (h.sku, h.warehouse)
-            if key in series:
-                series[key][h.day] = int(h.units)
-        plans = await asyncio.to_thread(fit_all, series, leads, now.date(), settings)
-        abc = await abc_classes(uow, settings)
-        classes = {e.sku: e.abc_class for e in abc}
-        levels = {
-            (r.sku, r.warehouse): (int(r.on_hand), int(r.on_hand - r.reserved))
-            for r in (await s.execute(sa.select(t.stock))).all()
-        }
-        thresholds: list[tuple[str, str, int, int]] = []
-        for p in plans:
-            stmt = pg_insert(t.forecasts).values(
-                sku=p.sku,
-                warehouse=p.warehouse,
-                daily_demand=p.daily_demand,
-                lead_time_demand=p.lead_time_demand,
-                sigma_daily=p.sigma_daily,
-                lead_time_days=p.lead_time_days,
-                method=p.method,
-                history_days=p.history_days,
-                computed_at=now,
-            )
-            await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[t.forecasts.c.sku, t.forecasts.c.warehouse],
-                    set_={
-                        c: stmt.excluded[c]
-                        for c in (
-                            "daily_demand",
-                            "lead_time_demand",
-                            "sigma_daily",
-                            "lead_time_days",
-                            "method",
-                            "history_days",
-                            "computed_at",
-                        )
-                    },
-                )
-            )
-            on_hand, available = levels.get((p.sku, p.warehouse), (0, 0))
-            sug = _suggest(p, on_hand, available, classes.get(p.sku), settings)
-            rop = sug.reorder_point if p.daily_demand > 0 else settings.default_reorder_point
-            thresholds.append((p.sku, p.warehouse, rop, sug.suggested_order_quantity))
-        await uow.commit()
-        # Thresholds on the hot stock rows: one short transaction per row, so the planning run
-        # never holds more than one stock row lock (no deadlock with reservations or the sweep,
-        # no long wait for a flash sale).
-        for sku, wh, rop, soq in sorted(thresholds):
-            await s.execute(
-                sa.update(t.stock)
-                .where(
-                    t.stock.c.sku == sku,
-                    t.stock.c.warehouse == wh,
-                    sa.or_(
-                        t.stock.c.reorder_point != rop, t.stock.c.suggested_order_quantity != soq
-                    ),
-                )
-                .values(reorder_point=rop, suggested_order_quantity=soq)
-            )
-            await uow.commit()
-    log.info("planning: fitted %d series", len(plans))
-    return len(plans)
-
-
 def _suggest(
     p: SeriesPlan,
     on_hand: int,
@@ -209,61 +140,96 @@ def _suggest(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SuggestionView:
-    suggestion: Suggestion
-    computed_at: datetime | None
+def parse_range(from_s: str | None, to_s: str | None, today: date) -> tuple[date, date]:
+    try:
+        to_d = date.fromisoformat(to_s) if to_s else today
+        from_d = date.fromisoformat(from_s) if from_s else to_d - timedelta(days=29)
+    except (ValueError, OverflowError):  # OverflowError: to=0001-01-01 minus 29 days
+        raise Unprocessable("from and to must be dates (YYYY-MM-DD)", code="invalid-date") from None
+    if from_d > to_d:
+        raise Unprocessable("from must not be after to", code="invalid-date")
+    if (to_d - from_d).days > 3660:
+        raise Unprocessable("the range may span at most 10 years", code="invalid-date")
+    return from_d, to_d
 
 
-async def replenishment_suggestions(
-    uow: UnitOfWork,
-    settings: InventorySettings,
-    *,
-    warehouse: str | None,
-    after: tuple[str, str] | None,
-    limit: int,
-) -> list[SuggestionView]:
-    async with uow:
-        s = uow.session
-        q = (
-            sa.select(
-                t.stock.c.sku,
-                t.stock.c.warehouse,
-                t.stock.c.on_hand,
-                t.stock.c.reserved,
-                t.skus.c.lead_time_days.label("sku_lead"),
-                t.forecasts.c.daily_demand,
-                t.forecasts.c.lead_time_demand,
-                t.forecasts.c.sigma_daily,
-                t.forecasts.c.lead_time_days,
-                t.forecasts.c.method,
-                t.forecasts.c.history_days,
-                t.forecasts.c.computed_at,
-            )
-            .join(t.skus, t.skus.c.sku == t.stock.c.sku)
-            .outerjoin(
-                t.forecasts,
-                sa.and_(
-                    t.forecasts.c.sku == t.stock.c.sku,
-                    t.forecasts.c.warehouse == t.stock.c.warehouse,
-                ),
-            )
-            .where(t.skus.c.status == "active")
-            .order_by(t.stock.c.sku, t.stock.c.warehouse)
-            .limit(limit)
+# --- handlers ------------------------------------------------------------------------------------
+
+
+@handler
+async def run_planning(cmd: RunPlanning, ctx: Ctx) -> int:
+    settings = ctx.deps.settings
+    now = ctx.deps.clock()
+    async with ctx.uow as uow:
+        if not cmd.force:
+            last = await uow.planning.last_forecast_at()
+            if last is not None and now - last < timedelta(
+                seconds=settings.planning_interval_seconds * 0.9
+            ):
+                return 0
+        keys = await uow.planning.active_series()
+        series: dict[tuple[str, str], dict[date, int]] = {(k.sku, k.warehouse): {} for k in keys}
+        leads = {
+            k.sku: k.lead_time_days
+            if k.lead_time_days is not None
+            else settings.default_lead_time_days
+            for k in keys
+        }
+        since = now.date() - timedelta(days=settings.forecast_history_days)
+        for d in await uow.planning.demand_since(since):
+            if (d.sku, d.warehouse) in series:
+                series[(d.sku, d.warehouse)][d.day] = d.units
+        plans = await asyncio.to_thread(fit_all, series, leads, now.date(), settings)
+        classes = {e.sku: e.abc_class for e in await _abc(uow, settings, None, now.date())}
+        levels = await uow.planning.positions()
+        thresholds: list[tuple[str, str, int, int]] = []
+        for p in plans:
+            await uow.planning.save_forecast(p, now)
+            on_hand, available = levels.get((p.sku, p.warehouse), (0, 0))
+            sug = _suggest(p, on_hand, available, classes.get(p.sku), settings)
+            rop = sug.reorder_point if p.daily_demand > 0 else settings.default_reorder_point
+            thresholds.append((p.sku, p.warehouse, rop, sug.suggested_order_quantity))
+        await uow.commit()
+        # Thresholds on the hot stock rows: one short transaction per row, so the planning run
+        # never holds more than one stock row lock (no deadlock with reservations or the sweep,
+        # no long wait for a flash sale).
+        for sku, wh, rop, soq in sorted(thresholds):
+            await uow.planning.set_thresholds(sku, wh, rop, soq)
+            await uow.commit()
+    log.info("planning: fitted %d series", len(plans))
+    return len(plans)
+
+
+@handler
+async def snapshot_levels(cmd: SnapshotLevels, ctx: Ctx) -> int:
+    """Levels now; ``stocked_out`` keeps any zero seen today."""
+    async with ctx.uow as uow:
+        n = await uow.planning.snapshot_levels(ctx.deps.clock().date())
+        await uow.commit()
+    return n
+
+
+@handler
+async def list_replenishment_suggestions(
+    query: ListReplenishmentSuggestions, ctx: Ctx
+) -> SuggestionPage:
+    settings = ctx.deps.settings
+    async with ctx.uow as uow:
+        rows = await uow.planning.suggestion_rows(
+            warehouse=query.warehouse, after=query.after, limit=query.limit + 1
         )
-        if warehouse:
-            q = q.where(t.stock.c.warehouse == warehouse)
-        if after is not None:
-            q = q.where(sa.tuple_(t.stock.c.sku, t.stock.c.warehouse) > sa.tuple_(*after))
-        rows = (await s.execute(q)).all()
-        classes = {e.sku: e.abc_class for e in await abc_classes(uow, settings)}
+        abc = await _abc(uow, settings, None, ctx.deps.clock().date())
+    classes = {e.sku: e.abc_class for e in abc}
     out = []
     for r in rows:
         lead = (
             r.lead_time_days
             if r.lead_time_days is not None
-            else (r.sku_lead if r.sku_lead is not None else settings.default_lead_time_days)
+            else (
+                r.sku_lead_time_days
+                if r.sku_lead_time_days is not None
+                else settings.default_lead_time_days
+            )
         )
         plan = SeriesPlan(
             r.sku,
@@ -275,150 +241,76 @@ async def replenishment_suggestions(
             r.method or "none",
             int(r.history_days or 0),
         )
-        sug = _suggest(
-            plan, int(r.on_hand), int(r.on_hand - r.reserved), classes.get(r.sku), settings
-        )
+        sug = _suggest(plan, r.on_hand, r.on_hand - r.reserved, classes.get(r.sku), settings)
         if r.computed_at is None:
-            sug = _with_reason(
-                sug, "no forecast yet (the planning job has not run for it); " + sug.reason
+            sug = replace(
+                sug, reason="no forecast yet (the planning job has not run for it); " + sug.reason
             )
         out.append(SuggestionView(sug, r.computed_at))
-    return out
+    return SuggestionPage(out[: query.limit], more=len(out) > query.limit)
 
 
-def _with_reason(s: Suggestion, reason: str) -> Suggestion:
-    from dataclasses import replace
+@handler
+async def get_abc_classification(query: GetAbcClassification, ctx: Ctx) -> AbcView:
+    settings = ctx.deps.settings
+    currency = query.currency or settings.abc_currency
+    async with ctx.uow as uow:
+        items = await _abc(uow, settings, currency, ctx.deps.clock().date())
+    return AbcView(
+        currency=currency,
+        window_days=settings.abc_window_days,
+        a_threshold=settings.abc_a_threshold,
+        b_threshold=settings.abc_b_threshold,
+        items=items,
+    )
 
-    return replace(s, reason=reason)
 
-
-async def abc_classes(
-    uow: UnitOfWork, settings: InventorySettings, currency: str | None = None
+async def _abc(
+    uow: InventoryUnitOfWork, settings: InventorySettings, currency: str | None, today: date
 ) -> list[AbcEntry]:
     """ABC over the window's revenue; active SKUs without revenue are C."""
-    cur = currency or settings.abc_currency
-    since = utcnow().date() - timedelta(days=settings.abc_window_days)
+    since = today - timedelta(days=settings.abc_window_days)
     async with uow:
-        s = uow.session
-        rows = (
-            await s.execute(
-                sa.select(t.revenue_daily.c.sku, sa.func.sum(t.revenue_daily.c.revenue_minor))
-                .where(t.revenue_daily.c.currency == cur, t.revenue_daily.c.day >= since)
-                .group_by(t.revenue_daily.c.sku)
-            )
-        ).all()
-        revenue = {r[0]: int(r[1] or 0) for r in rows}
-        active = (
-            (await s.execute(sa.select(t.skus.c.sku).where(t.skus.c.status == "active")))
-            .scalars()
-            .all()
-        )
+        revenue = await uow.planning.revenue_by_sku(currency or settings.abc_currency, since)
+        active = await uow.planning.active_skus()
     for sku in active:
         revenue.setdefault(sku, 0)
     return classify_abc(list(revenue.items()), settings.abc_a_threshold, settings.abc_b_threshold)
 
 
-@dataclass(frozen=True, slots=True)
-class Kpis:
-    from_date: date
-    to_date: date
-    units_sold: int
-    average_on_hand: float
-    inventory_turnover: float
-    stock_out_rate: float
-    days_of_cover: float
-    excess_stock_units: int
-    sku_days: int
-    stockout_sku_days: int
-
-
-def parse_range(from_s: str | None, to_s: str | None) -> tuple[date, date]:
-    try:
-        to_d = date.fromisoformat(to_s) if to_s else utcnow().date()
-        from_d = date.fromisoformat(from_s) if from_s else to_d - timedelta(days=29)
-    except (ValueError, OverflowError):  # OverflowError: to=0001-01-01 minus 29 days
-        raise Unprocessable("from and to must be dates (YYYY-MM-DD)", code="invalid-date") from None
-    if from_d > to_d:
-        raise Unprocessable("from must not be after to", code="invalid-date")
-    if (to_d - from_d).days > 3660:
-        raise Unprocessable("the range may span at most 10 years", code="invalid-date")
-    return from_d, to_d
-
-
-async def kpis(uow: UnitOfWork, settings: InventorySettings, from_d: date, to_d: date) -> Kpis:
+@handler
+async def get_inventory_kpis(query: GetInventoryKpis, ctx: Ctx) -> Kpis:
+    settings = ctx.deps.settings
+    today = ctx.deps.clock().date()
+    from_d, to_d = parse_range(query.from_date, query.to_date, today)
     days = (to_d - from_d).days + 1
-    async with uow:
-        s = uow.session
-        units = int(
-            await s.scalar(
-                sa.select(sa.func.coalesce(sa.func.sum(t.demand_daily.c.units), 0)).where(
-                    t.demand_daily.c.day.between(from_d, to_d)
-                )
-            )
-            or 0
-        )
-        per_day = (
-            await s.execute(
-                sa.select(
-                    t.stock_daily.c.day,
-                    sa.func.sum(t.stock_daily.c.on_hand),
-                    sa.func.count(),
-                    sa.func.count().filter(t.stock_daily.c.stocked_out),
-                )
-                .where(t.stock_daily.c.day.between(from_d, to_d))
-                .group_by(t.stock_daily.c.day)
-            )
-        ).all()
-        current = (
-            await s.execute(
-                sa.select(
-                    sa.func.coalesce(sa.func.sum(t.stock.c.on_hand), 0),
-                    sa.func.coalesce(sa.func.sum(t.stock.c.on_hand - t.stock.c.reserved), 0),
-                )
-            )
-        ).one()
-        excess_rows = (
-            await s.execute(
-                sa.select(
-                    t.stock.c.sku,
-                    t.stock.c.warehouse,
-                    t.stock.c.on_hand,
-                    t.stock.c.reserved,
-                    t.forecasts.c.daily_demand,
-                    t.forecasts.c.lead_time_demand,
-                    t.forecasts.c.sigma_daily,
-                    t.forecasts.c.lead_time_days,
-                ).join(
-                    t.forecasts,
-                    sa.and_(
-                        t.forecasts.c.sku == t.stock.c.sku,
-                        t.forecasts.c.warehouse == t.stock.c.warehouse,
-                    ),
-                )
-            )
-        ).all()
-        classes = {e.sku: e.abc_class for e in await abc_classes(uow, settings)}
-    sku_days = sum(int(r[2]) for r in per_day)
-    out_days = sum(int(r[3]) for r in per_day)
-    avg_on_hand = sum(float(r[1]) for r in per_day) / len(per_day) if per_day else float(current[0])
+    async with ctx.uow as uow:
+        units = await uow.planning.units_sold(from_d, to_d)
+        per_day = await uow.planning.stock_days(from_d, to_d)
+        current_on_hand, current_available = await uow.planning.current_totals()
+        positions = await uow.planning.forecast_positions()
+        classes = {e.sku: e.abc_class for e in await _abc(uow, settings, None, today)}
+    sku_days = sum(d.sku_days for d in per_day)
+    out_days = sum(d.stockout_sku_days for d in per_day)
+    avg_on_hand = (
+        sum(d.on_hand for d in per_day) / len(per_day) if per_day else float(current_on_hand)
+    )
     daily_sales = units / days
     excess = 0
-    for r in excess_rows:
+    for r in positions:
         plan = SeriesPlan(
             r.sku,
             r.warehouse,
-            float(r.daily_demand),
-            float(r.lead_time_demand),
-            float(r.sigma_daily),
-            int(r.lead_time_days),
+            r.daily_demand,
+            r.lead_time_demand,
+            r.sigma_daily,
+            r.lead_time_days,
             "",
             0,
         )
-        sug = _suggest(
-            plan, int(r.on_hand), int(r.on_hand - r.reserved), classes.get(r.sku), settings
-        )
+        sug = _suggest(plan, r.on_hand, r.on_hand - r.reserved, classes.get(r.sku), settings)
         cycle = math.ceil(plan.daily_demand * settings.standard_cover_days)
-        excess += max(0, int(r.on_hand) - (sug.reorder_point + cycle))
+        excess += max(0, r.on_hand - (sug.reorder_point + cycle))
     return Kpis(
         from_date=from_d,
         to_date=to_d,
@@ -426,40 +318,10 @@ async def kpis(uow: UnitOfWork, settings: InventorySettings, from_d: date, to_d:
         average_on_hand=round(avg_on_hand, 2),
         inventory_turnover=round(units / avg_on_hand, 4) if avg_on_hand > 0 else 0.0,
         stock_out_rate=round(out_days / sku_days, 4) if sku_days else 0.0,
-        days_of_cover=round(float(current[1]) / daily_sales, 1) if daily_sales > 0 else -1.0,
+        days_of_cover=(
+            round(float(current_available) / daily_sales, 1) if daily_sales > 0 else -1.0
+        ),
         excess_stock_units=excess,
         sku_days=sku_days,
         stockout_sku_days=out_days,
     )
-
-
-async def snapshot_levels(uow: UnitOfWork) -> int:
-    """Today's row per SKU in stock_daily (levels now; stocked_out keeps any zero seen today)."""
-    today = utcnow().date()
-    async with uow:
-        src = (
-            sa.select(
-                t.stock.c.sku,
-                sa.literal(today, sa.Date).label("day"),
-                sa.func.sum(t.stock.c.on_hand).label("on_hand"),
-                sa.func.sum(t.stock.c.on_hand - t.stock.c.reserved).label("available"),
-                (sa.func.sum(t.stock.c.on_hand - t.stock.c.reserved) <= 0).label("stocked_out"),
-            )
-            .join(t.skus, t.skus.c.sku == t.stock.c.sku)
-            .where(t.skus.c.status == "active")
-            .group_by(t.stock.c.sku)
-        )
-        stmt = pg_insert(t.stock_daily).from_select(
-            ["sku", "day", "on_hand", "available", "stocked_out"], src
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.stock_daily.c.sku, t.stock_daily.c.day],
-            set_={
-                "on_hand": stmt.excluded.on_hand,
-                "available": stmt.excluded.available,
-                "stocked_out": t.stock_daily.c.stocked_out | stmt.excluded.stocked_out,
-            },
-        )
-        result = await uow.session.execute(stmt)
-        await uow.commit()
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -149,7 +149,7 @@ async def test_paid_order_cancelled_puts_units_back_once(
     make_sku: Callable[..., Any],
     make_warehouse: Callable[..., Any],
 ) -> None:
-    from inventory_service.service_layer import fulfilment as h
+    from inventory_service.service_layer.fulfilment import ReleaseOrderStock
 
     wh = await make_warehouse()
     sku = await make_sku(stock={wh: 6})
@@ -163,7 +163,9 @@ async def test_paid_order_cancelled_puts_units_back_once(
         await client.post(f"/v1/reservations/{order_id}/commit", headers=SVC)
     ).status_code == 200
     for _ in range(2):  # a second, distinct cancellation event must not restock twice
-        await h.on_order_cancelled(service.uow(), order_id, was_paid=True)
+        await service.bus.handle(
+            ReleaseOrderStock(order_id=order_id, was_paid=True), service.bus.system
+        )
     level = await _stock(client, sku)
     assert (level["on_hand"], level["reserved"]) == (6, 0)
     ledger = (await client.get(f"/v1/stock/{sku}/ledger", headers=OPS)).json()["items"]
@@ -277,7 +279,10 @@ async def test_configured_return_warehouse_overrides_the_origin(
     make_sku: Callable[..., Any],
     make_warehouse: Callable[..., Any],
 ) -> None:
-    from inventory_service.service_layer import fulfilment as h
+    from ecomops_platform.bus import MessageBus
+    from inventory_service.bootstrap import SPEC
+    from inventory_service.service_layer.fulfilment import RestockReturn, ReturnedLine
+    from inventory_service.service_layer.ports import Deps
     from inventory_service.settings import InventorySettings
 
     origin = await make_warehouse(priority=1)
@@ -294,8 +299,13 @@ async def test_configured_return_warehouse_overrides_the_origin(
         database_url=service.settings.database_url, default_return_warehouse=returns_desk
     )
     rma = unique("rma")
-    line = [(sku, 2, True)]
-    entries = await h.on_return_received(service.uow(), settings, rma, order_id, "", line)
+    bus: MessageBus[Any, Deps] = MessageBus(
+        service="inventory", uow=service.uow, deps=Deps(settings=settings), handlers=SPEC.handlers
+    )
+    received = RestockReturn(
+        return_id=rma, order_id=order_id, warehouse="", lines=(ReturnedLine(sku, 2, True),)
+    )
+    entries = await bus.handle(received, bus.system)
     assert [(e.warehouse, e.delta) for e in entries] == [(returns_desk, 2)]
-    assert await h.on_return_received(service.uow(), settings, rma, order_id, "", line) == []
+    assert await bus.handle(received, bus.system) == []
     assert _by_warehouse(await _stock(client, sku)) == {origin: 0, returns_desk: 2}

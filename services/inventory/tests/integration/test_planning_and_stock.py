@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ecomops_platform.runtime import Service
 from ecomops_testing import unique
 from inventory_service.adapters import tables as t
-from inventory_service.service_layer.planning import run_planning
+from inventory_service.service_layer.planning import RunPlanning
 
 from .conftest import OPS
 
@@ -129,7 +129,7 @@ async def test_planning_sets_reorder_point_and_low_stock_fires(
                 }
             ],
         )
-    fitted = await run_planning(service.uow(), service.settings, force=True)  # type: ignore[arg-type]
+    fitted = await service.bus.handle(RunPlanning(force=True), service.bus.system)
     assert fitted >= 1
     page = (
         await client.get("/v1/replenishment/suggestions", params={"warehouse": wh}, headers=OPS)

@@ -115,23 +115,23 @@ async def test_invalid_lines_are_refused_with_422_naming_the_sku(
 async def test_customers_may_not_reserve(
     client: httpx.AsyncClient, make_sku: Callable[..., Any], make_warehouse: Callable[..., Any]
 ) -> None:
-    from ecomops_testing import bearer
+    from ecomops_testing import bearer, customer
 
     wh = await make_warehouse()
     sku = await make_sku(stock={wh: 5})
     r = await client.post(
         "/v1/reservations",
         json={"reservation_id": unique("r"), "lines": [{"sku": sku, "quantity": 1}]},
-        headers=bearer("cust-1", "customer"),
+        headers=customer("cust-1"),
     )
     assert r.status_code == 403
-    r = await client.get(f"/v1/stock/{sku}", headers=bearer("cust-1", "customer"))
+    r = await client.get(f"/v1/stock/{sku}", headers=customer("cust-1"))
     assert r.status_code == 200
     rid = (await reserve(client, [{"sku": sku, "quantity": 1}])).json()["reservation_id"]
-    r = await client.get(f"/v1/reservations/{rid}", headers=bearer("cust-1", "customer"))
+    r = await client.get(f"/v1/reservations/{rid}", headers=customer("cust-1"))
     assert r.status_code == 404
     for path in (f"/v1/stock/{sku}/ledger", "/v1/inventory/abc", "/v1/inventory/kpis"):
-        assert (await client.get(path, headers=bearer("cust-1", "customer"))).status_code == 403
+        assert (await client.get(path, headers=customer("cust-1"))).status_code == 403
     assert (
         await client.get("/v1/inventory/abc", headers=bearer("p-1", "partner"))
     ).status_code == 200

@@ -14,12 +14,23 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ecomops_platform.db import Database, UnitOfWork
+from ecomops_platform.auth import Caller, Role
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.db import Database
 from ecomops_platform.errors import Conflict
 from ecomops_testing import unique
 from inventory_service.adapters import tables as t
+from inventory_service.adapters.unit_of_work import SqlInventoryUnitOfWork
+from inventory_service.bootstrap import SPEC
 from inventory_service.domain.models import AdjustmentReason, Line, SkuStatus
-from inventory_service.service_layer import handlers as h
+from inventory_service.service_layer.catalog import UpsertSku, UpsertWarehouse
+from inventory_service.service_layer.ports import Deps
+from inventory_service.service_layer.reservations import (
+    CommitReservation,
+    ReleaseReservation,
+    ReserveStock,
+)
+from inventory_service.service_layer.stock import AdjustStock
 from inventory_service.settings import InventorySettings
 
 pytestmark = pytest.mark.integration
@@ -37,12 +48,19 @@ class StockMachine(RuleBasedStateMachine):
         self.reserved = {w: 0 for w in self.whs}
         self.held: dict[str, dict[str, int]] = {}
         self.closed: set[str] = set()
+        self.bus: MessageBus[Any, Deps] = MessageBus(
+            service="inventory",
+            uow=lambda: SqlInventoryUnitOfWork(self.db, "inventory"),
+            deps=Deps(settings=self.settings),
+            handlers=SPEC.handlers,
+        )
+        self.ops = Caller(subject="ops-prop", role=Role.OPS)
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, "inventory")
+    def send(self, message: Any, **kwargs: Any) -> Any:
+        return self.run(self.bus.handle(message, self.ops, **kwargs))
 
     def teardown(self) -> None:
         self.run(self.db.dispose())
@@ -50,19 +68,20 @@ class StockMachine(RuleBasedStateMachine):
 
     @initialize()
     def setup(self) -> None:
-        self.run(h.upsert_sku(self.uow(), h.UpsertSku(self.sku, "prop", "prop", SkuStatus.ACTIVE)))
+        self.send(UpsertSku(sku=self.sku, title="prop", category="prop", status=SkuStatus.ACTIVE))
         for i, w in enumerate(self.whs):
-            self.run(h.upsert_warehouse(self.uow(), h.UpsertWarehouse(w, w, "r", i)))
+            self.send(UpsertWarehouse(code=w, name=w, region="r", priority=i))
 
     @rule(w=st.sampled_from([0, 1]), delta=st.integers(-8, 12).filter(lambda d: d != 0))
     def adjust(self, w: int, delta: int) -> None:
         wh = self.whs[w]
         ok = self.on_hand[wh] + delta >= self.reserved[wh]
         try:
-            self.run(
-                h.adjust_stock(
-                    self.uow(), h.AdjustStock(self.sku, wh, delta, AdjustmentReason.CORRECTION)
-                )
+            self.send(
+                AdjustStock(
+                    sku=self.sku, warehouse=wh, delta=delta, reason=AdjustmentReason.CORRECTION
+                ),
+                idempotency_key=unique("pk"),
             )
         except Conflict:
             assert not ok
@@ -75,11 +94,8 @@ class StockMachine(RuleBasedStateMachine):
         available = sum(self.on_hand[w] - self.reserved[w] for w in self.whs)
         rid = unique("pr")
         try:
-            res, created = self.run(
-                h.reserve_stock(
-                    self.uow(), self.settings, h.ReserveStock(rid, [Line(self.sku, qty)])
-                )
-            )
+            reserved = self.send(ReserveStock(reservation_id=rid, lines=(Line(self.sku, qty),)))
+            res, created = reserved.reservation, reserved.created
         except Conflict as exc:
             assert available < qty
             assert exc.extra["shortages"] == [
@@ -97,12 +113,12 @@ class StockMachine(RuleBasedStateMachine):
         if not self.held:
             return
         rid = data.draw(st.sampled_from(sorted(self.held)))
-        self.run(h.commit_reservation(self.uow(), rid))
+        self.send(CommitReservation(reservation_id=rid))
         for wh, q in self.held.pop(rid).items():
             self.on_hand[wh] -= q
             self.reserved[wh] -= q
         self.closed.add(rid)
-        again = self.run(h.commit_reservation(self.uow(), rid))  # idempotent
+        again = self.send(CommitReservation(reservation_id=rid))  # idempotent
         assert again.status.value == "committed"
 
     @rule(data=st.data())
@@ -110,12 +126,12 @@ class StockMachine(RuleBasedStateMachine):
         if not self.held:
             return
         rid = data.draw(st.sampled_from(sorted(self.held)))
-        self.run(h.release_reservation(self.uow(), rid))
+        self.send(ReleaseReservation(reservation_id=rid))
         for wh, q in self.held.pop(rid).items():
             self.reserved[wh] -= q
         self.closed.add(rid)
         with pytest.raises(Conflict):
-            self.run(h.commit_reservation(self.uow(), rid))
+            self.send(CommitReservation(reservation_id=rid))
 
     @invariant()
     def database_agrees_and_invariants_hold(self) -> None:

@@ -1,21 +1,15 @@
-"""Domain → protobuf event messages (topic ``ecomops.inventory.v1``)."""
+"""Domain facts → the protobuf events inventory publishes (its outbox topic, named after the
+package of ``ecomops/inventory/v1/events.proto``). Handlers record them with ``uow.add_event``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ecomops.inventory.v1 import events_pb2
+from ecomops_platform.timestamps import to_timestamp
 
 from ..domain.models import Allocation, LedgerEntry, Sku, StockLevel
-
-
-def ts(value: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def allocations_pb(allocs: Sequence[Allocation]) -> list[events_pb2.Allocation]:
@@ -33,7 +27,7 @@ def sku_upserted(sku: Sku) -> events_pb2.SkuUpserted:
         status=sku.status.value,
         attributes=sku.attributes,
         lead_time_days=sku.lead_time_days or 0,
-        updated_at=ts(sku.updated_at),
+        updated_at=to_timestamp(sku.updated_at),
     )
 
 
@@ -46,7 +40,7 @@ def stock_adjusted(entry: LedgerEntry) -> events_pb2.StockAdjusted:
         reason=entry.reason,
         reference=entry.reference or "",
         on_hand_after=entry.on_hand_after,
-        occurred_at=ts(entry.occurred_at),
+        occurred_at=to_timestamp(entry.occurred_at),
     )
 
 
@@ -54,7 +48,9 @@ def stock_reserved(
     reservation_id: str, allocs: Sequence[Allocation], expires_at: datetime
 ) -> events_pb2.StockReserved:
     return events_pb2.StockReserved(
-        reservation_id=reservation_id, allocations=allocations_pb(allocs), expires_at=ts(expires_at)
+        reservation_id=reservation_id,
+        allocations=allocations_pb(allocs),
+        expires_at=to_timestamp(expires_at),
     )
 
 
@@ -62,7 +58,9 @@ def stock_committed(
     reservation_id: str, allocs: Sequence[Allocation], at: datetime
 ) -> events_pb2.StockCommitted:
     return events_pb2.StockCommitted(
-        reservation_id=reservation_id, allocations=allocations_pb(allocs), committed_at=ts(at)
+        reservation_id=reservation_id,
+        allocations=allocations_pb(allocs),
+        committed_at=to_timestamp(at),
     )
 
 
@@ -73,7 +71,7 @@ def stock_released(
         reservation_id=reservation_id,
         allocations=allocations_pb(allocs),
         reason=reason,
-        released_at=ts(at),
+        released_at=to_timestamp(at),
     )
 
 
@@ -83,7 +81,7 @@ def stock_level_changed(level: StockLevel, at: datetime) -> events_pb2.StockLeve
         available=level.available,
         on_hand=level.on_hand,
         reserved=level.reserved,
-        occurred_at=ts(at),
+        occurred_at=to_timestamp(at),
     )
 
 
@@ -96,5 +94,5 @@ def low_stock(
         available=available,
         reorder_point=rop,
         suggested_order_quantity=suggested,
-        occurred_at=ts(at),
+        occurred_at=to_timestamp(at),
     )
