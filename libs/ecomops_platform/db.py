@@ -14,7 +14,7 @@ import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
@@ -153,7 +153,7 @@ class UnitOfWork:
             raise RuntimeError("unit of work used outside 'async with'")
         return self._session
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         if self._depth == 0:
             self._session = self._db.sessions()
             await self._session.begin()

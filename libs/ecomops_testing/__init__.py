@@ -14,7 +14,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,30 @@ def token(subject: str, role: Role | str, *, ttl: int = 600, **overrides: Any) -
 def bearer(subject: str, role: Role | str) -> dict[str, str]:
     """The Authorization header of a fresh token (the one token helper of every suite)."""
     return {"Authorization": f"Bearer {token(subject, role)}"}
+
+
+class FreshHeaders(Mapping[str, str]):
+    """Headers minted when they are read, not when they are defined: a module-level
+    ``OPS = FreshHeaders(ops)`` neither needs the stack's secret at import (``make unit``
+    collects integration modules too) nor holds a token that expires during a long run."""
+
+    def __init__(self, make: Callable[[], dict[str, str]]) -> None:
+        self._make = make
+
+    def __getitem__(self, name: str) -> str:
+        return self._make()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._make())
+
+    def __len__(self) -> int:
+        return len(self._make())
+
+    def __or__(self, other: Mapping[str, str]) -> dict[str, str]:
+        return {**self._make(), **other}
+
+    def __ror__(self, other: Mapping[str, str]) -> dict[str, str]:
+        return {**other, **self._make()}
 
 
 def ops(subject: str = "ops-1") -> dict[str, str]:

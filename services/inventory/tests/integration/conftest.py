@@ -11,12 +11,12 @@ import pytest
 
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
-from ecomops_testing import ops, service_caller, unique
+from ecomops_testing import FreshHeaders, ops, service_caller, unique
 from inventory_service.bootstrap import create_service
 from inventory_service.settings import InventorySettings
 
-OPS = ops()
-SVC = service_caller("order")
+OPS = FreshHeaders(ops)
+SVC = FreshHeaders(lambda: service_caller("order"))
 
 
 @pytest.fixture(scope="session")
