@@ -114,6 +114,11 @@ class Command(Message[R]):
         may then be used once per order, as it could before the bus)."""
         return self.operation
 
+    def idempotency_payload(self) -> Any:
+        """What a repeated key must repeat to be a replay (another payload → 422): every
+        field, unless a message leaves out what does not make the request another one."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
 
 class Refused(Exception):
     """A refusal whose effects stay: the bus commits the unit of work, stores ``error`` for
@@ -293,7 +298,7 @@ class MessageBus(Generic[U, D]):
         self, route: _Registration, message: Command[R], ctx: Context[U, D], key: str
     ) -> Outcome[R]:
         operation = message.idempotency_operation()
-        fp = fingerprint(operation, dataclasses.asdict(message))  # type: ignore[call-overload]
+        fp = fingerprint(operation, message.idempotency_payload())
         who = ctx.caller.subject
         uow = ctx.uow
         async with uow:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated
 
 import asyncpg
 import grpc
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecomops.common.v1 import common_pb2
 from ecomops_platform.auth import Caller, Role
+from ecomops_platform.bus import Command, Context, MessageBus, Query, handler, handlers_in
 from ecomops_platform.db import UnitOfWork, platform_metadata
 from ecomops_platform.errors import Conflict, NotFound
 from ecomops_platform.events import Envelope
 from ecomops_platform.grpc_server import authorize
-from ecomops_platform.idempotency import run_idempotent
-from ecomops_platform.rest import IdempotencyKey, RequestModel, require, stored_json
+from ecomops_platform.rest import IdempotencyKey, RequestModel, allowed, replayed
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import ServiceSettings
+from ecomops_platform.spec import GrpcService, ServiceSpec, Subscription, on_event
 
 DB_NAME = "ecomops_platform_test"
 PROBE_TOPIC = "ecomops.probe.v1"
@@ -60,9 +65,13 @@ class NoteIn(RequestModel):
     amount: int
 
 
-async def create_note(
-    uow: UnitOfWork, note_id: str, body: NoteIn, fail: bool = False
-) -> dict[str, Any]:
+class NoteView(BaseModel):
+    id: str
+    text: str
+    amount: int
+
+
+async def create_note(uow: UnitOfWork, note_id: str, body: NoteIn, fail: bool = False) -> NoteView:
     async with uow:
         await uow.session.execute(
             sa.insert(notes).values(id=note_id, text=body.text, amount=body.amount)
@@ -75,104 +84,163 @@ async def create_note(
         if fail:
             raise Conflict("asked to fail after writing")
         await uow.commit()
-    return {"id": note_id, "text": body.text, "amount": body.amount}
+    return NoteView(id=note_id, text=body.text, amount=body.amount)
 
 
-def build_probe_service(handled: list[Envelope] | None = None) -> Service:
-    settings = ProbeSettings(database_url=probe_database_url())
-    service = Service(
-        name="probe",
-        settings=settings,
-        title="probe",
-        description="platform test service",
-        grpc_service_names=["ecomops.test.Probe"],
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateNote(Command[NoteView], roles=(Role.OPS, Role.SERVICE), idempotent=True):
+    text: str
+    amount: int
+    #: Seconds to wait inside the transaction, key claimed (to race a duplicate against it).
+    slow: float = 0.0
+
+    def idempotency_payload(self) -> dict[str, object]:
+        return {"text": self.text, "amount": self.amount}  # a slow retry is the same request
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetNote(Query[NoteView], roles=(Role.OPS,)):
+    note_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyMoney(Command[None], roles=(Role.SERVICE,)):
+    event_id: str
+    key: str
+    amount: int
+    currency: str
+
+
+@dataclass
+class ProbeDeps:
+    configured: set[str] = field(default_factory=set)
+    handled: list[ApplyMoney] = field(default_factory=list)
+
+
+ProbeCtx = Context[UnitOfWork, ProbeDeps]
+
+
+@handler
+async def create_note_handler(cmd: CreateNote, ctx: ProbeCtx) -> NoteView:
+    if cmd.slow:
+        async with ctx.uow:
+            await asyncio.sleep(cmd.slow)
+    return await create_note(ctx.uow, uuid.uuid4().hex, NoteIn(text=cmd.text, amount=cmd.amount))
+
+
+@handler
+async def get_note(query: GetNote, ctx: ProbeCtx) -> NoteView:
+    async with ctx.uow as uow:
+        row = (
+            await uow.session.execute(sa.select(notes).where(notes.c.id == query.note_id))
+        ).first()
+    if row is None:
+        raise NotFound(f"note {query.note_id} not found")
+    return NoteView(id=row.id, text=row.text, amount=row.amount)
+
+
+@handler
+async def apply_money(cmd: ApplyMoney, ctx: ProbeCtx) -> None:
+    if cmd.currency == "XXX":
+        raise ValueError("poison: currency XXX is never accepted")
+    if cmd.currency == "CFG" and "CFG" not in ctx.deps.configured:
+        raise LookupError("currency CFG is not configured")
+    async with ctx.uow as uow:
+        await uow.session.execute(
+            sa.insert(applied).values(event_id=cmd.event_id, key=cmd.key, amount=cmd.amount)
+        )
+    ctx.deps.handled.append(cmd)
+
+
+def build_router(bus: MessageBus[UnitOfWork, ProbeDeps]) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
-    @router.post("/notes", status_code=201)
+    @router.post("/notes", status_code=201, response_model=NoteView)
     async def create_note_endpoint(
         body: NoteIn,
         key: IdempotencyKey,
-        caller: Annotated[Caller, require(Role.OPS, Role.SERVICE)],
+        response: Response,
+        caller: Annotated[Caller, allowed(CreateNote)],
         slow: float = 0.0,
-    ) -> Any:
-        import asyncio
+    ) -> NoteView:
+        cmd = CreateNote(text=body.text, amount=body.amount, slow=slow)
+        return replayed(await bus.execute(cmd, caller, idempotency_key=key), response)
 
-        uow = service.uow()
+    @router.get("/notes/{note_id}", response_model=NoteView)
+    async def get_note_endpoint(
+        note_id: str, caller: Annotated[Caller, allowed(GetNote)]
+    ) -> NoteView:
+        return await bus.handle(GetNote(note_id=note_id), caller)
 
-        async def action() -> tuple[int, Any]:
-            if slow:
-                await asyncio.sleep(slow)
-            return 201, await create_note(uow, uuid.uuid4().hex, body)
+    return router
 
-        stored = await run_idempotent(
-            uow,
-            caller=caller.subject,
-            operation="create_note",
-            key=key,
-            payload=body.model_dump(),
-            action=action,
-        )
-        return stored_json(stored.status_code, stored.body, replayed=stored.replayed)
 
-    @router.get("/notes/{note_id}")
-    async def get_note(
-        note_id: str, caller: Annotated[Caller, require(Role.OPS)]
-    ) -> dict[str, Any]:
-        async with service.uow() as uow:
-            row = (await uow.session.execute(sa.select(notes).where(notes.c.id == note_id))).first()
-        if row is None:
-            raise NotFound(f"note {note_id} not found")
-        return {"id": row.id, "text": row.text, "amount": row.amount}
+class ProbeServicer:
+    """Raw generic handlers (no generated stub): bytes echo and a Money echo."""
 
-    service.include_router(router)
+    def __init__(self, bus: MessageBus[UnitOfWork, ProbeDeps]) -> None:
+        self.bus = bus
 
-    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def echo(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         authorize(Role.OPS)
         return request
 
     async def echo_money(
-        request: common_pb2.Money, context: grpc.aio.ServicerContext
+        self, request: common_pb2.Money, context: grpc.aio.ServicerContext
     ) -> common_pb2.Money:
         authorize(Role.OPS)
         return request
 
-    def register(server: grpc.aio.Server) -> None:
-        server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "ecomops.test.Probe",
-                    {
-                        "Echo": grpc.unary_unary_rpc_method_handler(echo),
-                        "EchoMoney": grpc.unary_unary_rpc_method_handler(
-                            echo_money,
-                            request_deserializer=common_pb2.Money.FromString,
-                            response_serializer=common_pb2.Money.SerializeToString,
-                        ),
-                    },
-                ),
-            )
+
+def add_probe_to_server(servicer: ProbeServicer, server: grpc.aio.Server) -> None:
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "ecomops.test.Probe",
+                {
+                    "Echo": grpc.unary_unary_rpc_method_handler(servicer.echo),
+                    "EchoMoney": grpc.unary_unary_rpc_method_handler(
+                        servicer.echo_money,
+                        request_deserializer=common_pb2.Money.FromString,
+                        response_serializer=common_pb2.Money.SerializeToString,
+                    ),
+                },
+            ),
         )
+    )
 
-    service.add_grpc(register)
 
-    async def on_money(uow: UnitOfWork, envelope: Envelope) -> None:
-        message = envelope.message
-        assert isinstance(message, common_pb2.Money)
-        if message.currency == "XXX":
-            raise ValueError("poison: currency XXX is never accepted")
-        if message.currency == "CFG" and "CFG" not in service.state.get("configured", ()):
-            raise LookupError("currency CFG is not configured")
-        await uow.session.execute(
-            sa.insert(applied).values(
-                event_id=envelope.event_id, key=envelope.key or "", amount=message.amount_minor
-            )
-        )
-        if handled is not None:
-            handled.append(envelope)
+def _money(event: Envelope) -> ApplyMoney:
+    message = event.message
+    assert isinstance(message, common_pb2.Money)
+    return ApplyMoney(
+        event_id=event.event_id,
+        key=event.key or "",
+        amount=message.amount_minor,
+        currency=message.currency,
+    )
 
-    service.subscribe([PROBE_TOPIC], {"ecomops.common.v1.Money": on_money})
-    return service
+
+PROBE_SPEC: ServiceSpec[ProbeSettings, ProbeDeps] = ServiceSpec(
+    name="probe",
+    title="probe",
+    description="platform test service",
+    settings=ProbeSettings,
+    unit_of_work=UnitOfWork,
+    dependencies=lambda service, settings: ProbeDeps(),
+    handlers=handlers_in(sys.modules[__name__]),
+    rest=[build_router],
+    grpc=[GrpcService("ecomops.test.Probe", add_probe_to_server, ProbeServicer)],
+    subscriptions=[
+        Subscription([PROBE_TOPIC], lambda bus: {"ecomops.common.v1.Money": on_event(bus, _money)})
+    ],
+)
+
+
+def build_probe_service(deps: ProbeDeps | None = None) -> Service:
+    """The probe service from its spec; ``deps`` lets a test see and configure its state."""
+    settings = ProbeSettings(database_url=probe_database_url())
+    return PROBE_SPEC.create(settings, dependencies=deps or ProbeDeps())
 
 
 @pytest.fixture(scope="session")

@@ -153,7 +153,7 @@ async def test_dead_letter_replayed_after_the_fix_is_applied_exactly_once(probe_
     assert await _count(probe_service.db, applied, applied.c.event_id == event_id) == 0
 
     # The cause is fixed (the configuration now has it); replay it, twice, by its id.
-    probe_service.state["configured"] = {"CFG"}
+    probe_service.bus.deps.configured.add("CFG")
     assert "replayed" in await asyncio.to_thread(
         _ecomops, "dlq", "replay", "--topic", PROBE_TOPIC, "--id", event_id
     )
