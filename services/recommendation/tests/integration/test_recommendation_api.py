@@ -16,16 +16,13 @@ from ecomops.recommendation.v1 import events_pb2 as rec_events
 from ecomops.recommendation.v1 import recommendation_service_pb2 as pb
 from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, eventually, token, unique
-from recommendation_service.service_layer import handlers
+from ecomops_testing import bearer, eventually, ops, token, unique
+from recommendation_service.service_layer.rebuild import RebuildModel
+from recommendation_service.service_layer.segments import RefreshCustomerSegment
 
 from .conftest import Publisher
 
 pytestmark = pytest.mark.integration
-
-
-def ops() -> dict[str, str]:
-    return bearer("ops-1", "ops")
 
 
 def now_iso(delta: float = 0.0) -> str:
@@ -293,10 +290,10 @@ async def test_segments_follow_paid_orders_and_changes_are_published(
     assert changed[0].key == customer
     assert changed[0].message.segment == "new" and changed[0].message.previous_segment == ""
     # recomputing without a change publishes nothing more
-    uow = rec_service.uow()
-    async with uow:
-        await handlers.refresh_segment(uow, customer)
-        await uow.commit()
+    assert rec_service.bus is not None
+    await rec_service.bus.handle(
+        RefreshCustomerSegment(customer_id=customer), rec_service.bus.system
+    )
     async with rec_service.uow() as uow:
         n = await uow.session.scalar(
             sa.text(
@@ -418,8 +415,9 @@ async def test_rebuild_reproduces_the_incremental_model(
     before = (
         await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     ).json()
-    stats = await handlers.rebuild_model(rec_service.uow(), rec_service.settings.model_params())  # type: ignore[attr-defined]
-    assert stats["interactions"] > 0
+    assert rec_service.bus is not None
+    stats = await rec_service.bus.handle(RebuildModel(), rec_service.bus.system)
+    assert stats.interactions > 0
     after = (
         await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     ).json()
