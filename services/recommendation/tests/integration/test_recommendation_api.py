@@ -18,7 +18,10 @@ from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
 from ecomops_platform.runtime import Service
 from ecomops_testing import bearer, eventually, ops, token, unique
 from recommendation_service.service_layer.rebuild import RebuildModel
-from recommendation_service.service_layer.segments import RefreshCustomerSegment
+from recommendation_service.service_layer.segments import (
+    RefreshCustomerSegment,
+    RefreshStaleSegments,
+)
 
 from .conftest import Publisher
 
@@ -316,6 +319,37 @@ async def test_segments_follow_paid_orders_and_changes_are_published(
     assert len(counts) == 9 and counts["new"] >= 1
     r = await client.get("/v1/segments", headers=bearer(customer, "customer"))
     assert r.status_code == 403
+
+
+async def test_the_periodic_refresh_rescores_stale_segments(
+    client: httpx.AsyncClient, publisher: Publisher, rec_service: Service
+) -> None:
+    customer = unique("cust")
+    (sku,) = await catalogue(publisher, "stale", 1)
+    await publisher.paid(customer, [sku], total=777)
+
+    async def scored() -> None:
+        r = await client.get(f"/v1/segments/customers/{customer}", headers=ops())
+        assert r.status_code == 200, r.text
+
+    await eventually(scored, timeout=40)
+    async with rec_service.uow() as uow:
+        await uow.session.execute(
+            sa.text(
+                "UPDATE customer_segments SET computed_at = now() - interval '2 days', "
+                "recency_days = 99 WHERE customer_id = :c"
+            ),
+            {"c": customer},
+        )
+        await uow.commit()
+    assert rec_service.bus is not None
+    done = await rec_service.bus.handle(RefreshStaleSegments(), rec_service.bus.system)
+    assert done.customers >= 1
+    r = await client.get(f"/v1/segments/customers/{customer}", headers=ops())
+    body = r.json()
+    assert body["recency_days"] == 0 and body["monetary_minor"] == 777
+    computed = datetime.fromisoformat(body["computed_at"])
+    assert datetime.now(UTC) - computed < timedelta(minutes=1)
 
 
 async def test_funnel_by_category_and_range(
