@@ -3,9 +3,10 @@ service itself inside the consumer's transaction (which also records it in the i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+
+from google.protobuf.message import Message
 
 from ecomops.inventory.v1 import events_pb2 as inventory_events
 from ecomops.order.v1 import events_pb2 as order_events
@@ -28,6 +29,9 @@ from ..service_layer.learning import (
     UpdateCatalogItem,
     UpdateStockLevel,
 )
+from ..service_layer.ports import Deps, RecommendationUnitOfWork
+
+Bus = MessageBus[RecommendationUnitOfWork, Deps]
 
 ORDER_TOPIC = topic_of(order_events)
 INVENTORY_TOPIC = topic_of(inventory_events)
@@ -37,11 +41,11 @@ class PoisonEvent(ValueError):
     """An event that can never be applied (it goes to the dead-letter topic after retries)."""
 
 
-def _time(message: Any, field: str) -> datetime | None:
+def _time(message: Message, field: str) -> datetime | None:
     return to_datetime(getattr(message, field), field) if message.HasField(field) else None
 
 
-def _lines(lines: Any) -> tuple[OrderLine, ...]:
+def _lines(lines: Iterable[order_events.OrderLine]) -> tuple[OrderLine, ...]:
     return tuple(OrderLine(line.sku, int(line.quantity)) for line in lines)
 
 
@@ -119,11 +123,11 @@ def update_stock_level(envelope: Envelope) -> UpdateStockLevel:
     )
 
 
-def behavior_handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
+def behavior_handlers(bus: Bus) -> Mapping[str, EventHandler]:
     return {rec_events.BehaviorRecorded.DESCRIPTOR.full_name: on_event(bus, learn_from_behavior)}
 
 
-def domain_handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
+def domain_handlers(bus: Bus) -> Mapping[str, EventHandler]:
     return {
         order_events.OrderPlaced.DESCRIPTOR.full_name: on_event(bus, record_placed_order),
         order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, learn_from_paid_order),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...domain.models import InteractionKind
@@ -19,7 +19,7 @@ SESSION_LIMIT = 200
 HISTORY_LIMIT = 500
 
 
-def _interaction(row: Any) -> Interaction:
+def _interaction(row: Row[tuple[object, ...]]) -> Interaction:
     return Interaction(
         event_id=row.event_id,
         actor=row.actor,
