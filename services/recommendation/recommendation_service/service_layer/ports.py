@@ -95,6 +95,14 @@ class SegmentRecord:
     computed_at: datetime
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class StaleSegment:
+    """A segment due for re-scoring; ordered as the refresh walks them (oldest first)."""
+
+    computed_at: datetime
+    customer_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class FunnelCounts:
     views: int
@@ -226,9 +234,11 @@ class SegmentRepository(Protocol):
         """Share of the other customers of that currency who spent less (0.5 when alone)."""
         ...
 
-    async def claim_stale(self, before: datetime, limit: int) -> list[str]:
-        """Customers whose segment was computed before ``before``, oldest first, claimed for
-        this transaction (replicas skip each other's claims)."""
+    async def claim_stale(
+        self, before: datetime, limit: int, after: StaleSegment | None = None
+    ) -> list[StaleSegment]:
+        """Segments computed before ``before``, oldest first, from the one after ``after``
+        on; claimed for this transaction (replicas skip each other's claims)."""
         ...
 
     async def counts(self) -> dict[str, int]:

@@ -13,7 +13,7 @@ from ecomops_platform.errors import NotFound
 from ..domain.models import ChurnRisk, CustomerRfm, SegmentName, compute_rfm
 from . import events as pb
 from .metrics import segment_refresh_last_batch
-from .ports import Ctx, RecommendationUnitOfWork, SegmentRecord
+from .ports import Ctx, RecommendationUnitOfWork, SegmentRecord, StaleSegment
 from .views import CustomerSegment, SegmentCount, SegmentCounts, SegmentRefresh
 
 STAFF = (Role.OPS, Role.SERVICE)
@@ -102,20 +102,26 @@ async def refresh_customer_segment(cmd: RefreshCustomerSegment, ctx: Ctx) -> Non
 @handler
 async def refresh_stale_segments(cmd: RefreshStaleSegments, ctx: Ctx) -> SegmentRefresh:
     """One transaction per batch; rows are claimed with SKIP LOCKED, so that replicas running
-    the job at the same time share the work."""
+    the job at the same time share the work. The walk goes forward from the last segment seen:
+    a segment left as it was (its customer has no paid order left) is passed, not claimed
+    again and again."""
     batch = ctx.deps.segment_batch
     total = 0
+    cursor: StaleSegment | None = None
     while True:
         async with ctx.uow:
             now = ctx.deps.clock()
-            customers = await ctx.uow.segments.claim_stale(now - ctx.deps.segment_max_age, batch)
-            for customer_id in customers:
-                await refresh_segment(ctx.uow, customer_id, now)
+            stale = await ctx.uow.segments.claim_stale(
+                now - ctx.deps.segment_max_age, batch, after=cursor
+            )
+            for segment in stale:
+                await refresh_segment(ctx.uow, segment.customer_id, now)
             await ctx.uow.commit()
-        segment_refresh_last_batch.set(len(customers))
-        total += len(customers)
-        if len(customers) < batch:
+        segment_refresh_last_batch.set(len(stale))
+        total += len(stale)
+        if len(stale) < batch:
             return SegmentRefresh(total)
+        cursor = stale[-1]
 
 
 def segment_view(record: SegmentRecord) -> CustomerSegment:

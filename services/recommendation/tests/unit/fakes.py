@@ -4,6 +4,7 @@ without PostgreSQL. Rolled-back transactions leave nothing (the whole state is r
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +40,7 @@ from recommendation_service.service_layer.ports import (
     OrderFacts,
     PaidStats,
     SegmentRecord,
+    StaleSegment,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -314,12 +316,16 @@ class FakeSegmentRepository(_Repo):
             return 0.5
         return sum(1 for r in others if r.monetary_minor < monetary_minor) / len(others)
 
-    async def claim_stale(self, before: datetime, limit: int) -> list[str]:
+    async def claim_stale(
+        self, before: datetime, limit: int, after: StaleSegment | None = None
+    ) -> list[StaleSegment]:
+        await asyncio.sleep(0)  # a real round trip: a runaway loop can be timed out
         stale = sorted(
-            (r for r in self.state.segments.values() if r.computed_at < before),
-            key=lambda r: r.computed_at,
+            StaleSegment(r.computed_at, r.customer_id)
+            for r in self.state.segments.values()
+            if r.computed_at < before
         )
-        return [r.customer_id for r in stale[:limit]]
+        return [s for s in stale if after is None or s > after][:limit]
 
     async def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,11 @@ from ecomops.recommendation.v1 import events_pb2 as rec_events
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, NotFound
 from recommendation_service.domain.models import ChurnRisk, SegmentName
-from recommendation_service.service_layer.learning import LearnFromPaidOrder, OrderLine
+from recommendation_service.service_layer.learning import (
+    LearnFromPaidOrder,
+    OrderLine,
+    TakeBackCancelledOrder,
+)
 from recommendation_service.service_layer.segments import (
     GetCustomerSegment,
     ListSegmentCounts,
@@ -112,3 +117,18 @@ async def test_the_refresh_rescores_stale_segments_in_batches(
     assert {m.previous_segment for m in moved} == {"new"}  # type: ignore[attr-defined]
     # nothing stale any more
     assert await bus.handle(RefreshStaleSegments(), bus.system) == SegmentRefresh(0)
+
+
+async def test_customers_without_a_paid_order_left_neither_stall_nor_starve_the_refresh(
+    uow: FakeRecommendationUnitOfWork,
+) -> None:
+    earlier = make_bus(uow, clock=lambda: NOW - timedelta(days=40))
+    for n in range(3):  # paid, then cancelled: their segment stays as it was, never re-scored
+        await pay(earlier, f"z-{n}", f"zombie-{n}", days_ago=1)
+        await earlier.handle(TakeBackCancelledOrder(order_id=f"z-{n}"), earlier.system)
+    await pay(earlier, "o-1", "alice", days_ago=0.5)  # stale, behind the three
+    bus = make_bus(uow, segment_batch=2)
+    done = await asyncio.wait_for(bus.handle(RefreshStaleSegments(), bus.system), timeout=5)
+    assert done == SegmentRefresh(4)
+    assert uow.state.segments["alice"].computed_at == NOW
+    assert uow.state.segments["zombie-0"].computed_at < NOW

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...service_layer.ports import SegmentRecord
+from ...service_layer.ports import SegmentRecord, StaleSegment
 from ..tables import customer_segments
 
 
@@ -61,15 +61,24 @@ class SqlSegmentRepository:
         below, total = int(row[0]), int(row[1])
         return below / total if total else 0.5
 
-    async def claim_stale(self, before: datetime, limit: int) -> list[str]:
-        rows = await self.session.execute(
-            sa.select(customer_segments.c.customer_id)
-            .where(customer_segments.c.computed_at < before)
-            .order_by(customer_segments.c.computed_at)
+    async def claim_stale(
+        self, before: datetime, limit: int, after: StaleSegment | None = None
+    ) -> list[StaleSegment]:
+        seg = customer_segments.c
+        query = (
+            sa.select(seg.computed_at, seg.customer_id)
+            .where(seg.computed_at < before)
+            .order_by(seg.computed_at, seg.customer_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [r.customer_id for r in rows]
+        if after is not None:
+            query = query.where(
+                sa.tuple_(seg.computed_at, seg.customer_id)
+                > sa.tuple_(sa.literal(after.computed_at), sa.literal(after.customer_id))
+            )
+        rows = await self.session.execute(query)
+        return [StaleSegment(r.computed_at, r.customer_id) for r in rows]
 
     async def counts(self) -> dict[str, int]:
         rows = await self.session.execute(
