@@ -19,6 +19,7 @@ from ..domain.models import (
     BehaviorEvent,
     Increments,
     InteractionKind,
+    ModelParams,
     basket_increments,
     popularity_increment,
     scaled,
@@ -114,8 +115,10 @@ def basket(lines: Iterable[OrderLine]) -> dict[str, int]:
     return dict(out)
 
 
-def purchase_increments(lines: Mapping[str, int], paid_at: datetime, ctx: Ctx) -> Increments:
-    params = ctx.deps.params
+def purchase_increments(
+    lines: Mapping[str, int], paid_at: datetime, params: ModelParams
+) -> Increments:
+    """What a paid basket adds: co-purchases and popularity (weighed by quantity)."""
     inc = basket_increments(lines, paid_at, params)
     for sku, quantity in lines.items():
         inc.popularity[sku] = popularity_increment(
@@ -209,7 +212,7 @@ async def learn_from_paid_order(cmd: LearnFromPaidOrder, ctx: Ctx) -> None:
                 for sku, quantity in sorted(lines.items())
             ]
         )
-        await ctx.uow.model.apply(purchase_increments(lines, paid_at, ctx))
+        await ctx.uow.model.apply(purchase_increments(lines, paid_at, ctx.deps.params))
         observe_lag("order", cmd.sent_at, ctx.deps.clock())
         await refresh_segment(ctx.uow, cmd.customer_id, ctx.deps.clock())
         await ctx.uow.commit()
@@ -225,7 +228,7 @@ async def take_back_cancelled_order(cmd: TakeBackCancelledOrder, ctx: Ctx) -> No
             await ctx.uow.commit()  # (a placed, never paid order: cancelled, nothing to undo)
             return
         paid_at = cancelled.paid_at
-        inc = purchase_increments(cancelled.lines, paid_at, ctx)
+        inc = purchase_increments(cancelled.lines, paid_at, params)
         await ctx.uow.model.apply(
             Increments(
                 counts={k: -w for k, w in inc.counts.items()},
