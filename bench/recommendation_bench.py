@@ -5,7 +5,7 @@ aiokafka produce-to-consume round trip.
 
 Assumes a stack's env is exported (RECOMMENDATION_DATABASE_URL, ECOMOPS_KAFKA_BOOTSTRAP,
 ECOMOPS_JWT_SECRET); runs migrations, starts the service in-process, seeds a catalogue of 200
-SKUs, 400 paid orders and 1000 views through the same handlers the consumers call (fixed seed),
+SKUs, 400 paid orders and 1000 views through the messages the consumers send (fixed seed),
 then drives the API with 16 concurrent clients.
 
 Run: ``python -m bench.recommendation_bench`` (``RECOMMENDATION_BENCH_SCALE`` scales counts).
@@ -31,26 +31,35 @@ SEED = 7
 
 
 async def _seed(service: Any, run: str, rng: random.Random, orders: int, views: int) -> list[str]:
-    from ecomops.order.v1 import events_pb2 as order_events
-    from recommendation_service.adapters import repository as repo
-    from recommendation_service.domain.models import BehaviorEvent, BehaviorType, InteractionKind
-    from recommendation_service.service_layer import handlers
+    from recommendation_service.domain.models import BehaviorEvent, BehaviorType
+    from recommendation_service.service_layer.learning import (
+        LearnFromBehavior,
+        LearnFromPaidOrder,
+        OrderLine,
+        UpdateCatalogItem,
+        UpdateStockLevel,
+    )
 
-    params = service.settings.model_params()
+    bus = service.bus
     skus = [f"bench-{run}-sku{i}" for i in range(200)]
     now = datetime.now(UTC)
     async with service.uow() as uow:
         for i, sku in enumerate(skus):
-            await repo.upsert_sku(
-                uow.session,
-                sku=sku,
-                title=f"Bench item {i}",
-                category=f"bench-{run}-cat{i % 10}",
-                brand="",
-                status="active",
-                updated_at=now,
+            await bus.handle(
+                UpdateCatalogItem(
+                    sku=sku,
+                    title=f"Bench item {i}",
+                    category=f"bench-{run}-cat{i % 10}",
+                    brand="",
+                    status="active",
+                    updated_at=now,
+                ),
+                bus.system,
+                uow=uow,
             )
-            await repo.set_stock(uow.session, sku=sku, available=100, at=now)
+            await bus.handle(
+                UpdateStockLevel(sku=sku, available=100, occurred_at=now), bus.system, uow=uow
+            )
         await uow.commit()
     # Zipf-like popularity, baskets of 1-5 lines within a category-biased neighbourhood.
     weights = [1.0 / (i + 1) ** 0.8 for i in range(len(skus))]
@@ -61,20 +70,24 @@ async def _seed(service: Any, run: str, rng: random.Random, orders: int, views: 
         lines = {skus[first]} | {
             skus[(first + rng.randint(1, 15)) % len(skus)] for _ in range(rng.randint(0, 4))
         }
-        msg = order_events.OrderPaid(
-            order_id=f"bench-{run}-o{o}",
-            customer_id=rng.choice(customers),
-            currency="EUR",
-            total_minor=rng.randint(500, 20_000),
-            lines=[order_events.OrderLine(sku=s, quantity=1) for s in sorted(lines)],
+        order_id = f"bench-{run}-o{o}"
+        batch.append(
+            LearnFromPaidOrder(
+                event_id=order_id,
+                order_id=order_id,
+                customer_id=rng.choice(customers),
+                currency="EUR",
+                total_minor=rng.randint(500, 20_000),
+                paid_at=now - timedelta(minutes=orders - o),
+                lines=tuple(OrderLine(s, 1) for s in sorted(lines)),
+                sent_at=now,
+            )
         )
-        msg.paid_at.FromDatetime(now - timedelta(minutes=orders - o))
-        batch.append(msg)
         if len(batch) == 25 or o == orders - 1:
             # The consumer applies one event per transaction; seeding batches 25 for speed.
             async with service.uow() as uow:
-                for m in batch:
-                    await handlers.apply_order_paid(uow, m.order_id, m, params, now)
+                for command in batch:
+                    await bus.handle(command, bus.system, uow=uow)
                 await uow.commit()
             batch = []
     views_batch: list[Any] = []
@@ -91,8 +104,10 @@ async def _seed(service: Any, run: str, rng: random.Random, orders: int, views: 
         if len(views_batch) == 100 or v == views - 1:
             async with service.uow() as uow:
                 for n, e in enumerate(views_batch):
-                    await handlers.apply_behavior(
-                        uow, f"bench-{run}-v{v}-{n}", e, InteractionKind.VIEW, params, now
+                    await bus.handle(
+                        LearnFromBehavior(event_id=f"bench-{run}-v{v}-{n}", event=e, sent_at=now),
+                        bus.system,
+                        uow=uow,
                     )
                 await uow.commit()
             views_batch = []

@@ -106,7 +106,12 @@ class Command(Message[R]):
         super().__init_subclass__(**kwargs)
         if idempotent is not None:
             cls.idempotent = idempotent
-        cls.operation = operation or _snake(cls.__name__)
+        if operation:
+            cls.operation = operation
+        elif "operation" not in cls.__dict__:
+            # (``@dataclass(slots=True)`` rebuilds the class with a copy of its namespace and
+            # no class keywords: the operation named for the first one is kept.)
+            cls.operation = _snake(cls.__name__)
 
     def idempotency_operation(self) -> str:
         """The namespace of this message's Idempotency-Key: :attr:`operation`, unless a

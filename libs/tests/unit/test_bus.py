@@ -218,3 +218,17 @@ async def test_keys_may_be_scoped_per_resource_and_reach_the_handler(bus: Any) -
     again = await bus.execute(Stamp(note_id="n1"), ALICE, idempotency_key="k")
     assert (first.result, other.result) == ("n1:k", "n2:k")
     assert not other.replayed and again.replayed and again.result == "n1:k"
+
+
+def test_an_operation_name_survives_slotted_dataclasses() -> None:
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class RenamedNote(Command[None], roles=(Role.OPS,), idempotent=True, operation="write_note"):
+        text: str
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class OnceMore(RenamedNote):
+        pass
+
+    assert RenamedNote.operation == "write_note"
+    assert OnceMore.operation == "once_more"
+    assert WriteNote.operation == "write_note"

@@ -1,14 +1,19 @@
-"""The composition root: settings, REST, gRPC, consumers and periodic jobs of the service."""
+"""The composition root: the recommendation service's parts, as one :class:`ServiceSpec`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
+from ecomops_platform.bus import handlers_in
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
+from ecomops_platform.spec import GrpcService, Job, ServiceSpec
 
+from .adapters.unit_of_work import SqlRecommendationUnitOfWork
 from .entrypoints import consumers, grpc, rest
-from .service_layer import handlers
+from .service_layer import funnel, ingestion, learning, rebuild, segments, serving
+from .service_layer.ports import Deps, IngestionPolicy
 from .settings import RecommendationSettings
 
 DESCRIPTION = (
@@ -21,33 +26,60 @@ def load_settings() -> RecommendationSettings:
     return RecommendationSettings()  # database_url comes from the environment
 
 
+def dependencies_of(settings: RecommendationSettings) -> Deps:
+    return Deps(
+        params=settings.model_params(),
+        ingestion=IngestionPolicy(
+            max_batch=settings.max_batch,
+            max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+            max_age=timedelta(days=settings.max_event_age_days),
+            anonymous_rate_per_minute=settings.anonymous_rate_per_minute,
+        ),
+        exclude_purchased=settings.exclude_purchased,
+        segment_max_age=timedelta(seconds=settings.segment_refresh_seconds),
+        segment_batch=settings.segment_refresh_batch,
+    )
+
+
+def build_dependencies(service: Service, settings: RecommendationSettings) -> Deps:
+    return dependencies_of(settings)
+
+
+def segment_refresh_interval(settings: RecommendationSettings) -> float:
+    return min(settings.segment_refresh_seconds, 600.0)
+
+
+SPEC: ServiceSpec[RecommendationSettings, Deps] = ServiceSpec(
+    name="recommendation",
+    title="ecomops recommendation",
+    description=DESCRIPTION,
+    settings=RecommendationSettings,
+    unit_of_work=SqlRecommendationUnitOfWork,
+    dependencies=build_dependencies,
+    handlers=handlers_in(ingestion, learning, serving, segments, funnel, rebuild),
+    rest=[rest.build_router],
+    grpc=[
+        GrpcService(
+            grpc.SERVICE_NAME,
+            pb_grpc.add_RecommendationServiceServicer_to_server,
+            grpc.RecommendationServicer,
+        )
+    ],
+    subscriptions=consumers.SUBSCRIPTIONS,
+    jobs=[
+        # Recency ages with time. Not a singleton: stale segments are claimed with SKIP LOCKED,
+        # so that replicas running the job at once share the work.
+        Job(
+            "segment-refresh",
+            segment_refresh_interval,
+            segments.RefreshStaleSegments,
+            singleton=False,
+        )
+    ],
+)
+
+
 def create_service(
     settings: RecommendationSettings | None = None, common: CommonSettings | None = None
 ) -> Service:
-    settings = settings or load_settings()
-    service = Service(
-        name="recommendation",
-        settings=settings,
-        common=common,
-        title="ecomops recommendation",
-        description=DESCRIPTION,
-        grpc_service_names=[grpc.SERVICE_NAME],
-    )
-    service.include_router(rest.build_router(service.uow, settings))
-    service.add_grpc(grpc.registrar(service.uow, settings))
-    consumers.register(service, settings.model_params())
-
-    async def refresh_segments() -> None:
-        # Recency ages with time: re-score customers whose segment is older than the interval,
-        # batch after batch (rows claimed with SKIP LOCKED, so replicas share the work).
-        while True:
-            done = await handlers.refresh_stale_segments(
-                service.uow(),
-                older_than=timedelta(seconds=settings.segment_refresh_seconds),
-                batch=settings.segment_refresh_batch,
-            )
-            if done < settings.segment_refresh_batch:
-                return
-
-    service.every(min(settings.segment_refresh_seconds, 600.0), "segment-refresh", refresh_segments)
-    return service
+    return SPEC.create(settings, common)

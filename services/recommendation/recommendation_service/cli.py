@@ -10,26 +10,33 @@ from .service_layer import evaluation
 
 
 def _rebuild() -> int:
-    from ecomops_platform.db import Database, UnitOfWork
+    from ecomops_platform.bus import MessageBus
+    from ecomops_platform.db import Database
 
-    from .bootstrap import load_settings
-    from .service_layer import handlers
+    from .adapters.unit_of_work import SqlRecommendationUnitOfWork
+    from .bootstrap import SPEC, dependencies_of, load_settings
+    from .service_layer.rebuild import RebuildModel
+    from .service_layer.views import RebuildStats
 
     settings = load_settings()
 
-    async def run() -> dict[str, int]:
+    async def run() -> RebuildStats:
         db = Database(settings.database_url, pool_size=1, max_overflow=0)
         try:
-            return await handlers.rebuild_model(
-                UnitOfWork(db, "recommendation"), settings.model_params()
+            bus = MessageBus(
+                service=SPEC.name,
+                uow=lambda: SqlRecommendationUnitOfWork(db, SPEC.name),
+                deps=dependencies_of(settings),
+                handlers=SPEC.handlers,
             )
+            return await bus.handle(RebuildModel(), bus.system)
         finally:
             await db.dispose()
 
     stats = asyncio.run(run())
     print(
-        f"rebuilt the model from {stats['interactions']} interactions: "
-        f"{stats['pairs']} item pairs, {stats['items']} items"
+        f"rebuilt the model from {stats.interactions} interactions: "
+        f"{stats.pairs} item pairs, {stats.items} items"
     )
     return 0
 

@@ -1,43 +1,54 @@
-"""gRPC servicer ecomops.recommendation.v1.RecommendationService: the same handlers as REST."""
+"""gRPC servicer ecomops.recommendation.v1.RecommendationService: decode, call the bus, encode
+(the same messages as REST)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 
 from ecomops.recommendation.v1 import recommendation_service_pb2 as pb
 from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
-from ecomops_platform.auth import Role
-from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import NotFound, Unprocessable
-from ecomops_platform.grpc_server import authorize, to_datetime
-from ecomops_platform.idempotency import check_key, run_idempotent
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.errors import Unprocessable
+from ecomops_platform.grpc_server import caller_for
+from ecomops_platform.ports import check_key
+from ecomops_platform.timestamps import to_datetime, to_timestamp, utcnow
 
-from ..adapters.events import PB_TO_BEHAVIOR, timestamp
-from ..domain.models import BehaviorEvent, EntryError
-from ..service_layer import handlers
-from ..settings import RecommendationSettings
+from ..domain.models import BehaviorEvent, ChurnRisk, EntryError, SegmentName
+from ..service_layer.events import PB_TO_BEHAVIOR
+from ..service_layer.funnel import GetFunnel
+from ..service_layer.ingestion import RecordBehaviorEvents, RecordBehaviorEventsOnce
+from ..service_layer.ports import Deps, RecommendationUnitOfWork
+from ..service_layer.segments import GetCustomerSegment, ListSegmentCounts
+from ..service_layer.serving import (
+    GetBoughtTogether,
+    GetCustomerRecommendations,
+    GetSimilarItems,
+    GetTrending,
+)
+from ..service_layer.views import Recommendations
 
 SERVICE_NAME = "ecomops.recommendation.v1.RecommendationService"
-STAFF = (Role.OPS, Role.SERVICE)
-READ_ROLES = (Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
+
+Bus = MessageBus[RecommendationUnitOfWork, Deps]
 
 SEGMENT_TO_PB = {
-    "champions": pb.SEGMENT_CHAMPIONS,
-    "loyal": pb.SEGMENT_LOYAL,
-    "potential_loyalist": pb.SEGMENT_POTENTIAL_LOYALIST,
-    "new": pb.SEGMENT_NEW,
-    "promising": pb.SEGMENT_PROMISING,
-    "needs_attention": pb.SEGMENT_NEEDS_ATTENTION,
-    "at_risk": pb.SEGMENT_AT_RISK,
-    "hibernating": pb.SEGMENT_HIBERNATING,
-    "lost": pb.SEGMENT_LOST,
+    SegmentName.CHAMPIONS: pb.SEGMENT_CHAMPIONS,
+    SegmentName.LOYAL: pb.SEGMENT_LOYAL,
+    SegmentName.POTENTIAL_LOYALIST: pb.SEGMENT_POTENTIAL_LOYALIST,
+    SegmentName.NEW: pb.SEGMENT_NEW,
+    SegmentName.PROMISING: pb.SEGMENT_PROMISING,
+    SegmentName.NEEDS_ATTENTION: pb.SEGMENT_NEEDS_ATTENTION,
+    SegmentName.AT_RISK: pb.SEGMENT_AT_RISK,
+    SegmentName.HIBERNATING: pb.SEGMENT_HIBERNATING,
+    SegmentName.LOST: pb.SEGMENT_LOST,
 }
-CHURN_TO_PB = {"low": pb.CHURN_RISK_LOW, "medium": pb.CHURN_RISK_MEDIUM, "high": pb.CHURN_RISK_HIGH}
+CHURN_TO_PB = {
+    ChurnRisk.LOW: pb.CHURN_RISK_LOW,
+    ChurnRisk.MEDIUM: pb.CHURN_RISK_MEDIUM,
+    ChurnRisk.HIGH: pb.CHURN_RISK_HIGH,
+}
 
 
 def _limit(value: int) -> int:
@@ -48,11 +59,11 @@ def _limit(value: int) -> int:
     return value
 
 
-def _items(items: list[handlers.Item]) -> list[pb.RecommendedItem]:
-    return [pb.RecommendedItem(sku=i.sku, score=i.score, reason=i.reason) for i in items]
+def _items(result: Recommendations) -> list[pb.RecommendedItem]:
+    return [pb.RecommendedItem(sku=i.sku, score=i.score, reason=i.reason) for i in result.items]
 
 
-def _rate(value: Any) -> str:
+def _rate(value: Decimal | None) -> str:
     return "" if value is None else str(value)
 
 
@@ -63,160 +74,140 @@ def _bounded(name: str, value: str, most: int) -> None:
         raise Unprocessable(f"{name}: at most {most} characters", code="validation-error")
 
 
-class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
-    def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], settings: RecommendationSettings
-    ) -> None:
-        self.uow = uow_factory
-        self.settings = settings
-        self.params = settings.model_params()
-        self.policy = handlers.IngestionPolicy(
-            max_batch=settings.max_batch,
-            max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
-            max_age=timedelta(days=settings.max_event_age_days),
+def _behavior_events(
+    request: pb.RecordBehaviorEventsRequest,
+) -> tuple[tuple[BehaviorEvent, ...], tuple[EntryError, ...]]:
+    """The entries, and what is wrong with them already (the handler reports both together)."""
+    errors: list[EntryError] = []
+    events: list[BehaviorEvent] = []
+    for index, e in enumerate(request.events):
+        if e.type not in PB_TO_BEHAVIOR:
+            errors.append(
+                EntryError(index, "type", "type must be view, add_to_cart or remove_from_cart")
+            )
+        occurred_at = utcnow()
+        if not e.HasField("occurred_at"):
+            errors.append(EntryError(index, "occurred_at", "occurred_at is required"))
+        else:
+            try:
+                occurred_at = to_datetime(e.occurred_at, "occurred_at")
+            except Unprocessable as exc:
+                errors.append(EntryError(index, "occurred_at", exc.detail))
+        events.append(
+            BehaviorEvent(
+                type=PB_TO_BEHAVIOR.get(e.type, next(iter(PB_TO_BEHAVIOR.values()))),
+                sku=e.sku,
+                customer_id=e.customer_id or None,
+                session_id=e.session_id or None,
+                occurred_at=occurred_at,
+            )
         )
+    return tuple(events), tuple(errors)
+
+
+class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
 
     async def RecordBehaviorEvents(
         self, request: pb.RecordBehaviorEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordBehaviorEventsResponse:
-        caller = authorize(Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
-        errors: list[EntryError] = []
-        events: list[BehaviorEvent] = []
-        for index, e in enumerate(request.events):
-            if e.type not in PB_TO_BEHAVIOR:
-                errors.append(
-                    EntryError(index, "type", "type must be view, add_to_cart or remove_from_cart")
-                )
-            occurred_at = datetime.now(UTC)
-            if not e.HasField("occurred_at"):
-                errors.append(EntryError(index, "occurred_at", "occurred_at is required"))
-            else:
-                try:
-                    occurred_at = to_datetime(e.occurred_at, "occurred_at")
-                except Unprocessable as exc:
-                    errors.append(EntryError(index, "occurred_at", exc.detail))
-            events.append(
-                BehaviorEvent(
-                    type=PB_TO_BEHAVIOR.get(e.type, next(iter(PB_TO_BEHAVIOR.values()))),
-                    sku=e.sku,
-                    customer_id=e.customer_id or None,
-                    session_id=e.session_id or None,
-                    occurred_at=occurred_at,
-                )
-            )
+        caller = caller_for(RecordBehaviorEvents)
+        events, errors = _behavior_events(request)
         key = check_key(request.idempotency_key or None, required=False)
-        uow = self.uow()
-        if key is None:
-            n = await handlers.record_behavior(
-                uow, events, caller=caller, policy=self.policy, decode_errors=errors
-            )
-            return pb.RecordBehaviorEventsResponse(accepted=n)
-
-        async def action() -> tuple[int, Any]:
-            accepted = await handlers.record_behavior(
-                uow, events, caller=caller, policy=self.policy, decode_errors=errors
-            )
-            return 202, {"accepted": accepted}
-
-        stored = await run_idempotent(
-            uow,
-            caller=caller.subject,
-            operation="record_behavior_events",
-            key=key,
-            payload=MessageToDict(request),
-            action=action,
+        command = RecordBehaviorEventsOnce if key is not None else RecordBehaviorEvents
+        result = await self.bus.handle(
+            command(events=events, decode_errors=errors), caller, idempotency_key=key
         )
-        return pb.RecordBehaviorEventsResponse(accepted=int(stored.body["accepted"]))
+        return pb.RecordBehaviorEventsResponse(accepted=result.accepted)
 
     async def GetCustomerRecommendations(
         self, request: pb.GetCustomerRecommendationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerRecommendationsResponse:
-        caller = authorize(Role.CUSTOMER, *STAFF)
+        caller = caller_for(GetCustomerRecommendations)
         _bounded("customer_id", request.customer_id, 128)
-        if not caller.may_see(request.customer_id):
-            raise NotFound(f"customer {request.customer_id} not found")
-        items = await handlers.customer_recommendations(
-            self.uow(),
-            request.customer_id,
-            _limit(request.limit),
-            self.params,
-            exclude_purchased=self.settings.exclude_purchased,
+        result = await self.bus.handle(
+            GetCustomerRecommendations(
+                customer_id=request.customer_id, limit=_limit(request.limit)
+            ),
+            caller,
         )
-        return pb.GetCustomerRecommendationsResponse(items=_items(items))
+        return pb.GetCustomerRecommendationsResponse(items=_items(result))
 
     async def GetSimilarItems(
         self, request: pb.GetSimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSimilarItemsResponse:
-        authorize(*READ_ROLES)
+        caller = caller_for(GetSimilarItems)
         _bounded("sku", request.sku, 128)
-        items = await handlers.similar_items(
-            self.uow(), request.sku, _limit(request.limit), self.params
+        result = await self.bus.handle(
+            GetSimilarItems(sku=request.sku, limit=_limit(request.limit)), caller
         )
-        return pb.GetSimilarItemsResponse(items=_items(items))
+        return pb.GetSimilarItemsResponse(items=_items(result))
 
     async def GetBoughtTogether(
         self, request: pb.GetBoughtTogetherRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBoughtTogetherResponse:
-        authorize(*READ_ROLES)
+        caller = caller_for(GetBoughtTogether)
         _bounded("sku", request.sku, 128)
-        items = await handlers.bought_together(
-            self.uow(), request.sku, _limit(request.limit), self.params
+        result = await self.bus.handle(
+            GetBoughtTogether(sku=request.sku, limit=_limit(request.limit)), caller
         )
-        return pb.GetBoughtTogetherResponse(items=_items(items))
+        return pb.GetBoughtTogetherResponse(items=_items(result))
 
     async def GetTrending(
         self, request: pb.GetTrendingRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrendingResponse:
-        authorize(*READ_ROLES)
+        caller = caller_for(GetTrending)
         _bounded("category", request.category, 200)
-        items = await handlers.trending(
-            self.uow(), request.category or None, _limit(request.limit), self.params
+        result = await self.bus.handle(
+            GetTrending(category=request.category or None, limit=_limit(request.limit)), caller
         )
-        return pb.GetTrendingResponse(items=_items(items))
+        return pb.GetTrendingResponse(items=_items(result))
 
     async def GetCustomerSegment(
         self, request: pb.GetCustomerSegmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerSegmentResponse:
-        caller = authorize(Role.CUSTOMER, *STAFF)
-        if not caller.may_see(request.customer_id):
-            raise NotFound(f"customer {request.customer_id} not found")
-        row = await handlers.get_segment(self.uow(), request.customer_id)
+        caller = caller_for(GetCustomerSegment)
+        seg = await self.bus.handle(GetCustomerSegment(customer_id=request.customer_id), caller)
         return pb.GetCustomerSegmentResponse(
-            customer_id=str(row["customer_id"]),
-            recency_days=int(str(row["recency_days"])),
-            frequency=int(str(row["frequency"])),
-            monetary_minor=int(str(row["monetary_minor"])),
-            currency=str(row["currency"]),
-            r_score=int(str(row["r_score"])),
-            f_score=int(str(row["f_score"])),
-            m_score=int(str(row["m_score"])),
-            segment=SEGMENT_TO_PB[str(row["segment"])],
-            churn_risk=CHURN_TO_PB[str(row["churn_risk"])],
-            computed_at=timestamp(row["computed_at"]),  # type: ignore[arg-type]
+            customer_id=seg.customer_id,
+            recency_days=seg.recency_days,
+            frequency=seg.frequency,
+            monetary_minor=seg.monetary_minor,
+            currency=seg.currency,
+            r_score=seg.r_score,
+            f_score=seg.f_score,
+            m_score=seg.m_score,
+            segment=SEGMENT_TO_PB[seg.segment],
+            churn_risk=CHURN_TO_PB[seg.churn_risk],
+            computed_at=to_timestamp(seg.computed_at),
         )
 
     async def ListSegmentCounts(
         self, request: pb.ListSegmentCountsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSegmentCountsResponse:
-        authorize(*STAFF)
-        counts = await handlers.segment_counts(self.uow())
+        caller = caller_for(ListSegmentCounts)
+        result = await self.bus.handle(ListSegmentCounts(), caller)
         return pb.ListSegmentCountsResponse(
             counts=[
-                pb.SegmentCount(segment=SEGMENT_TO_PB[s], customers=n) for s, n in counts.items()
+                pb.SegmentCount(segment=SEGMENT_TO_PB[c.segment], customers=c.customers)
+                for c in result.counts
             ],
-            total=sum(counts.values()),
+            total=result.total,
         )
 
     async def GetFunnel(
         self, request: pb.GetFunnelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetFunnelResponse:
-        authorize(*STAFF)
+        caller = caller_for(GetFunnel)
         _bounded("category", request.category, 200)
         start = to_datetime(getattr(request, "from"), "from") if request.HasField("from") else None
         end = to_datetime(request.to, "to") if request.HasField("to") else None
-        f = await handlers.funnel(self.uow(), start, end, request.category or None)
+        f = await self.bus.handle(
+            GetFunnel(start=start, end=end, category=request.category or None), caller
+        )
         response = pb.GetFunnelResponse(
-            to=timestamp(f.end),
+            to=to_timestamp(f.end),
             category=f.category or "",
             views=f.views,
             add_to_carts=f.add_to_carts,
@@ -227,16 +218,5 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
             order_to_paid_rate=_rate(f.order_to_paid_rate),
             view_to_paid_rate=_rate(f.view_to_paid_rate),
         )
-        getattr(response, "from").CopyFrom(timestamp(f.start))
+        getattr(response, "from").CopyFrom(to_timestamp(f.start))
         return response
-
-
-def registrar(
-    uow_factory: Callable[[], UnitOfWork], settings: RecommendationSettings
-) -> Callable[[grpc.aio.Server], None]:
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_RecommendationServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            RecommendationServicer(uow_factory, settings), server
-        )
-
-    return register

@@ -1,24 +1,30 @@
-"""REST API under /v1: thin: decode, authorise, call one handler, encode."""
+"""REST API under /v1: decode, call the bus, encode."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ecomops_platform.auth import Caller, Role, current_caller
-from ecomops_platform.db import UnitOfWork
-from ecomops_platform.errors import NotFound
-from ecomops_platform.idempotency import check_key, run_idempotent
-from ecomops_platform.rest import RateLimiter, require, stored_json
+from ecomops_platform.auth import Caller, current_caller
+from ecomops_platform.bus import MessageBus
+from ecomops_platform.ports import check_key
+from ecomops_platform.rest import RateLimiter, allowed, replayed
 from ecomops_platform.strict import Rfc3339Time
 
 from ..domain.models import BehaviorEvent, BehaviorType
-from ..service_layer import handlers
-from ..settings import RecommendationSettings
+from ..service_layer.funnel import GetFunnel
+from ..service_layer.ingestion import ANONYMOUS, RecordBehaviorEvents, RecordBehaviorEventsOnce
+from ..service_layer.ports import Deps, RecommendationUnitOfWork
+from ..service_layer.segments import GetCustomerSegment, ListSegmentCounts
+from ..service_layer.serving import (
+    GetBoughtTogether,
+    GetCustomerRecommendations,
+    GetSimilarItems,
+    GetTrending,
+)
+from ..service_layer.views import Recommendations
 from .schemas import (
     BehaviorBatchIn,
     BehaviorBatchOut,
@@ -29,9 +35,7 @@ from .schemas import (
     SegmentCountsOut,
 )
 
-INGEST_ROLES = (Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
-READ_ROLES = (Role.CUSTOMER, Role.OPS, Role.PARTNER, Role.SERVICE)
-STAFF = (Role.OPS, Role.SERVICE)
+Bus = MessageBus[RecommendationUnitOfWork, Deps]
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Most items to return (1..100)")]
 
@@ -48,8 +52,8 @@ async def optional_caller(
     return caller
 
 
-def to_domain(body: BehaviorBatchIn) -> list[BehaviorEvent]:
-    return [
+def to_domain(body: BehaviorBatchIn) -> tuple[BehaviorEvent, ...]:
+    return tuple(
         BehaviorEvent(
             type=BehaviorType(e.type),
             sku=e.sku,
@@ -58,34 +62,18 @@ def to_domain(body: BehaviorBatchIn) -> list[BehaviorEvent]:
             occurred_at=e.occurred_at,
         )
         for e in body.events
-    ]
+    )
 
 
-def items_out(items: list[handlers.Item]) -> RecommendationsOut:
+def items_out(result: Recommendations) -> RecommendationsOut:
     return RecommendationsOut.model_validate(
-        {"items": [{"sku": i.sku, "score": i.score, "reason": i.reason} for i in items]}
+        {"items": [{"sku": i.sku, "score": i.score, "reason": i.reason} for i in result.items]}
     )
 
 
-def owned(caller: Caller, customer_id: str) -> None:
-    """Customers see only themselves; another customer's id is 404, not 403."""
-    if not caller.may_see(customer_id):
-        raise NotFound(f"customer {customer_id} not found")
-    if caller.role is Role.PARTNER:
-        raise NotFound(f"customer {customer_id} not found")
-
-
-def build_router(
-    uow_factory: Callable[[], UnitOfWork], settings: RecommendationSettings
-) -> APIRouter:
+def build_router(bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    params = settings.model_params()
-    policy = handlers.IngestionPolicy(
-        max_batch=settings.max_batch,
-        max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
-        max_age=timedelta(days=settings.max_event_age_days),
-    )
-    anonymous_limiter = RateLimiter(settings.anonymous_rate_per_minute)
+    anonymous_limiter = RateLimiter(bus.deps.ingestion.anonymous_rate_per_minute)
 
     @router.post(
         "/behavior-events",
@@ -97,6 +85,7 @@ def build_router(
     async def record_behavior_events(
         body: BehaviorBatchIn,
         request: Request,
+        response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -106,7 +95,7 @@ def build_router(
             ),
         ] = None,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> Any:
+    ) -> BehaviorBatchOut:
         """Record storefront behaviour (view, add to cart, remove from cart), all or nothing.
 
         Signed-in customers send events for themselves; anonymous visitors (no token) send
@@ -116,27 +105,15 @@ def build_router(
         if caller is None:
             anonymous_limiter.check("ip:" + (request.client.host if request.client else "?"))
         else:
-            caller.require(*INGEST_ROLES)
-        events = to_domain(body)
+            bus.authorize(RecordBehaviorEvents, caller)
         key = check_key(idempotency_key, required=False)
-        uow = uow_factory()
-        if key is None:
-            accepted = await handlers.record_behavior(uow, events, caller=caller, policy=policy)
-            return JSONResponse({"accepted": accepted}, status_code=202)
-
-        async def action() -> tuple[int, Any]:
-            n = await handlers.record_behavior(uow, events, caller=caller, policy=policy)
-            return 202, {"accepted": n}
-
-        stored = await run_idempotent(
-            uow,
-            caller=caller.subject if caller else "anonymous",
-            operation="record_behavior_events",
-            key=key,
-            payload=body.model_dump(mode="json"),
-            action=action,
+        command = RecordBehaviorEventsOnce if key is not None else RecordBehaviorEvents
+        outcome = await bus.execute(
+            command(events=to_domain(body), anonymous=caller is None),
+            caller or ANONYMOUS,
+            idempotency_key=key,
         )
-        return stored_json(stored.status_code, stored.body, replayed=stored.replayed)
+        return BehaviorBatchOut(accepted=replayed(outcome, response).accepted)
 
     @router.get(
         "/recommendations/customers/{customer_id}",
@@ -145,20 +122,15 @@ def build_router(
     )
     async def get_customer_recommendations(
         customer_id: str,
-        caller: Annotated[Caller, require(Role.CUSTOMER, *STAFF)],
+        caller: Annotated[Caller, allowed(GetCustomerRecommendations)],
         limit: Limit = 10,
     ) -> RecommendationsOut:
         """Personalised for the customer (the customer itself, ops or service); cold start falls
         back to trending in the customer's recent categories, then overall."""
-        owned(caller, customer_id)
-        items = await handlers.customer_recommendations(
-            uow_factory(),
-            customer_id,
-            limit,
-            params,
-            exclude_purchased=settings.exclude_purchased,
+        result = await bus.handle(
+            GetCustomerRecommendations(customer_id=customer_id, limit=limit), caller
         )
-        return items_out(items)
+        return items_out(result)
 
     @router.get(
         "/recommendations/skus/{sku}/similar",
@@ -166,10 +138,10 @@ def build_router(
         tags=["recommendations"],
     )
     async def get_similar_items(
-        sku: str, caller: Annotated[Caller, require(*READ_ROLES)], limit: Limit = 10
+        sku: str, caller: Annotated[Caller, allowed(GetSimilarItems)], limit: Limit = 10
     ) -> RecommendationsOut:
         """Items often viewed with this SKU, then popular items of its category."""
-        return items_out(await handlers.similar_items(uow_factory(), sku, limit, params))
+        return items_out(await bus.handle(GetSimilarItems(sku=sku, limit=limit), caller))
 
     @router.get(
         "/recommendations/skus/{sku}/bought-together",
@@ -177,50 +149,67 @@ def build_router(
         tags=["recommendations"],
     )
     async def get_bought_together(
-        sku: str, caller: Annotated[Caller, require(*READ_ROLES)], limit: Limit = 10
+        sku: str, caller: Annotated[Caller, allowed(GetBoughtTogether)], limit: Limit = 10
     ) -> RecommendationsOut:
         """Items frequently bought in the same paid order as this SKU."""
-        return items_out(await handlers.bought_together(uow_factory(), sku, limit, params))
+        return items_out(await bus.handle(GetBoughtTogether(sku=sku, limit=limit), caller))
 
     @router.get(
         "/recommendations/trending", response_model=RecommendationsOut, tags=["recommendations"]
     )
     async def get_trending(
-        caller: Annotated[Caller, require(*READ_ROLES)],
+        caller: Annotated[Caller, allowed(GetTrending)],
         category: Annotated[str | None, Query(max_length=200)] = None,
         limit: Limit = 10,
     ) -> RecommendationsOut:
         """Most viewed, carted and bought items lately (time-decayed), overall or in a category."""
-        return items_out(await handlers.trending(uow_factory(), category or None, limit, params))
+        return items_out(
+            await bus.handle(GetTrending(category=category or None, limit=limit), caller)
+        )
 
     @router.get(
         "/segments/customers/{customer_id}", response_model=CustomerSegmentOut, tags=["segments"]
     )
     async def get_customer_segment(
-        customer_id: str, caller: Annotated[Caller, require(Role.CUSTOMER, *STAFF)]
+        customer_id: str, caller: Annotated[Caller, allowed(GetCustomerSegment)]
     ) -> CustomerSegmentOut:
         """RFM scores, segment and churn risk of a customer (the customer itself, ops, service)."""
-        owned(caller, customer_id)
-        row = await handlers.get_segment(uow_factory(), customer_id)
-        return CustomerSegmentOut.model_validate(row)
+        seg = await bus.handle(GetCustomerSegment(customer_id=customer_id), caller)
+        return CustomerSegmentOut.model_validate(
+            {
+                "customer_id": seg.customer_id,
+                "recency_days": seg.recency_days,
+                "frequency": seg.frequency,
+                "monetary_minor": seg.monetary_minor,
+                "currency": seg.currency,
+                "r_score": seg.r_score,
+                "f_score": seg.f_score,
+                "m_score": seg.m_score,
+                "segment": seg.segment.value,
+                "churn_risk": seg.churn_risk.value,
+                "computed_at": seg.computed_at,
+            }
+        )
 
     @router.get("/segments", response_model=SegmentCountsOut, tags=["segments"])
     async def list_segment_counts(
-        caller: Annotated[Caller, require(*STAFF)],
+        caller: Annotated[Caller, allowed(ListSegmentCounts)],
     ) -> SegmentCountsOut:
         """Customers per segment (all nine, zero included)."""
-        counts = await handlers.segment_counts(uow_factory())
+        result = await bus.handle(ListSegmentCounts(), caller)
         return SegmentCountsOut(
             counts=[
-                SegmentCountOut.model_validate({"segment": s, "customers": n})
-                for s, n in counts.items()
+                SegmentCountOut.model_validate(
+                    {"segment": c.segment.value, "customers": c.customers}
+                )
+                for c in result.counts
             ],
-            total=sum(counts.values()),
+            total=result.total,
         )
 
     @router.get("/funnel", response_model=FunnelOut, tags=["kpis"])
     async def get_funnel(
-        caller: Annotated[Caller, require(*STAFF)],
+        caller: Annotated[Caller, allowed(GetFunnel)],
         from_: Annotated[
             Rfc3339Time | None,
             Query(alias="from", description="Start, inclusive (default: to - 30 days)"),
@@ -231,7 +220,7 @@ def build_router(
         category: Annotated[str | None, Query(max_length=200)] = None,
     ) -> JSONResponse:
         """Conversion funnel: views -> add to carts -> orders -> paid, with the rates between."""
-        f = await handlers.funnel(uow_factory(), from_, to, category or None)
+        f = await bus.handle(GetFunnel(start=from_, end=to, category=category or None), caller)
         out = FunnelOut.model_validate(
             {
                 "from": f.start,

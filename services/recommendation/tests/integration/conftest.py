@@ -18,7 +18,7 @@ from ecomops_platform.events import cloudevent_headers, make_producer
 from ecomops_platform.migrations import upgrade_async
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
-from recommendation_service.adapters.events import timestamp
+from ecomops_platform.timestamps import to_timestamp
 from recommendation_service.bootstrap import create_service
 from recommendation_service.settings import RecommendationSettings
 
@@ -47,7 +47,7 @@ class Publisher:
     async def sku(
         self, sku: str, title: str, category: str, *, status: str = "active", available: int = 10
     ) -> None:
-        now = timestamp(datetime.now(UTC))
+        now = to_timestamp(datetime.now(UTC))
         await self.send(
             "ecomops.inventory.v1",
             sku,
@@ -64,7 +64,7 @@ class Publisher:
                 sku=sku,
                 available=available,
                 on_hand=max(available, 0),
-                occurred_at=timestamp(datetime.now(UTC)),
+                occurred_at=to_timestamp(datetime.now(UTC)),
             ),
             "inventory",
         )
@@ -76,7 +76,7 @@ class Publisher:
         lines = [
             orders.OrderLine(sku=s, quantity=1, unit_price_minor=total // len(skus)) for s in skus
         ]
-        now = timestamp(datetime.now(UTC))
+        now = to_timestamp(datetime.now(UTC))
         await self.send(
             "ecomops.order.v1",
             order_id,
@@ -114,7 +114,7 @@ class Publisher:
                 customer_id=customer,
                 reason="customer",
                 was_paid=was_paid,
-                cancelled_at=timestamp(datetime.now(UTC)),
+                cancelled_at=to_timestamp(datetime.now(UTC)),
             ),
             "order",
         )

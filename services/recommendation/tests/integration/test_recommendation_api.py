@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,17 +17,19 @@ import sqlalchemy as sa
 from ecomops.recommendation.v1 import events_pb2 as rec_events
 from ecomops.recommendation.v1 import recommendation_service_pb2 as pb
 from ecomops.recommendation.v1 import recommendation_service_pb2_grpc as pb_grpc
+from ecomops_platform.bus import MessageBus
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, eventually, token, unique
-from recommendation_service.service_layer import handlers
+from ecomops_testing import bearer, eventually, ops, token, unique
+from recommendation_service.bootstrap import SPEC
+from recommendation_service.service_layer.rebuild import RebuildModel
+from recommendation_service.service_layer.segments import (
+    RefreshCustomerSegment,
+    RefreshStaleSegments,
+)
 
 from .conftest import Publisher
 
 pytestmark = pytest.mark.integration
-
-
-def ops() -> dict[str, str]:
-    return bearer("ops-1", "ops")
 
 
 def now_iso(delta: float = 0.0) -> str:
@@ -293,10 +297,10 @@ async def test_segments_follow_paid_orders_and_changes_are_published(
     assert changed[0].key == customer
     assert changed[0].message.segment == "new" and changed[0].message.previous_segment == ""
     # recomputing without a change publishes nothing more
-    uow = rec_service.uow()
-    async with uow:
-        await handlers.refresh_segment(uow, customer)
-        await uow.commit()
+    assert rec_service.bus is not None
+    await rec_service.bus.handle(
+        RefreshCustomerSegment(customer_id=customer), rec_service.bus.system
+    )
     async with rec_service.uow() as uow:
         n = await uow.session.scalar(
             sa.text(
@@ -319,6 +323,91 @@ async def test_segments_follow_paid_orders_and_changes_are_published(
     assert len(counts) == 9 and counts["new"] >= 1
     r = await client.get("/v1/segments", headers=bearer(customer, "customer"))
     assert r.status_code == 403
+
+
+async def test_the_periodic_refresh_rescores_stale_segments(
+    client: httpx.AsyncClient, publisher: Publisher, rec_service: Service
+) -> None:
+    customer = unique("cust")
+    (sku,) = await catalogue(publisher, "stale", 1)
+    await publisher.paid(customer, [sku], total=777)
+
+    async def scored() -> None:
+        r = await client.get(f"/v1/segments/customers/{customer}", headers=ops())
+        assert r.status_code == 200, r.text
+
+    await eventually(scored, timeout=40)
+    async with rec_service.uow() as uow:
+        await uow.session.execute(
+            sa.text(
+                "UPDATE customer_segments SET computed_at = now() - interval '2 days', "
+                "recency_days = 99 WHERE customer_id = :c"
+            ),
+            {"c": customer},
+        )
+        await uow.commit()
+    assert rec_service.bus is not None
+    done = await rec_service.bus.handle(RefreshStaleSegments(), rec_service.bus.system)
+    assert done.customers >= 1
+    r = await client.get(f"/v1/segments/customers/{customer}", headers=ops())
+    body = r.json()
+    assert body["recency_days"] == 0 and body["monetary_minor"] == 777
+    computed = datetime.fromisoformat(body["computed_at"])
+    assert datetime.now(UTC) - computed < timedelta(minutes=1)
+
+
+async def test_the_refresh_walks_past_segments_it_cannot_rescore(
+    client: httpx.AsyncClient, publisher: Publisher, rec_service: Service
+) -> None:
+    (sku,) = await catalogue(publisher, "walk", 1)
+    gone, kept = unique("cust"), unique("cust")
+    order = await publisher.paid(gone, [sku])
+    await publisher.paid(kept, [sku])
+
+    async def both_scored() -> None:
+        for customer in (gone, kept):
+            r = await client.get(f"/v1/segments/customers/{customer}", headers=ops())
+            assert r.status_code == 200, r.text
+
+    await eventually(both_scored, timeout=40)
+    await publisher.cancel(gone, order)  # no paid order left: its segment stays as it was
+
+    async def cancelled() -> None:
+        async with rec_service.uow() as uow:
+            at = await uow.session.scalar(
+                sa.text("SELECT cancelled_at FROM orders WHERE order_id = :o"), {"o": order}
+            )
+        assert at is not None
+
+    await eventually(cancelled, timeout=40)
+    async with rec_service.uow() as uow:
+        for customer, day in ((gone, 1), (kept, 2)):
+            at = datetime(2001, 1, day, tzinfo=UTC)
+            await uow.session.execute(
+                sa.text("UPDATE customer_segments SET computed_at = :at WHERE customer_id = :c"),
+                {"c": customer, "at": at},
+            )
+        await uow.commit()
+    bus = rec_service.bus
+    assert bus is not None
+    # one segment per batch, only those older than 2002: "gone" first, then "kept"
+    only_ancient = MessageBus(
+        service="recommendation",
+        uow=rec_service.uow,
+        deps=dataclasses.replace(
+            bus.deps,
+            segment_batch=1,
+            segment_max_age=datetime.now(UTC) - datetime(2002, 1, 1, tzinfo=UTC),
+        ),
+        handlers=SPEC.handlers,
+    )
+    await asyncio.wait_for(only_ancient.handle(RefreshStaleSegments(), bus.system), timeout=30)
+    r = await client.get(f"/v1/segments/customers/{kept}", headers=ops())
+    assert datetime.now(UTC) - datetime.fromisoformat(r.json()["computed_at"]) < timedelta(
+        minutes=1
+    )
+    r = await client.get(f"/v1/segments/customers/{gone}", headers=ops())
+    assert r.json()["computed_at"].startswith("2001-01-01")
 
 
 async def test_funnel_by_category_and_range(
@@ -418,8 +507,9 @@ async def test_rebuild_reproduces_the_incremental_model(
     before = (
         await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     ).json()
-    stats = await handlers.rebuild_model(rec_service.uow(), rec_service.settings.model_params())  # type: ignore[attr-defined]
-    assert stats["interactions"] > 0
+    assert rec_service.bus is not None
+    stats = await rec_service.bus.handle(RebuildModel(), rec_service.bus.system)
+    assert stats.interactions > 0
     after = (
         await client.get(f"/v1/recommendations/skus/{a}/bought-together", headers=ops())
     ).json()

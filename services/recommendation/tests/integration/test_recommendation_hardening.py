@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ecomops_platform.runtime import Service
-from ecomops_testing import bearer, eventually, unique
+from ecomops_testing import eventually, ops, unique
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +56,8 @@ async def test_behaviour_events_take_json_types_as_written(
 
 
 async def test_funnel_times_are_rfc3339_not_unix(client: httpx.AsyncClient) -> None:
-    ops = bearer("ops-1", "ops")
     for params in ({"to": "0.5"}, {"from": "1700000000"}, {"to": "2026-01-01"}):
-        r = await client.get("/v1/funnel", params=params, headers=ops)
+        r = await client.get("/v1/funnel", params=params, headers=ops())
         assert r.status_code == 422, (params, r.text)
-    r = await client.get("/v1/funnel", params={"to": "2026-01-01T00:00:00Z"}, headers=ops)
+    r = await client.get("/v1/funnel", params={"to": "2026-01-01T00:00:00Z"}, headers=ops())
     assert r.status_code == 200, r.text

@@ -7,8 +7,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ecomops_platform.auth import TokenVerifier, mint_token
+from ecomops_platform.bus import MessageBus
 from ecomops_platform.rest import create_app
 from ecomops_platform.settings import CommonSettings
+from recommendation_service.bootstrap import SPEC, dependencies_of
 from recommendation_service.entrypoints.rest import build_router
 from recommendation_service.settings import RecommendationSettings
 
@@ -34,7 +36,16 @@ def app(anonymous_rate: int = 2) -> Any:
         version="0",
         verifier=TokenVerifier(CommonSettings(jwt_secret=SECRET)),
         readiness=ready,
-        routers=[build_router(no_database, settings)],
+        routers=[
+            build_router(
+                MessageBus(
+                    service="recommendation",
+                    uow=no_database,
+                    deps=dependencies_of(settings),
+                    handlers=SPEC.handlers,
+                )
+            )
+        ],
         max_body_bytes=1_000_000,
         rate_limit_per_minute=1000,
     )

@@ -1,17 +1,22 @@
-"""Domain -> protobuf mapping of the events the service publishes."""
+"""The service's events as protobuf (contracts in ``proto/ecomops/recommendation/v1``): the
+behaviour types both ways, and the events it publishes, with their topics."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ecomops.recommendation.v1 import events_pb2
+from ecomops_platform.events import BEHAVIOR_TOPIC
+from ecomops_platform.timestamps import to_timestamp
+from ecomops_platform.topics import topic_of
 
 from ..domain.models import BehaviorEvent, BehaviorType, CustomerRfm
 
-BEHAVIOR_TOPIC = "ecomops.behavior.v1"
-SEGMENT_TOPIC = "ecomops.recommendation.v1"
+__all__ = ["BEHAVIOR_TOPIC", "SEGMENT_TOPIC"]
+
+#: Where CustomerSegmentChanged goes (BehaviorRecorded has a topic of its own, BEHAVIOR_TOPIC:
+#: storefront traffic is kept apart from the service's domain events).
+SEGMENT_TOPIC = topic_of(events_pb2)
 
 BEHAVIOR_TO_PB = {
     BehaviorType.VIEW: events_pb2.BEHAVIOR_TYPE_VIEW,
@@ -21,20 +26,14 @@ BEHAVIOR_TO_PB = {
 PB_TO_BEHAVIOR = {v: k for k, v in BEHAVIOR_TO_PB.items()}
 
 
-def timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def behavior_recorded(event: BehaviorEvent, received_at: datetime) -> events_pb2.BehaviorRecorded:
     return events_pb2.BehaviorRecorded(
         type=BEHAVIOR_TO_PB[event.type],
         sku=event.sku,
         customer_id=event.customer_id or "",
         session_id=event.session_id or "",
-        occurred_at=timestamp(event.occurred_at),
-        received_at=timestamp(received_at),
+        occurred_at=to_timestamp(event.occurred_at),
+        received_at=to_timestamp(received_at),
     )
 
 
@@ -49,5 +48,5 @@ def segment_changed(
         recency_days=rfm.recency_days,
         frequency=rfm.frequency,
         monetary_minor=rfm.monetary_minor,
-        changed_at=timestamp(changed_at),
+        changed_at=to_timestamp(changed_at),
     )
