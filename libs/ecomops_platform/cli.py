@@ -62,7 +62,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from .events import all_topics, create_topics
+    from .events import create_topics
+    from .registry import all_topics
     from .settings import CommonSettings
 
     created = asyncio.run(create_topics(CommonSettings()))

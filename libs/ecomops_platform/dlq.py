@@ -18,14 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import metrics
-from .events import BEHAVIOR_TOPIC, SERVICES, dlq_topic, kafka_client_options, service_topic
+from .events import kafka_client_options
+from .registry import all_topics
 from .settings import CommonSettings
 
 DLQ_HEADER_PREFIX = "dlq_"
 
 
 def dlq_topics() -> list[str]:
-    return [dlq_topic(t) for t in [*(service_topic(s) for s in SERVICES), BEHAVIOR_TOPIC]]
+    return [t for t in all_topics() if t.endswith(".dlq")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,22 +11,9 @@ from google.protobuf import symbol_database
 from google.protobuf.message import DecodeError, Message
 
 from .settings import CommonSettings
+from .topics import dlq_topic
 
-SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
-BEHAVIOR_TOPIC = "ecomops.behavior.v1"
-
-
-def service_topic(service: str) -> str:
-    return f"ecomops.{service}.v1"
-
-
-def dlq_topic(topic: str) -> str:
-    return f"{topic}.dlq"
-
-
-def all_topics() -> list[str]:
-    base = [service_topic(s) for s in SERVICES] + [BEHAVIOR_TOPIC]
-    return base + [dlq_topic(t) for t in base]
+__all__ = ["dlq_topic"]
 
 
 def cloudevent_headers(
@@ -151,6 +138,8 @@ def make_producer(settings: CommonSettings, client_id: str) -> Any:
 async def create_topics(settings: CommonSettings, topics: list[str] | None = None) -> list[str]:
     """Create the ecomops topics that do not exist yet; returns the ones created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from .registry import all_topics
 
     wanted = topics or all_topics()
     admin = AIOKafkaAdminClient(request_timeout_ms=15_000, **kafka_client_options(settings))

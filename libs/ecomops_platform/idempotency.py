@@ -9,7 +9,6 @@ on the uncommitted row; a short lock timeout turns that wait into 409.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import UnitOfWork, idempotency_table, utcnow
+from .db import idempotency_table, utcnow
 from .errors import AlreadyInProgress, Unprocessable
 from .ports import MAX_KEY_LENGTH, StoredResponse, check_key, fingerprint
 
@@ -101,33 +100,3 @@ class SqlIdempotencyStore:
             .where(self._where(caller, operation, key))
             .values(status_code=status_code, body=body)
         )
-
-
-async def run_idempotent(
-    uow: UnitOfWork,
-    *,
-    caller: str,
-    operation: str,
-    key: str,
-    payload: Any,
-    action: Callable[[], Awaitable[tuple[int, Any]]],
-    lock_timeout_ms: int = 250,
-) -> StoredResponse:
-    """Run ``action`` once per (caller, operation, key); replay its response afterwards.
-
-    ``action`` runs inside ``uow`` (already open or opened here) and returns (status, body),
-    where body is JSON-serialisable. Errors it raises roll everything back and store nothing.
-    (The message bus does the same for commands declared ``idempotent``.)
-    """
-    fp = fingerprint(operation, payload)
-    async with uow:
-        store = SqlIdempotencyStore(uow.session, lock_timeout_ms=lock_timeout_ms)
-        existing = await store.claim(caller=caller, operation=operation, key=key, fingerprint=fp)
-        if existing is not None:
-            return existing
-        status, body = await action()
-        await store.store(
-            caller=caller, operation=operation, key=key, status_code=status, body=body
-        )
-        await uow.commit()
-        return StoredResponse(status, body, replayed=False)

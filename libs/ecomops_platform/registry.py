@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .runtime import Service
     from .spec import ServiceSpec
 
+from .topics import BEHAVIOR_TOPIC, dlq_topic, service_topic
+
 GROUP = "ecomops.services"
 
 
@@ -98,23 +100,16 @@ def info(name: str) -> ServiceInfo:
     return SERVICES[name]
 
 
-def _legacy(name: str) -> Any:
-    """TRANSITION (removed once every service exports SPEC): a bootstrap module that still
-    has ``create_service`` / ``load_settings`` instead of a spec."""
-    module = importlib.import_module(info(name).module)
-    return None if hasattr(module, info(name).attribute) else module
+def all_topics() -> list[str]:
+    """Every topic of this installation: each installed service's, the behaviour topic, and
+    their dead-letter topics."""
+    base = [service_topic(s) for s in SERVICES] + [BEHAVIOR_TOPIC]
+    return base + [dlq_topic(t) for t in base]
 
 
 def load(name: str) -> Service:
-    legacy = _legacy(name)
-    if legacy is not None:
-        service: Service = legacy.create_service()
-        return service
     return info(name).spec.create()
 
 
 def database_url(name: str) -> str:
-    legacy = _legacy(name)
-    if legacy is not None:
-        return str(legacy.load_settings().database_url)
     return str(info(name).spec.load_settings().database_url)

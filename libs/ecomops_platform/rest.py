@@ -35,7 +35,6 @@ from .errors import (
     is_transient,
 )
 from .middleware import BodyLimitMiddleware, ScreenMiddleware
-from .ports import check_key
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, problem_response
 
 R = TypeVar("R")
@@ -346,26 +345,6 @@ def require(*roles: Role | str) -> Any:
 
 
 AnyCaller = Annotated[Caller, Depends(authenticated)]
-
-
-def idempotency_key_header(
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="Unique key per logical request (required)"),
-    ] = None,
-) -> str:
-    key = check_key(idempotency_key, required=True)
-    assert key is not None
-    return key
-
-
-IdempotencyKey = Annotated[str, Depends(idempotency_key_header)]
-
-
-def stored_json(status_code: int, body: Any, *, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    media = PROBLEM_MEDIA_TYPE if status_code >= 400 else "application/json"
-    return JSONResponse(body, status_code=status_code, headers=headers, media_type=media)
 
 
 def allowed(message_type: type[Message[Any]]) -> Any:

@@ -17,3 +17,12 @@ def topic_of(events_module: ModuleType) -> str:
 def service_topic(service: str) -> str:
     """The topic a service publishes on (its outbox's default)."""
     return f"ecomops.{service}.v1"
+
+
+#: Storefront behaviour (views, carts, searches): kept apart from the services' domain events.
+BEHAVIOR_TOPIC = "ecomops.behavior.v1"
+
+
+def dlq_topic(topic: str) -> str:
+    """Where a consumer parks what it could not apply (``<topic>.dlq``)."""
+    return f"{topic}.dlq"

@@ -25,10 +25,11 @@ from ecomops_platform.db import UnitOfWork, platform_metadata
 from ecomops_platform.errors import Conflict, NotFound
 from ecomops_platform.events import Envelope
 from ecomops_platform.grpc_server import authorize
-from ecomops_platform.rest import IdempotencyKey, RequestModel, allowed, replayed
+from ecomops_platform.rest import RequestModel, allowed, replayed
 from ecomops_platform.runtime import Service
 from ecomops_platform.settings import ServiceSettings
 from ecomops_platform.spec import GrpcService, ServiceSpec, Subscription, on_event
+from ecomops_platform.strict import RequiredIdempotencyKey
 
 DB_NAME = "ecomops_platform_test"
 PROBE_TOPIC = "ecomops.probe.v1"
@@ -158,7 +159,7 @@ def build_router(bus: MessageBus[UnitOfWork, ProbeDeps]) -> APIRouter:
     @router.post("/notes", status_code=201, response_model=NoteView)
     async def create_note_endpoint(
         body: NoteIn,
-        key: IdempotencyKey,
+        key: RequiredIdempotencyKey,
         response: Response,
         caller: Annotated[Caller, allowed(CreateNote)],
         slow: float = 0.0,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ecomops.recommendation.v1 import events_pb2
-from ecomops_platform.events import BEHAVIOR_TOPIC
 from ecomops_platform.timestamps import to_timestamp
-from ecomops_platform.topics import topic_of
+from ecomops_platform.topics import BEHAVIOR_TOPIC, topic_of
 
 from ..domain.models import BehaviorEvent, BehaviorType, CustomerRfm
 
