@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from .models import PricedLine, PriceTerms
+from .basket import PricedLine
+from .models import PriceTerms
 
 #: States of a redemption: taken at checkout, confirmed by OrderPlaced, or given back.
 REDEEMED, CONFIRMED, RELEASED = "redeemed", "confirmed", "released"

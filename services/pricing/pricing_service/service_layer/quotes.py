@@ -13,15 +13,13 @@ from ecomops_platform.auth import Caller, Role
 from ecomops_platform.bus import Command, Query, handler
 from ecomops_platform.errors import Conflict, Forbidden, NotFound, ServiceError, Unprocessable
 
+from ..domain.basket import BasketLine, line_floor_room, price_basket
 from ..domain.models import (
     REASON_TEXT,
-    BasketLine,
     QuoteContext,
     check_currency,
     ineligibility,
-    line_floor_room,
     normalise_codes,
-    price_basket,
 )
 from ..domain.records import (
     REDEEMED,

@@ -10,23 +10,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecomops_platform.errors import Unprocessable
-from pricing_service.domain.models import (
+from pricing_service.domain.basket import (
     BasketLine,
+    _allocate,
+    line_floor_room,
+    price_basket,
+    promotion_line_discounts,
+)
+from pricing_service.domain.models import (
     PriceTerms,
     Promotion,
     PromotionKind,
     QuoteContext,
     Scope,
-    _allocate,
     check_currency,
     floor_price_minor,
     gross_margin,
     guard_price,
     ineligibility,
-    line_floor_room,
     lowest_price_in_window,
-    price_basket,
-    promotion_line_discounts,
 )
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)

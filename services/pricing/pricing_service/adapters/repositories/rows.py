@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from ...domain.models import LineShare, PricedLine, PriceTerms, Promotion, PromotionKind, Scope
+from ...domain.basket import LineShare, PricedLine
+from ...domain.models import PriceTerms, Promotion, PromotionKind, Scope
 from ...domain.records import (
     PriceRecord,
     QuoteRecord,
