@@ -179,6 +179,10 @@ class KafkaProbe:
         self._task = asyncio.create_task(self._collect())
         return self
 
+    def partitions(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` the probe reads (all of them)."""
+        return {tp.partition for tp in self._consumer.assignment() if tp.topic == topic}
+
     async def _collect(self) -> None:
         while True:
             batch = await self._consumer.getmany(timeout_ms=300, max_records=5000)

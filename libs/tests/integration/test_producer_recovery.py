@@ -49,9 +49,19 @@ async def test_the_relay_replaces_a_producer_the_broker_refuses(probe_service, k
     from .conftest import NoteIn, create_note
 
     probe = await kafka_probe(PROBE_TOPIC)
-    first = uuid.uuid4().hex
-    await create_note(probe_service.uow(), first, NoteIn(text="before", amount=1))
-    await probe.wait_for("ecomops.common.v1.Money", lambda e: e.key == first)
+    # The broker refuses a skipped sequence only on a partition where it already knows this
+    # producer (a partition it never wrote to accepts any first sequence): write to every
+    # partition first, or on a fresh broker the test could pass a desynchronised producer.
+    partitions = probe.partitions(PROBE_TOPIC)
+    written: set[int] = set()
+    for _ in range(100):
+        if written >= partitions:
+            break
+        note_id = uuid.uuid4().hex
+        await create_note(probe_service.uow(), note_id, NoteIn(text="before", amount=1))
+        (event,) = await probe.wait_for("ecomops.common.v1.Money", lambda e, n=note_id: e.key == n)
+        written.add(event.partition)
+    assert written >= partitions, f"wrote to partitions {written} of {partitions}"
     resets_before = probe_service.producer.resets
 
     _desynchronise(probe_service.producer._producer, PROBE_TOPIC)
