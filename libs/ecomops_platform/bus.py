@@ -28,14 +28,29 @@ bus applies, the same way for both transports (and for events and periodic jobs)
   duplicate 409. A handler that refuses a command but must keep what it did (an order rejected
   by risk is stored as rejected) raises :class:`Refused`: the effects commit, the refusal is
   stored and raised, and a retry gets the same refusal;
+- **claim first** (``claim_first=True``, for a command whose handler calls other services):
+  no transaction may stay open across those calls, so the key is *leased* and committed
+  before the handler runs (a live claim → 409 for a duplicate), the handler makes its remote
+  calls with no transaction open, then opens one short transaction that first stores the
+  response (:meth:`Context.store_result` or :meth:`Context.store_refusal`, only while the claim
+  is still this attempt's: :class:`ClaimLost` otherwise), then writes its effects and
+  commits. If the handler fails without effects the claim is released (a retry runs afresh).
+  A claim left behind by a crash (SIGKILL between claim and store) is taken over by a retry
+  once its lease
+  (:attr:`MessageBus.claim_lease`) has run out: the handler must then be safe to run again,
+  e.g. by deriving the ids it hands to other services from the key
+  (:attr:`Context.idempotency_key`), so that the retry finds what the dead attempt made. The
+  bus bounds such a handler to half its lease, so that a live attempt is never taken over;
 - **errors**: handlers raise :class:`~ecomops_platform.errors.ServiceError` subclasses, never
   build HTTP statuses; the REST app and the gRPC interceptor each map them once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
+import logging
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -46,8 +61,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from .auth import Caller, Role
-from .errors import Forbidden, NotFound, ServiceError
-from .ports import UnitOfWorkPort, check_key, fingerprint
+from .errors import AlreadyInProgress, DependencyUnavailable, Forbidden, NotFound, ServiceError
+from .ports import Lease, StoredResponse, UnitOfWorkPort, check_key, fingerprint
+
+log = logging.getLogger("ecomops.bus")
 
 R = TypeVar("R")
 U = TypeVar("U", bound=UnitOfWorkPort)
@@ -95,17 +112,30 @@ class Query(Message[R]):
 
 class Command(Message[R]):
     """A state change. ``idempotent=True`` requires an Idempotency-Key; ``operation`` names
-    the key's namespace (default: the class name in snake case)."""
+    the key's namespace (default: the class name in snake case). ``claim_first=True`` (with
+    ``idempotent``) declares that the handler calls other services: the key is claimed and
+    committed first, and the handler's final transaction stores the response with
+    :meth:`Context.store_result` (module doc)."""
 
     idempotent: ClassVar[bool] = False
+    claim_first: ClassVar[bool] = False
     operation: ClassVar[str] = ""
 
     def __init_subclass__(
-        cls, *, idempotent: bool | None = None, operation: str | None = None, **kwargs: Any
+        cls,
+        *,
+        idempotent: bool | None = None,
+        claim_first: bool | None = None,
+        operation: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         if idempotent is not None:
             cls.idempotent = idempotent
+        if claim_first is not None:
+            if claim_first and not cls.idempotent:
+                raise TypeError(f"{cls.__name__}: claim_first needs idempotent=True")
+            cls.claim_first = claim_first
         if operation:
             cls.operation = operation
         elif "operation" not in cls.__dict__:
@@ -132,6 +162,12 @@ class Refused(Exception):
     def __init__(self, error: ServiceError) -> None:
         super().__init__(error.detail)
         self.error = error
+
+
+class ClaimLost(AlreadyInProgress):
+    """The Idempotency-Key's claim is no longer this attempt's: its lease ran out and a retry
+    took it over. Nothing of this attempt is committed, and what it made on other services
+    belongs to the retry now (a handler must not compensate it)."""
 
 
 class StoredRefusal(ServiceError):
@@ -164,11 +200,54 @@ class Context(Generic[U, D]):
     #: The Idempotency-Key of an idempotent command (a handler may derive ids from it, so that
     #: a retry reuses what the first attempt made on other services); ``None`` otherwise.
     idempotency_key: str | None = None
+    #: The lease of a ``claim_first`` command's key (set by the bus).
+    claim: _Claim | None = None
 
     def ensure_visible(self, owner_id: str | None, what: str, ident: str) -> None:
         """Customers see only what they own: anything else is "not found" (404)."""
         if not self.caller.may_see(owner_id):
             raise NotFound(f"{what} {ident} not found")
+
+    async def store_result(self, result: Any) -> None:
+        """For a ``claim_first`` command, the first write of its final transaction: ``result``
+        becomes the key's response, committed with the effects the handler writes next (then
+        ``uow.commit()``). Raises :class:`ClaimLost` when a retry took the claim over — before
+        anything else is written."""
+        await self._store(200, lambda claim: claim.result.dump_python(result, mode="json"))
+
+    async def store_refusal(self, error: ServiceError) -> None:
+        """Like :meth:`store_result`, for a refusal that keeps its effects: ``error`` becomes
+        the key's response (then raise :class:`Refused` after the commit)."""
+        await self._store(error.status, lambda claim: error.problem())
+
+    async def _store(self, status: int, body: Callable[[_Claim], Any]) -> None:
+        claim = self.claim
+        if claim is None:
+            raise RuntimeError("store_result/store_refusal are for claim_first commands")
+        done = await self.uow.idempotency.complete(
+            caller=claim.caller,
+            operation=claim.operation,
+            key=claim.key,
+            token=claim.lease.token,
+            status_code=status,
+            body=body(claim),
+        )
+        if not done:
+            raise ClaimLost(
+                "a retry took this Idempotency-Key over; retry to get its answer",
+                headers={"Retry-After": "1"},
+            )
+        claim.stored = True
+
+
+@dataclass(slots=True)
+class _Claim:
+    caller: str
+    operation: str
+    key: str
+    lease: Lease
+    result: TypeAdapter[Any]
+    stored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +305,12 @@ class MessageBus(Generic[U, D]):
         uow: Callable[[], U],
         deps: D,
         handlers: Iterable[Handler],
+        claim_lease: float = 30.0,
     ) -> None:
         self.service = service
+        #: Seconds a ``claim_first`` command's claim stays live without being completed: a
+        #: retry of a crashed attempt's key gets 409 until then, and takes it over after.
+        self.claim_lease = claim_lease
         self.uow = uow
         self.deps = deps
         #: The caller of events and periodic jobs: the service itself.
@@ -281,6 +364,8 @@ class MessageBus(Generic[U, D]):
             key = check_key(idempotency_key, required=True)
             assert key is not None
             ctx.idempotency_key = key
+            if message.claim_first:
+                return await self._claim_first(route, message, ctx, key)
             return await self._idempotent(route, message, ctx, key)
         try:
             result = await route.handler(message, ctx)
@@ -335,3 +420,69 @@ class MessageBus(Generic[U, D]):
         if stored.status_code >= 400:
             raise StoredRefusal(stored.status_code, dict(stored.body))
         return Outcome(route.result.validate_python(stored.body), replayed=True)
+
+    async def _claim_first(
+        self, route: _Registration, message: Command[R], ctx: Context[U, D], key: str
+    ) -> Outcome[R]:
+        operation = message.idempotency_operation()
+        fp = fingerprint(operation, message.idempotency_payload())
+        who = ctx.caller.subject
+        uow = ctx.uow
+        async with uow:
+            got = await uow.idempotency.lease(
+                caller=who, operation=operation, key=key, fingerprint=fp, seconds=self.claim_lease
+            )
+            if isinstance(got, Lease):
+                await uow.commit()
+        if isinstance(got, StoredResponse):
+            if got.status_code >= 400:
+                raise StoredRefusal(got.status_code, dict(got.body))
+            return Outcome(route.result.validate_python(got.body), replayed=True)
+        if got.took_over:
+            log.info("%s: took over the abandoned claim of an Idempotency-Key", operation)
+        claim = _Claim(who, operation, key, got, route.result)
+        ctx.claim = claim
+        try:
+            try:
+                # A live attempt is never taken over: it ends well within its lease.
+                async with asyncio.timeout(self.claim_lease / 2):
+                    result = await route.handler(message, ctx)
+            except TimeoutError:
+                raise DependencyUnavailable(
+                    "the request took too long; retry with the same Idempotency-Key",
+                    retry_after=1,
+                ) from None
+        except Refused as refused:
+            if not (claim.stored and uow.committed):
+                async with uow:
+                    await ctx.store_refusal(refused.error)
+                    await uow.commit()
+            raise refused.error from None
+        except BaseException:
+            # No-op when the response was committed (the release only drops an uncompleted
+            # claim of this lease).
+            await self._release(uow, claim)
+            raise
+        if not claim.stored:
+            await self._release(uow, claim)
+            raise RuntimeError(
+                f"{type(message).__name__} is claim_first: its handler must store its result "
+                "with ctx.store_result(...) in its final transaction"
+            )
+        return Outcome(result)
+
+    @staticmethod
+    async def _release(uow: U, claim: _Claim) -> None:
+        """Free the key of an attempt that failed without effects (a retry runs afresh). If
+        this fails too (the database is down) the lease runs out and a retry takes over."""
+        try:
+            async with uow:
+                await uow.idempotency.release(
+                    caller=claim.caller,
+                    operation=claim.operation,
+                    key=claim.key,
+                    token=claim.lease.token,
+                )
+                await uow.commit()
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            log.warning("could not release an Idempotency-Key claim (its lease expires): %s", exc)

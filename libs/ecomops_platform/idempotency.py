@@ -5,6 +5,14 @@ inserted first, the handler runs in the same unit of work, the response is writt
 and everything commits together. A retry after a crash therefore finds either the whole effect
 with its response (replayed) or nothing at all (executed afresh). A concurrent duplicate blocks
 on the uncommitted row; a short lock timeout turns that wait into 409.
+
+A command whose handler calls other services (``claim_first`` on the command, see
+:mod:`ecomops_platform.bus`) must not hold a transaction across those calls: its key is
+*leased* instead (:meth:`SqlIdempotencyStore.lease`, committed at once), the handler runs with
+no transaction open, and its effects commit with the response
+(:meth:`~SqlIdempotencyStore.complete`) in one short transaction, only while the claim is still
+the lease's (its ``created_at`` is the token). A claim left behind by a crash is taken over by
+a retry once its lease has run out (the database's clock decides); a live claim answers 409.
 """
 
 from __future__ import annotations
@@ -18,9 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .db import idempotency_table, utcnow
 from .errors import AlreadyInProgress, Unprocessable
-from .ports import MAX_KEY_LENGTH, StoredResponse, check_key, fingerprint
+from .ports import MAX_KEY_LENGTH, Lease, StoredResponse, check_key, fingerprint
 
-__all__ = ["MAX_KEY_LENGTH", "SqlIdempotencyStore", "StoredResponse", "check_key", "fingerprint"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "Lease",
+    "SqlIdempotencyStore",
+    "StoredResponse",
+    "check_key",
+    "fingerprint",
+]
+
+_IN_PROGRESS = "a request with this Idempotency-Key is still being processed; retry later"
 
 
 def _lock_timeout(exc: DBAPIError) -> bool:
@@ -70,10 +87,7 @@ class SqlIdempotencyStore:
             )
         except DBAPIError as exc:
             if _lock_timeout(exc):
-                raise AlreadyInProgress(
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                    headers={"Retry-After": "1"},
-                ) from None
+                raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"}) from None
             raise
         await session.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
         if inserted.first() is not None:
@@ -99,4 +113,85 @@ class SqlIdempotencyStore:
             sa.update(idempotency_table)
             .where(self._where(caller, operation, key))
             .values(status_code=status_code, body=body)
+        )
+
+    async def lease(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        # One round trip for a new key and for taking over an expired claim: the upsert only
+        # updates an uncompleted claim of the same body whose lease ran out (the database's
+        # clock, so that replicas' clocks do not matter). A concurrent duplicate waits for the
+        # first claim's transaction, which commits at once, then finds it live → 409.
+        table = idempotency_table
+        now = sa.func.clock_timestamp()
+        insert = pg_insert(table).values(
+            caller=caller,
+            operation=operation,
+            key=key,
+            fingerprint=fingerprint,
+            status_code=0,
+            body={},
+            created_at=now,
+        )
+        claimed = (
+            await self._session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.caller, table.c.operation, table.c.key],
+                    set_={"created_at": now},
+                    where=sa.and_(
+                        table.c.status_code == 0,
+                        table.c.fingerprint == insert.excluded.fingerprint,
+                        table.c.created_at < now - sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds),
+                    ),
+                ).returning(table.c.created_at, sa.literal_column("xmax <> 0").label("took_over"))
+            )
+        ).first()
+        if claimed is not None:
+            return Lease(token=claimed.created_at, took_over=bool(claimed.took_over))
+        existing = (
+            await self._session.execute(
+                sa.select(table.c.fingerprint, table.c.status_code, table.c.body).where(
+                    self._where(caller, operation, key)
+                )
+            )
+        ).first()
+        if existing is None:  # released by its holder in between: the client retries
+            raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
+        if existing.fingerprint != fingerprint:
+            raise Unprocessable(
+                "this Idempotency-Key was already used with a different request body",
+                code="idempotency-key-reused",
+                title="Idempotency-Key reused with another request",
+            )
+        if existing.status_code == 0:
+            raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
+        return StoredResponse(existing.status_code, existing.body, replayed=True)
+
+    def _leased(self, caller: str, operation: str, key: str, token: Any) -> Any:
+        return sa.and_(
+            self._where(caller, operation, key),
+            idempotency_table.c.status_code == 0,
+            idempotency_table.c.created_at == token,
+        )
+
+    async def complete(
+        self,
+        *,
+        caller: str,
+        operation: str,
+        key: str,
+        token: Any,
+        status_code: int,
+        body: Any,
+    ) -> bool:
+        result = await self._session.execute(
+            sa.update(idempotency_table)
+            .where(self._leased(caller, operation, key, token))
+            .values(status_code=status_code, body=body)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, *, caller: str, operation: str, key: str, token: Any) -> None:
+        await self._session.execute(
+            sa.delete(idempotency_table).where(self._leased(caller, operation, key, token))
         )

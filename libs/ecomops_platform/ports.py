@@ -57,6 +57,17 @@ def check_key(key: str | None, *, required: bool = True) -> str | None:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claim on an Idempotency-Key committed before the command runs (see
+    :meth:`IdempotencyStore.lease`): ``token`` names this claim, so that only its holder may
+    complete or release it, and a claim taken over after its lease expired is no longer its."""
+
+    token: Any
+    #: True when a claim left behind (a crashed attempt, its lease expired) was taken over.
+    took_over: bool = False
+
+
 class IdempotencyStore(Protocol):
     async def claim(
         self, *, caller: str, operation: str, key: str, fingerprint: str
@@ -69,6 +80,34 @@ class IdempotencyStore(Protocol):
     async def store(
         self, *, caller: str, operation: str, key: str, status_code: int, body: Any
     ) -> None: ...
+
+    # --- claim first, commit, complete later (commands whose handlers call other services) --
+    async def lease(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        """Claim the key for ``seconds`` in the current transaction, which the caller commits
+        at once: a :class:`Lease` when the key is new, or when a claim left behind by a crash
+        has outlived its lease (taken over, same fingerprint only); the stored response when
+        the key was completed before. Another fingerprint → 422; a live claim → 409."""
+        ...
+
+    async def complete(
+        self,
+        *,
+        caller: str,
+        operation: str,
+        key: str,
+        token: Any,
+        status_code: int,
+        body: Any,
+    ) -> bool:
+        """Store the response of a leased key in the current transaction (the one writing
+        the command's effects). False when the claim is no longer this lease's (taken over)."""
+        ...
+
+    async def release(self, *, caller: str, operation: str, key: str, token: Any) -> None:
+        """Drop an uncompleted claim of this lease (the command failed without effects)."""
+        ...
 
 
 class UnitOfWorkPort(Protocol):

@@ -19,6 +19,8 @@ stays. Repositories that want rollback to undo their writes override :meth:`snap
 from __future__ import annotations
 
 import copy
+import itertools
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +29,8 @@ from typing import Any, Self
 
 from google.protobuf.message import Message
 
-from ecomops_platform.errors import Unprocessable
-from ecomops_platform.ports import StoredResponse
+from ecomops_platform.errors import AlreadyInProgress, Unprocessable
+from ecomops_platform.ports import Lease, StoredResponse
 from ecomops_platform.timestamps import utcnow
 
 
@@ -45,6 +47,13 @@ class FakeIdempotencyStore:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str, str], tuple[str, int, Any]] = {}
+        #: Leases of uncompleted claims: key → (token, monotonic expiry).
+        self.leases: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._tokens = itertools.count(1)
+
+    def expire_leases(self) -> None:
+        """Let every live lease run out (as if its holder had died long ago)."""
+        self.leases = {k: (token, float("-inf")) for k, (token, _) in self.leases.items()}
 
     async def claim(
         self, *, caller: str, operation: str, key: str, fingerprint: str
@@ -67,6 +76,61 @@ class FakeIdempotencyStore:
         fp, _, _ = self.rows[(caller, operation, key)]
         self.rows[(caller, operation, key)] = (fp, status_code, copy.deepcopy(body))
 
+    async def lease(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        k = (caller, operation, key)
+        row = self.rows.get(k)
+        took_over = False
+        if row is not None:
+            stored_fp, status, body = row
+            if stored_fp != fingerprint:
+                raise Unprocessable(
+                    "this Idempotency-Key was already used with a different request body",
+                    code="idempotency-key-reused",
+                )
+            if status != 0:
+                return StoredResponse(status, copy.deepcopy(body), replayed=True)
+            _, expires = self.leases.get(k, (0, float("-inf")))
+            if expires > time.monotonic():
+                raise AlreadyInProgress(
+                    "a request with this Idempotency-Key is still being processed",
+                    headers={"Retry-After": "1"},
+                )
+            took_over = True
+        token = next(self._tokens)
+        self.rows[k] = (fingerprint, 0, {})
+        self.leases[k] = (token, time.monotonic() + seconds)
+        return Lease(token=token, took_over=took_over)
+
+    def _holds(self, k: tuple[str, str, str], token: Any) -> bool:
+        row = self.rows.get(k)
+        lease = self.leases.get(k)
+        return row is not None and row[1] == 0 and lease is not None and lease[0] == token
+
+    async def complete(
+        self,
+        *,
+        caller: str,
+        operation: str,
+        key: str,
+        token: Any,
+        status_code: int,
+        body: Any,
+    ) -> bool:
+        k = (caller, operation, key)
+        if not self._holds(k, token):
+            return False
+        self.rows[k] = (self.rows[k][0], status_code, copy.deepcopy(body))
+        del self.leases[k]
+        return True
+
+    async def release(self, *, caller: str, operation: str, key: str, token: Any) -> None:
+        k = (caller, operation, key)
+        if self._holds(k, token):
+            del self.rows[k]
+            del self.leases[k]
+
 
 class FakeUnitOfWork:
     """The platform's unit of work in memory: events recorded per transaction, kept on commit
@@ -84,10 +148,10 @@ class FakeUnitOfWork:
     # --- what repositories may override to take part in rollback ------------------------
     def snapshot(self) -> Any:
         """State to restore on rollback (default: the idempotency rows only)."""
-        return copy.deepcopy(self._idempotency.rows)
+        return copy.deepcopy((self._idempotency.rows, self._idempotency.leases))
 
     def restore(self, state: Any) -> None:
-        self._idempotency.rows = state
+        self._idempotency.rows, self._idempotency.leases = copy.deepcopy(state)
 
     # --- the port ------------------------------------------------------------------------
     @property

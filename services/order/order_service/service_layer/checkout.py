@@ -11,13 +11,13 @@ from typing import Any
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.bus import Command, Refused, handler
-from ecomops_platform.errors import ServiceError, Unprocessable
+from ecomops_platform.errors import Conflict, ServiceError, Unprocessable
 
 from ..domain.models import OrderStatus
 from . import events as ev
 from .carts import ensure_open, load_cart
-from .orders import BUYERS, actor, cancel, order_view
-from .ports import Ctx, Placement
+from .orders import BUYERS, actor, cancel
+from .ports import Ctx, OrderRecord, Placement
 from .saga import CheckoutInput, SagaOutcome, run_checkout_saga
 from .views import OrderView
 
@@ -47,9 +47,17 @@ class OrderRejected(Unprocessable):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlaceOrder(Command[OrderView], roles=BUYERS, idempotent=True, owned_by="customer_id"):
+class PlaceOrder(
+    Command[OrderView],
+    roles=BUYERS,
+    idempotent=True,
+    claim_first=True,
+    owned_by="customer_id",
+):
     """Checkout: quote, risk assessment, stock reservation, then the order is stored.
-    Customers order for themselves; partners (marketplaces) and services name the customer."""
+    Customers order for themselves; partners (marketplaces) and services name the customer.
+    ``claim_first``: the key is claimed and committed before the saga, which runs with no
+    transaction open; a retry after a crash reuses the order id derived from the key."""
 
     customer_id: str | None = None
     currency: str
@@ -63,7 +71,7 @@ class PlaceOrder(Command[OrderView], roles=BUYERS, idempotent=True, owned_by="cu
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckoutCart(Command[OrderView], roles=(Role.CUSTOMER,), idempotent=True):
+class CheckoutCart(Command[OrderView], roles=(Role.CUSTOMER,), idempotent=True, claim_first=True):
     """Place an order from the cart (the same saga as PlaceOrder)."""
 
     cart_id: str
@@ -87,12 +95,15 @@ class ResolveRiskReview(Command[None], roles=(Role.SERVICE,)):
 async def _checkout(
     ctx: Ctx, *, order_id: str, customer_id: str, data: CheckoutInput, cart_id: str | None = None
 ) -> OrderView:
-    """The saga, storing the order and its event in the Idempotency-Key's unit of work. A
-    rejected order is stored and refused (``Refused``: kept, and replayed for the key)."""
+    """The saga (no transaction open: the bus claimed the Idempotency-Key and committed
+    first), then one short transaction storing the order, its event and the key's response.
+    A rejected order is stored and refused (``Refused``: kept, and replayed for the key)."""
     uow = ctx.uow
     placed_by = actor(ctx.caller)
+    view: OrderView | None = None
 
     async def store(outcome: SagaOutcome) -> None:
+        nonlocal view
         order, quote, assessment = outcome.order, outcome.quote, outcome.assessment
         placement = Placement(
             coupon_codes=outcome.coupon_codes,
@@ -107,26 +118,44 @@ async def _checkout(
             reservation_expires_at=outcome.reservation_expires_at,
         )
         async with uow:
-            await uow.orders.add(order, placement)
+            if cart_id is not None and order.status is not OrderStatus.REJECTED:
+                # The cart was read before the saga, without a lock held across it: it must
+                # still be open now (a concurrent checkout of the same cart under another key
+                # loses here, and the saga releases its hold).
+                ensure_open(await load_cart(ctx, cart_id, for_update=True))
+                if await uow.carts.lines(cart_id) != data.lines:
+                    raise Conflict(
+                        f"cart {cart_id} changed during checkout; check it out again",
+                        code="cart-changed",
+                    )
             if order.status is OrderStatus.REJECTED:
+                # The response first: it checks that the claim is still this attempt's.
+                await ctx.store_refusal(OrderRejected(order_id))
+                await uow.orders.add(order, placement)
                 uow.add_event(
                     ev.order_rejected(order, assessment_id=assessment.assessment_id),
                     key=order_id,
                 )
-            else:
-                uow.add_event(
-                    ev.order_placed(
-                        order,
-                        quote_id=quote.quote_id,
-                        coupon_codes=outcome.coupon_codes,
-                        client=data.client,
-                        shipping_country=str(data.shipping_address.get("country") or ""),
-                        assessment_id=assessment.assessment_id,
-                    ),
-                    key=order_id,
-                )
-                if cart_id is not None:
-                    await uow.carts.check_out(cart_id, order_id=order_id, at=order.placed_at)
+                await uow.commit()
+                return
+            # The view of what is written here (no read back: nothing else can change a row
+            # this transaction creates), stored first as the key's response.
+            view = OrderView.of(_placed_record(order, placement), [], staff=ctx.caller.is_staff)
+            await ctx.store_result(view)
+            await uow.orders.add(order, placement)
+            uow.add_event(
+                ev.order_placed(
+                    order,
+                    quote_id=quote.quote_id,
+                    coupon_codes=outcome.coupon_codes,
+                    client=data.client,
+                    shipping_country=str(data.shipping_address.get("country") or ""),
+                    assessment_id=assessment.assessment_id,
+                ),
+                key=order_id,
+            )
+            if cart_id is not None:
+                await uow.carts.check_out(cart_id, order_id=order_id, at=order.placed_at)
             await uow.commit()
 
     outcome = await run_checkout_saga(
@@ -141,7 +170,27 @@ async def _checkout(
     )
     if outcome.order.status is OrderStatus.REJECTED:
         raise Refused(OrderRejected(order_id))
-    return await order_view(uow, ctx.caller, order_id)
+    assert view is not None
+    return view
+
+
+def _placed_record(order: Any, placement: Placement) -> OrderRecord:
+    return OrderRecord(
+        order=order,
+        coupon_codes=list(placement.coupon_codes),
+        shipping_address=dict(placement.shipping_address),
+        quote_id=placement.quote_id,
+        assessment_id=placement.assessment_id,
+        risk_decision=placement.risk_decision,
+        risk_reasons=list(placement.risk_reasons),
+        cart_id=placement.cart_id,
+        placed_by=placement.placed_by,
+        reservation_expires_at=placement.reservation_expires_at,
+        payment_id=None,
+        payment_last4=None,
+        paid_at=None,
+        cancel_reason=None,
+    )
 
 
 def _key(ctx: Ctx) -> str:
@@ -167,25 +216,27 @@ async def place_order(cmd: PlaceOrder, ctx: Ctx) -> OrderView:
 
 @handler
 async def checkout_cart(cmd: CheckoutCart, ctx: Ctx) -> OrderView:
+    # Read the cart in a short transaction of its own; it is checked again (locked, still
+    # open) in the transaction that stores the order.
     async with ctx.uow:
-        cart = await load_cart(ctx, cmd.cart_id, for_update=True)
+        cart = await load_cart(ctx, cmd.cart_id, for_update=False)
         ensure_open(cart)
         lines = await ctx.uow.carts.lines(cmd.cart_id)
-        if not lines:
-            raise Unprocessable("the cart is empty", code="empty-cart")
-        return await _checkout(
-            ctx,
-            order_id=order_id_for(ctx.caller, cmd.idempotency_operation(), _key(ctx)),
-            customer_id=cart.customer_id,
-            data=CheckoutInput(
-                currency=cart.currency,
-                lines=lines,
-                shipping_address=dict(cmd.shipping_address),
-                coupon_codes=list(cmd.coupon_codes),
-                client=dict(cmd.client),
-            ),
-            cart_id=cmd.cart_id,
-        )
+    if not lines:
+        raise Unprocessable("the cart is empty", code="empty-cart")
+    return await _checkout(
+        ctx,
+        order_id=order_id_for(ctx.caller, cmd.idempotency_operation(), _key(ctx)),
+        customer_id=cart.customer_id,
+        data=CheckoutInput(
+            currency=cart.currency,
+            lines=lines,
+            shipping_address=dict(cmd.shipping_address),
+            coupon_codes=list(cmd.coupon_codes),
+            client=dict(cmd.client),
+        ),
+        cart_id=cmd.cart_id,
+    )
 
 
 @handler

@@ -8,17 +8,20 @@ fakes of the ports and of the store.
 - a dependency unavailable before the hold: the error propagates, nothing is held.
 - inventory past its deadline: the hold may exist → released, then the error propagates.
 - anything failing after the hold (redemption, ``store``): the hold and the redemption are
-  released, then the error propagates. A failing compensation is logged; the hold expires (TTL)
-  and pricing sweeps unconfirmed redemptions.
+  released, then the error propagates — except ``ClaimLost`` (a retry took the key over and
+  owns the hold, made under the same order id). A failing compensation is logged; the hold
+  expires (TTL) and pricing sweeps unconfirmed redemptions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ecomops_platform.bus import ClaimLost
 from ecomops_platform.errors import DependencyUnavailable, Unprocessable
 
 from ..domain.models import Order, OrderLine, OrderStatus, TimelineEntry
@@ -133,8 +136,9 @@ async def run_checkout_saga(
         expires = await ports.inventory.reserve(
             reservation_id=order_id, lines=data.lines, ttl_seconds=ttl
         )
-    except DependencyUnavailable:
-        # The hold may have been made just before the deadline: release it (or it expires).
+    except (DependencyUnavailable, asyncio.CancelledError):
+        # The hold may have been made just before the deadline (or the cancellation): release
+        # it (or it expires).
         await compensate(ports, order_id, hold=True, redemption=False)
         raise
     expires = expires or now + timedelta(seconds=ttl)
@@ -162,6 +166,10 @@ async def run_checkout_saga(
             )
         order.timeline.append(TimelineEntry(order.status.value, now, actor, "order placed"))
         await store(outcome)
+    except ClaimLost:
+        # A retry took the Idempotency-Key over (this attempt outlived its lease): the hold
+        # and the redemption, made under the same order id, are the retry's now.
+        raise
     except BaseException:
         await compensate(ports, order_id, hold=True, redemption=redeemed)
         raise
