@@ -120,7 +120,12 @@ class ServiceSpec(Generic[S, D]):
         )
         deps = dependencies if dependencies is not None else self.dependencies(service, settings)
         bus: MessageBus[Any, D] = MessageBus(
-            service=self.name, uow=service.uow, deps=deps, handlers=self.handlers
+            service=self.name,
+            uow=service.uow,
+            deps=deps,
+            handlers=self.handlers,
+            # (a service whose claim_first handlers call others sizes the lease to its deadlines)
+            claim_lease=float(getattr(settings, "claim_lease_seconds", 30.0)),
         )
         service.bus = bus
         for build_router in self.rest:

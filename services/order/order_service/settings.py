@@ -46,6 +46,14 @@ class OrderSettings(ServiceSettings):
         return self
 
     @property
+    def claim_lease_seconds(self) -> float:
+        """Lease of a checkout's Idempotency-Key claim: twice the longest a checkout may take
+        (four calls to dependencies, each within its deadline, plus the store), so that the
+        bus, which stops a checkout at half the lease, never lets a retry take over a live
+        one. A claim left by a crash answers 409 for this long, then a retry takes it over."""
+        return 2.0 * (4 * self.dependency_timeout + 5.0)
+
+    @property
     def reservation_ttl_seconds(self) -> int:
         """TTL of the hold of an approved order: the payment window plus the margin."""
         return int(self.payment_timeout + self.reservation_margin) + 1

@@ -36,8 +36,11 @@ class SqlOrderRepository:
         self._timeline_seen: dict[str, int] = {}
 
     async def add(self, order: Order, placement: Placement) -> None:
-        await self.session.execute(
-            sa.insert(orders).values(
+        """The order and its timeline in one statement (one round trip): the timeline rows are
+        selected from the order row the same statement inserts."""
+        placed = (
+            sa.insert(orders)
+            .values(
                 id=order.order_id,
                 customer_id=order.customer_id,
                 status=order.status.value,
@@ -62,9 +65,29 @@ class SqlOrderRepository:
                 placed_by=placement.placed_by,
                 reservation_expires_at=placement.reservation_expires_at,
             )
+            .returning(orders.c.id)
         )
-        self._timeline_seen[order.order_id] = 0
-        await self._write_timeline(order)
+        if not order.timeline:
+            await self.session.execute(placed)
+        else:
+            row = placed.cte("placed")
+            entries = [
+                sa.select(
+                    row.c.id,
+                    sa.literal(e.status, order_timeline.c.status.type),
+                    sa.literal(e.at, order_timeline.c.at.type),
+                    sa.literal(e.actor, order_timeline.c.actor.type),
+                    sa.literal(e.note[:500], order_timeline.c.note.type),
+                )
+                for e in order.timeline
+            ]
+            timeline = entries[0] if len(entries) == 1 else sa.union_all(*entries)
+            await self.session.execute(
+                sa.insert(order_timeline)
+                .from_select(["order_id", "status", "at", "actor", "note"], timeline)
+                .add_cte(row)
+            )
+        self._timeline_seen[order.order_id] = len(order.timeline)
 
     async def get(self, order_id: str, *, for_update: bool = False) -> OrderRecord | None:
         query = sa.select(orders).where(orders.c.id == order_id)

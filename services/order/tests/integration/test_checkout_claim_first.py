@@ -130,9 +130,9 @@ async def test_one_checkout_is_two_short_transactions_and_holds_nothing_across_c
     print(f"\norder DB per checkout: {statements} statements in {begins} transactions")
     for kind in trace.kinds[task]:
         print("   ", kind)
-    # claim (1) | order + timeline + response + outbox (4)
+    # claim (1) | response, order + timeline (one statement), outbox (3)
     assert begins == 2, trace.kinds[task]
-    assert statements <= 5, trace.kinds[task]
+    assert statements <= 4, trace.kinds[task]
 
 
 async def test_a_checkout_killed_between_claim_and_store_is_retried_to_one_order(
