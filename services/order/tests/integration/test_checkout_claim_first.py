@@ -269,3 +269,21 @@ async def test_a_cancelled_checkout_frees_its_key_and_its_hold(
     view = await order_service.bus.handle(cmd, caller, idempotency_key="k")  # no 409
     assert view.order_id == order_id
     assert await count_orders(order_service, cid) == 1
+
+
+async def test_concurrent_duplicates_get_409_and_make_one_order(
+    order_service: Service, place: Any, customer: Any
+) -> None:
+    cid, headers = customer()
+    sku, key = unique("sku"), unique("k")
+    lines = [{"sku": sku, "quantity": 1}]
+    answers = await asyncio.gather(*(place(headers, lines, key=key) for _ in range(8)))
+    codes = Counter(r.status_code for r in answers)
+    assert set(codes) <= {201, 409} and codes[201] >= 1, codes
+    for r in answers:
+        if r.status_code == 409:
+            assert r.json()["type"].endswith("/request-in-progress"), r.text
+            assert r.headers.get("retry-after")
+    ids = {r.json()["order_id"] for r in answers if r.status_code == 201}
+    assert len(ids) == 1
+    assert await count_orders(order_service, cid) == 1
