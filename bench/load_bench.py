@@ -75,7 +75,8 @@ SERVE_SECONDS = float(os.environ.get("LOAD_BENCH_SECONDS", "8")) * max(SCALE, 0.
 SERVE_WORKERS = 16
 RELAY_EVENTS = _knob("LOAD_BENCH_RELAY_EVENTS", 5000)
 PGBENCH_SECONDS = max(3, int(10 * SCALE))
-IDLE_SECONDS = 5.0
+IDLE_SECONDS = 8.0
+SETTLE_SECONDS = 5.0
 DB_NAME = "ecomops_bench_load"
 TOPIC = "ecomops.bench.v1"
 SEED = 20261125
@@ -159,6 +160,26 @@ INSERT INTO h_reservations SELECT md5(random()::text || clock_timestamp()::text)
 def _pg_dsn(db: str) -> str:
     url = os.environ["ORDER_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
     return url.rsplit("/", 1)[0] + "/" + db
+
+
+async def infrastructure_pids() -> dict[str, int]:
+    """PostgreSQL's postmaster (its backends are its children) and the Kafka broker."""
+    import asyncpg
+
+    pids: dict[str, int] = {}
+    conn = await asyncpg.connect(_superuser_dsn())
+    try:
+        data_dir = await conn.fetchval("SHOW data_directory")
+    finally:
+        await conn.close()
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pids["PostgreSQL (all backends)"] = int(
+            (Path(data_dir) / "postmaster.pid").read_text().split()[0]
+        )
+    profile = os.environ.get("ECOMOPS_STACK_PROFILE", "bench")
+    with contextlib.suppress(OSError, ValueError):
+        pids["Kafka broker"] = int((ROOT / ".local" / profile / "kafka.pid").read_text().split()[0])
+    return pids
 
 
 def _superuser_dsn() -> str:
@@ -422,7 +443,7 @@ async def relay_drain(count: int) -> dict[str, float]:
 def _http_rows(
     figure: str, res: tools.HttpResult, codes: tuple[int, ...], base: tools.HttpResult, load: str
 ) -> list[Row]:
-    note = f"{load}; {res.statuses()}; `{res.command}`"
+    note = f"{load}; {res.statuses()}; {res.generator_share()}; `{res.command}`"
     return [
         row(
             f"{figure}: throughput", res.rate(*codes), "req/s", "bare FastAPI", base.rate(200), note
@@ -443,6 +464,7 @@ def _budget_section(
     pg_budget: dict[str, tuple[int, int]],
     pg_orders: int,
     load: str,
+    generator_cpu: float,
 ) -> tuple[str, dict[str, float]]:
     """The per-checkout table; net = measured minus the idle window's rate over the same time."""
     scale = work_s / idle_s
@@ -480,6 +502,14 @@ def _budget_section(
         f"| **all services** | **{totals['statements']:.1f}** | | **{totals['transactions']:.2f}**"
         f" | | **{totals['cpu_ms']:.1f}** | |"
     )
+    for name in cpu:
+        if name in SERVICES:
+            continue
+        net_cpu = (cpu[name] - cpu_idle[name] * scale) * 1000 / orders
+        lines.append(
+            f"| {name} (process) | | | | | {net_cpu:.1f} | {cpu[name] * 1000 / orders:.1f} |"
+        )
+    lines.append(f"| vegeta (the load generator) | | | | | | {generator_cpu * 1000 / orders:.1f} |")
     pc, px = pg_budget.get(DB_NAME, (0, 0))
     if pg_orders:
         lines.append(
@@ -531,7 +561,7 @@ async def run() -> list[Row]:
             bare_get.rate(200),
             f"uvicorn, own process, {SERVE_WORKERS} workers; p50 {bare_get.p(0.5):.1f} "
             f"ms, p99 {bare_get.p(0.99):.1f} ms; {bare_get.statuses()}; "
-            f"`{bare_get.command}`",
+            f"{bare_get.generator_share()}; `{bare_get.command}`",
         )
     )
     rows.append(
@@ -542,7 +572,7 @@ async def run() -> list[Row]:
             "(baseline)",
             bare_post.rate(200),
             f"p50 {bare_post.p(0.5):.1f} ms, p99 {bare_post.p(0.99):.1f} ms; "
-            f"{bare_post.statuses()}",
+            f"{bare_post.statuses()}; {bare_post.generator_share()}",
         )
     )
     bench_proto = ROOT / "bench" / "bare.proto"
@@ -620,6 +650,7 @@ async def run() -> list[Row]:
         import httpx
 
         pids = {svc: stack.procs[svc].popen.pid for svc in SERVICES}
+        pids.update(await infrastructure_pids())
         tag = uuid.uuid4().hex[:6]
         skus = [f"LB-{tag}-{k:03d}" for k in range(CHECKOUT_SKUS)]
         flash = f"LB-{tag}-FLASH"
@@ -676,7 +707,9 @@ async def run() -> list[Row]:
         )
         warm_ids = accepted_orders(warm)
 
-        # idle window: the background every figure below is net of
+        # let the warm-up's events settle (relays, consumers), then an idle window: the
+        # background the budget is net of
+        await asyncio.sleep(SETTLE_SECONDS)
         cpu_idle_meter = tools.CpuMeter(pids)
         idle0, t0 = await meter.snapshot(), time.monotonic()
         await asyncio.sleep(IDLE_SECONDS)
@@ -706,6 +739,7 @@ async def run() -> list[Row]:
             pg_budget,
             pg_orders,
             load_checkout,
+            checkout.generator_cpu,
         )
         sections.append(section)
         rate = checkout.rate(201)
@@ -718,7 +752,7 @@ async def run() -> list[Row]:
                 pg.tps,
                 f"{CHECKOUTS} orders, {CHECKOUT_WORKERS} workers, unique Idempotency-Key"
                 f" and customer per order; {load_checkout}; {checkout.statuses()}; "
-                f"`{checkout.command}`",
+                f"{checkout.generator_share()}; `{checkout.command}`",
             )
         )
         rows.append(
@@ -793,7 +827,7 @@ async def run() -> list[Row]:
                 "pgbench hot-row reserve",
                 hot.tps,
                 f"{FLASH_BUYERS} buyers, one SKU, {FLASH_UNITS} units, {FLASH_WORKERS} "
-                f"workers; {load_flash}; {fl.statuses()}; `{fl.command}`",
+                f"workers; {load_flash}; {fl.statuses()}; {fl.generator_share()}; `{fl.command}`",
             )
         )
         rows.append(

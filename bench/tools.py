@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import resource
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class HttpResult:
     bodies: list[bytes] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)  # requests without an HTTP answer
     command: str = ""
+    generator_cpu: float = 0.0  # seconds of CPU vegeta itself used (user + system)
 
     def count(self, *codes: int) -> int:
         return sum(1 for c in self.codes if c in codes)
@@ -81,6 +83,13 @@ class HttpResult:
         from bench.common import percentile
 
         return percentile(self.latencies, q) * 1000.0
+
+    def generator_share(self) -> str:
+        """How much of one core the generator used: far below 100 % means it was not the
+        bottleneck."""
+        if not self.elapsed:
+            return "vegeta CPU n/a"
+        return f"vegeta used {self.generator_cpu / self.elapsed:.0%} of one core"
 
     def statuses(self) -> str:
         tally: dict[int, int] = {}
@@ -117,7 +126,9 @@ def vegeta(
             f"-output={out}",
         ]
         cmd += [f"-duration={duration:g}s"] if duration else ["-lazy"]
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if run.returncode != 0:
             raise BenchError(f"vegeta attack failed: {run.stderr[-2000:]}")
         enc = subprocess.run(
@@ -125,6 +136,7 @@ def vegeta(
         ).stdout
     shown = " ".join(c if not c.startswith(("-targets=", "-output=")) else "" for c in cmd[1:])
     result = HttpResult(elapsed=0.0, command="vegeta " + " ".join(shown.split()))
+    result.generator_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     first, last = None, None
     for line in enc.splitlines():
         r = json.loads(line)
