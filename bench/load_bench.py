@@ -475,8 +475,10 @@ def _budget_section(
         f"{work_s:.1f} s; {load}. Statements from `pg_stat_statements` (BEGIN/COMMIT included:"
         " asyncpg makes one round trip per statement once prepared), transactions from "
         "`pg_stat_database` (commits + rollbacks), CPU from `/proc/<pid>/stat` (utime + stime of "
-        "each service process). *net* subtracts the background (relay polls, jobs) measured over "
-        f"an idle window of {idle_s:.0f} s just before, scaled to the run's length.",
+        "each process and its live children: PostgreSQL's are the backends still connected at "
+        "the end). *net* subtracts the background (relay polls, jobs) measured over an idle "
+        f"window of {idle_s:.0f} s just before, scaled to the run's length: an estimate (a busy "
+        "relay polls differently from an idle one); *gross* is exact.",
         "",
         "| database / process | statements (= round trips) per checkout (net) | gross | "
         "transactions per "
@@ -518,6 +520,23 @@ def _budget_section(
         )
     lines.append("")
     return "\n".join(lines), totals
+
+
+def _top_queries_section(top: list[tuple[str, int, str]], orders: int) -> str:
+    if not top:
+        return ""
+    lines = [
+        "### The statements a checkout run executes most (gross, background included)",
+        "",
+        "| database | calls per checkout | statement (`pg_stat_statements`, normalised) |",
+        "|---|---|---|",
+    ]
+    for db, calls, query in top:
+        text = query if len(query) <= 160 else query[:157] + "..."
+        text = text.replace("|", "\\|")
+        lines.append(f"| {db.removeprefix('ecomops_')} | {calls / orders:.2f} | `{text}` |")
+    lines.append("")
+    return "\n".join(lines)
 
 
 async def run() -> list[Row]:
@@ -720,10 +739,12 @@ async def run() -> list[Row]:
         targets = order_targets(fx, order_url, tag, skus, CHECKOUTS)
         load_checkout = f"loaded machine, load average {tools.load_average()}"
         cpu_meter = tools.CpuMeter(pids)
+        q0 = await meter.queries()
         w0, t2 = await meter.snapshot(), time.monotonic()
         checkout = tools.vegeta(targets, workers=CHECKOUT_WORKERS, keep_bodies=True)
         await asyncio.sleep(1.5)  # counters flush
         w1, t3 = await meter.snapshot(), time.monotonic()
+        q1 = await meter.queries()
         cpu = cpu_meter.delta()
         attacks.append(checkout)
         checkout_ids = accepted_orders(checkout)
@@ -742,6 +763,7 @@ async def run() -> list[Row]:
             checkout.generator_cpu,
         )
         sections.append(section)
+        sections.append(_top_queries_section(tools.PgMeter.top_queries(q0, q1, 25), placed))
         rate = checkout.rate(201)
         rows.append(
             row(
@@ -901,6 +923,7 @@ async def run() -> list[Row]:
                 f"load average {tools.load_average()}",
             )
 
+        load_grpc = f"loaded machine, load average {tools.load_average()}"
         risk_proto = ROOT / "proto" / "ecomops" / "risk" / "v1" / "risk_service.proto"
         g = tools.ghz(
             target_addr=stack.grpc_target("risk"),
@@ -929,7 +952,7 @@ async def run() -> list[Row]:
                 "calls/s",
                 "bare grpc.aio Echo",
                 bare_grpc.rps,
-                f"{SERVE_WORKERS} concurrent; p50 {g.p50:.1f} ms (bare "
+                f"{SERVE_WORKERS} concurrent; {load_grpc}; p50 {g.p50:.1f} ms (bare "
                 f"{bare_grpc.p50:.1f}), p99 {g.p99:.1f} ms (bare {bare_grpc.p99:.1f}); "
                 f"{g.ok}/{g.count} OK {g.errors or ''}; `{g.command}`",
             )
@@ -940,6 +963,7 @@ async def run() -> list[Row]:
         from ecomops_platform.settings import CommonSettings
 
         await create_topics(CommonSettings(), [TOPIC])
+        load_relay = f"loaded machine, load average {tools.load_average()}"
         relay = await relay_drain(RELAY_EVENTS)
         raw = await asyncio.to_thread(raw_produce, RELAY_EVENTS)
         rows.append(
@@ -949,8 +973,8 @@ async def run() -> list[Row]:
                 "events/s",
                 "raw aiokafka produce, relay's producer settings",
                 raw["rate"],
-                f"{RELAY_EVENTS} outbox rows committed at once, until the last is marked"
-                f" published ({relay['elapsed']:.2f} s; raw {raw['elapsed']:.2f} s in its"
+                f"{load_relay}; {RELAY_EVENTS} outbox rows committed at once, until the last is"
+                f" marked published ({relay['elapsed']:.2f} s; raw {raw['elapsed']:.2f} s in its"
                 f" own process, sent in batches of 1000 like the relay)",
             )
         )

@@ -279,6 +279,11 @@ FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 GROUP BY d.datname
 """
 XACT_SQL = "SELECT datname, xact_commit + xact_rollback AS xacts FROM pg_stat_database"
+QUERIES_SQL = """
+SELECT d.datname, s.queryid, s.calls, s.query
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname LIKE 'ecomops%'
+"""
 
 
 class PgMeter:
@@ -315,6 +320,36 @@ class PgMeter:
         finally:
             await conn.close()
         return {db: (calls.get(db, 0), xacts.get(db, 0)) for db in set(xacts) | set(calls)}
+
+    async def queries(self) -> dict[tuple[str, int], tuple[int, str]]:
+        """(database, queryid) -> (calls, normalised query text)."""
+        import asyncpg
+
+        if not self.has_statements:
+            return {}
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return {
+                (r["datname"], int(r["queryid"])): (int(r["calls"]), str(r["query"]))
+                for r in await conn.fetch(QUERIES_SQL)
+            }
+        finally:
+            await conn.close()
+
+    @staticmethod
+    def top_queries(
+        before: dict[tuple[str, int], tuple[int, str]],
+        after: dict[tuple[str, int], tuple[int, str]],
+        limit: int,
+    ) -> list[tuple[str, int, str]]:
+        """The ``limit`` statements run most often between the snapshots: (db, calls, query)."""
+        out = []
+        for key, (calls, query) in after.items():
+            n = calls - before.get(key, (0, ""))[0]
+            if n > 0:
+                out.append((key[0], n, " ".join(query.split())))
+        out.sort(key=lambda t: -t[1])
+        return out[:limit]
 
     @staticmethod
     def delta(
