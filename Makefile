@@ -58,8 +58,8 @@ contracts: ## buf lint, buf breaking (against the baseline), generated code up t
 unit: ## unit tests only (no stack needed)
 	@$(BIN)/pytest -q -m "not integration"
 
-bench: deps ## benchmarks with baselines measured in the same run (starts a throw-away stack)
-	@bash scripts/bench.sh
+bench: deps ## load benchmark (vegeta/ghz, services as processes, baselines, per-checkout budget; throw-away stack)
+	@bash scripts/bench.sh $(BENCH_ARGS)
 
 image: ## build the container image with podman (chroot isolation; base images bootstrapped locally if needed)
 	@bash deploy/image/build.sh

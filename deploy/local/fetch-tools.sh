@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds the developer tools the project needs (buf, helm) from the Go module proxy into
+# Builds the developer tools the project needs (buf, helm; vegeta and ghz, the HTTP and gRPC load
+# generators of `make bench`) from the Go module proxy into
 # .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
 # Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
 # is skipped. Pinned versions keep the build deterministic even when another buf/helm is on PATH.
 #
-#   bash deploy/local/fetch-tools.sh            # both tools
+#   bash deploy/local/fetch-tools.sh            # buf and helm
 #   bash deploy/local/fetch-tools.sh buf        # just one
+#   bash deploy/local/fetch-tools.sh vegeta ghz # the load generators (scripts/bench.sh asks for them)
 set -euo pipefail
 
 BUF_VERSION="v1.75.0"
 HELM_VERSION="v3.22.0"
+VEGETA_VERSION="v12.13.0"
+GHZ_VERSION="v0.93.0"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN_DIR="$ROOT/.local/bin"
@@ -91,11 +95,18 @@ for tool in "${tools[@]}"; do
                 build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)"
             fi
             ;;
-        *) die "unknown tool '$tool' (known: buf helm)" ;;
+        vegeta)
+            build vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12 \
+                "-X main.Version=$VEGETA_VERSION"
+            ;;
+        ghz)
+            build ghz "$GHZ_VERSION" github.com/bojand/ghz/cmd/ghz "-X main.version=$GHZ_VERSION"
+            ;;
+        *) die "unknown tool '$tool' (known: buf helm vegeta ghz)" ;;
     esac
 done
 
-# The build cache (~2 GB for these two) only speeds up rebuilding the same versions, which the
+# The build cache (~2 GB for buf and helm) only speeds up rebuilding the same versions, which the
 # markers already skip; the module cache (downloads) is kept.
 if [[ -n "$built_any" ]]; then
     go clean -cache

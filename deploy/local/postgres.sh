@@ -168,6 +168,19 @@ log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
 log_lock_waits = on
 EOF
+    # Per-statement counters for `make bench`'s per-checkout budget (statements per database),
+    # loaded where the contrib module is installed; without it the server starts as before.
+    local version control
+    version="$(basename "$(dirname "$PGBIN")")"
+    control="/usr/share/postgresql/$version/extension/pg_stat_statements.control"
+    if [[ -f "$control" && -f "$PGBIN/../lib/pg_stat_statements.so" ]]; then
+        as_pg tee -a "$DATA_DIR/ecomops.conf" >/dev/null <<EOF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.max = 5000
+pg_stat_statements.track = top
+pg_stat_statements.track_utility = on
+EOF
+    fi
 }
 
 # The server outlives this script: it must not hold any descriptor of ours (locks, a CI
