@@ -78,9 +78,7 @@ async def db(probe_db: str) -> AsyncIterator[Database]:
 
 async def _count(db: Database, note_id: str) -> int:
     async with db.engine.connect() as conn:
-        return int(
-            await conn.scalar(sa.select(sa.func.count()).where(notes.c.id == note_id)) or 0
-        )
+        return int(await conn.scalar(sa.select(sa.func.count()).where(notes.c.id == note_id)) or 0)
 
 
 async def _write(db: Database, note_id: str) -> None:
@@ -154,7 +152,7 @@ async def test_concurrent_writes_while_connections_are_killed_lose_nothing(db: D
                         await uow.commit()
                     acknowledged.append(note_id)
                     break
-                except Exception as exc:  # noqa: BLE001 - classified below
+                except Exception as exc:
                     failures.append(exc)
                     await asyncio.sleep(0.02)
 
