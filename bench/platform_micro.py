@@ -11,6 +11,9 @@
 - ``quiet``: statements per second that an idle relay costs its database (``pg_stat_database``
   tup_returned / xact_commit deltas over a quiet window), polling vs woken.
 
+- ``serve PORT LOOP HTTP``: the same app in uvicorn (``asyncio``/``uvloop``, ``h11``/``httptools``)
+  for vegeta: ``bench/serve_compare.sh`` alternates the two configurations.
+
 Run with the dev stack env exported: ``python -m bench.platform_micro asgi|uow|quiet``.
 Figures on a shared machine are loaded: print the load average beside them.
 """
@@ -179,8 +182,10 @@ async def _db_counters() -> tuple[int, int]:
         await admin.close()
 
 
-async def _units_of_work(n: int) -> float:
+async def _units_of_work(n: int, *, pre_ping: bool = False) -> float:
     db = Database(_url(), pool_size=4, max_overflow=0)
+    if pre_ping:  # the former configuration, for a before/after in the same conditions
+        db.engine.sync_engine.pool._pre_ping = True
     try:
         started = time.perf_counter()
         for _ in range(n):
@@ -194,17 +199,21 @@ async def _units_of_work(n: int) -> float:
 
 
 async def bench_uow(n: int = 2000) -> None:
+    """Alternating runs with and without the pool pre-ping, in the same conditions."""
     await prepare_probe_db()
     await _units_of_work(50)
-    await asyncio.sleep(0.5)
-    before = await _db_counters()
-    wall = await _units_of_work(n)
-    await asyncio.sleep(0.5)
-    after = await _db_counters()
-    print(
-        f"uow: {n} units of work (one SELECT, commit), {wall / n * 1e3:.3f} ms each, "
-        f"{(after[0] - before[0]) / n:.2f} server transactions per unit of work ({_load()})"
-    )
+    for _round in range(2):
+        for pre_ping in (True, False):
+            await asyncio.sleep(0.5)
+            before = await _db_counters()
+            wall = await _units_of_work(n, pre_ping=pre_ping)
+            await asyncio.sleep(0.5)
+            after = await _db_counters()
+            print(
+                f"uow pre_ping={pre_ping}: {n} units of work (one SELECT, commit), "
+                f"{wall / n * 1e3:.3f} ms each, {(after[0] - before[0]) / n:.2f} server "
+                f"transactions per unit of work ({_load()})"
+            )
 
 
 # --- quiet -----------------------------------------------------------------------------------
@@ -240,7 +249,36 @@ async def bench_quiet(seconds: float = 20.0) -> None:
         await db.dispose()
 
 
+# --- serve ------------------------------------------------------------------------------------
+
+
+def serve(port: int, loop: str, http: str) -> None:
+    """The micro app in uvicorn on ``loop`` (asyncio|uvloop) with ``http`` (h11|httptools), as
+    the runtime configures it, for an external generator (vegeta) to load."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        _app(),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http=http,
+    )
+    server = uvicorn.Server(config)
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(server.serve())
+    else:
+        asyncio.run(server.serve())
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
     what = sys.argv[1:] or ["asgi", "uow", "quiet"]
     for item in what:
         asyncio.run({"asgi": bench_asgi, "uow": bench_uow, "quiet": bench_quiet}[item]())
