@@ -19,7 +19,12 @@ class FastJSONResponse(JSONResponse):
     response model are serialised by Pydantic already."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # What orjson refuses and the standard library writes (an integer beyond 64 bits
+            # echoed in a problem's extra members): rendered as before, never a 500.
+            return super().render(content)
 
 
 class Problem(BaseModel):
