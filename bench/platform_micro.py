@@ -216,6 +216,40 @@ async def bench_uow(n: int = 2000) -> None:
             )
 
 
+async def _event_writes(writers: int, each: int, *, notify: bool) -> float:
+    from ecomops.common.v1 import common_pb2
+
+    db = Database(_url(), pool_size=writers, max_overflow=0, outbox_notify=notify)
+    try:
+
+        async def writer() -> None:
+            for _ in range(each):
+                async with UnitOfWork(db, "probe") as uow:
+                    uow.add_event(common_pb2.Money(amount_minor=1, currency="EUR"), key="k")
+                    await uow.commit()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        return writers * each / (time.perf_counter() - started)
+    finally:
+        await db.dispose()
+
+
+async def bench_notify(writers: int = 8, each: int = 250) -> None:
+    """Commits that write one outbox row, with and without NOTIFY in the transaction
+    (PostgreSQL serialises the commits of notifying transactions), alternating."""
+    await prepare_probe_db()
+    for _round in range(2):
+        for notify in (True, False):
+            rate = await _event_writes(writers, each, notify=notify)
+            print(
+                f"outbox commits notify={notify}: {rate:.0f} commits/s, {writers} writers "
+                f"({_load()})"
+            )
+    async with create_async_engine(_url()).begin() as conn:
+        await conn.execute(sa.delete(outbox_table))
+
+
 # --- quiet -----------------------------------------------------------------------------------
 
 
@@ -293,7 +327,9 @@ def main() -> None:
         return
     what = sys.argv[1:] or ["asgi", "uow", "quiet"]
     for item in what:
-        asyncio.run({"asgi": bench_asgi, "uow": bench_uow, "quiet": bench_quiet}[item]())
+        benches = {"asgi": bench_asgi, "uow": bench_uow, "quiet": bench_quiet}
+        benches["notify"] = bench_notify
+        asyncio.run(benches[item]())
 
 
 if __name__ == "__main__":

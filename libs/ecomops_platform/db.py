@@ -115,6 +115,7 @@ class Database:
         pool_size: int = 10,
         max_overflow: int = 20,
         pool_recycle: float = 1800.0,
+        outbox_notify: bool = True,
     ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
@@ -131,7 +132,7 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine,
             expire_on_commit=False,
-            info={"outbox_committed": self._outbox_committed},
+            info={"outbox_committed": self._outbox_committed, "outbox_notify": outbox_notify},
         )
         self.dead_connections_replaced = 0
 
@@ -351,9 +352,15 @@ OUTBOX_CHANNEL = "ecomops_outbox"
 _OUTBOX_ROWS_PER_STATEMENT = 500  # 8 parameters a row, well under PostgreSQL's 32,767
 
 
-def _outbox_insert(rows: list[dict[str, Any]]) -> sa.Select[Any]:
+def _outbox_insert(rows: list[dict[str, Any]], *, notify: bool) -> sa.Executable:
     """One statement: insert the rows and NOTIFY the relays, in the caller's transaction (a
-    notification is delivered only if the transaction commits, and only after it has)."""
+    notification is delivered only if the transaction commits, and only after it has).
+
+    PostgreSQL serialises the commits of notifying transactions (a cluster-wide lock held to
+    the end of the commit); ``notify=False`` (``ECOMOPS_OUTBOX_NOTIFY=false``) leaves only the
+    in-process signal and the relays' short recheck while another replica publishes."""
+    if not notify:
+        return sa.insert(outbox_table).values(rows)
     inserted = sa.insert(outbox_table).values(rows).returning(outbox_table.c.id).cte("inserted")
     return sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")).select_from(inserted).limit(1)
 
@@ -363,7 +370,12 @@ def _write_outbox_before_commit(session: Any) -> None:
     rows = session.info.pop("outbox_rows", None)
     if rows:
         for start in range(0, len(rows), _OUTBOX_ROWS_PER_STATEMENT):
-            session.execute(_outbox_insert(rows[start : start + _OUTBOX_ROWS_PER_STATEMENT]))
+            session.execute(
+                _outbox_insert(
+                    rows[start : start + _OUTBOX_ROWS_PER_STATEMENT],
+                    notify=session.info.get("outbox_notify", True),
+                )
+            )
         session.info["outbox_written"] = True
 
 

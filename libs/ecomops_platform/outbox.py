@@ -67,6 +67,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.healthy = True
         self.listening = False
+        self._busy_recheck = 0.25
+        self._lock_was_busy = False
         db.on_outbox_commit(self.wake)
 
     def wake(self) -> None:
@@ -113,8 +115,11 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
+            # Another replica holds the lock: it may have read before our commit, so look again
+            # soon rather than only at the safety net.
+            wait = self._busy_recheck if self._lock_was_busy else self._poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def _listen_forever(self) -> None:
         """LISTEN on the outbox channel on a connection of its own, reconnecting after any
@@ -154,6 +159,7 @@ class OutboxRelay:
             got_lock = await session.scalar(
                 sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id))
             )
+            self._lock_was_busy = not got_lock
             if not got_lock:
                 return 0
             rows = (

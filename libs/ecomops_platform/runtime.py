@@ -226,6 +226,7 @@ class Service:
             self.settings.database_url,
             pool_size=self.settings.db_pool_size,
             max_overflow=self.settings.db_max_overflow,
+            outbox_notify=self.common.outbox_notify,
         )
         self.producer = ResilientProducer(
             lambda: make_producer(self.common, f"ecomops-{self.name}"),

@@ -54,6 +54,8 @@ class CommonSettings(BaseSettings):
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
+    # NOTIFY the relays of other replicas in the writing transaction (see db._outbox_insert).
+    outbox_notify: bool = True
     consumer_max_attempts: int = Field(default=5, ge=1)
     # Test stacks sharing one Kafka give each process its own groups; empty in production.
     consumer_group_prefix: str = ""

@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]
@@ -183,3 +184,26 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
         await _stop(task)
         await relay_db.dispose()
         await writer_db.dispose()
+
+
+async def test_a_relay_that_found_the_lock_busy_looks_again_soon(
+    wake_db: str, producer: ResilientProducer
+) -> None:
+    """Another replica mid-batch holds the relay lock (it may have read before our commit): the
+    woken relay looks again within a fraction of a second instead of at the safety net — what
+    keeps events moving without NOTIFY (``ECOMOPS_OUTBOX_NOTIFY=false``)."""
+    db = Database(wake_db, pool_size=2, max_overflow=0, outbox_notify=False)
+    relay = OutboxRelay(db, producer, "wake", poll_interval=60, listen=False)
+    task = await _running(relay)
+    other_replica = await asyncpg.connect(_url().replace("postgresql+asyncpg", "postgresql"))
+    try:
+        lock_id = zlib.crc32(b"ecomops-outbox-wake")
+        assert await other_replica.fetchval("SELECT pg_try_advisory_lock($1)", lock_id)
+        event_id = await _record(db)
+        assert await _published_within(db, event_id, 1.0) is None  # the lock is held
+        await other_replica.execute("SELECT pg_advisory_unlock($1)", lock_id)
+        assert await _published_within(db, event_id, 3.0) is not None
+    finally:
+        await other_replica.close()
+        await _stop(task)
+        await db.dispose()
