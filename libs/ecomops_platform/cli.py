@@ -47,8 +47,10 @@ def _services(names: list[str]) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .runtime import run
+
     service = registry.load(args.service)
-    asyncio.run(service.serve_forever())
+    run(service.serve_forever())
     return 0
 
 

@@ -9,9 +9,10 @@ Idempotency-Key, written in the business transaction).
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +20,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -28,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
 from . import tracing
 from .ports import IdempotencyStore
 from .topics import service_topic
+
+log = logging.getLogger("ecomops.db")
 
 
 def utcnow() -> datetime:
@@ -87,19 +91,77 @@ sa.Index("ix_idempotency_keys_created_at", idempotency_table.c.created_at)
 
 
 class Database:
-    """The process's engine and session factory, created at start-up, never at import."""
+    """The process's engine and session factory, created at start-up, never at import.
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+    No pre-ping: a pooled connection is not tested with a round trip on every checkout (that
+    was a transaction of its own per unit of work). Instead:
+
+    - a connection the driver already knows is closed (the server terminated it, PostgreSQL
+      restarted: the socket was closed and the event loop saw it) is refused at checkout and
+      replaced, without a round trip (``_refuse_closed_connection``);
+    - connections are recycled after ``pool_recycle`` seconds, so that none outlives a
+      silently dropped network path for long;
+    - a unit of work starts its transaction (``BEGIN``, the round trip its first statement
+      would have paid anyway) before any statement of the caller, and when that fails because
+      the connection is dead it is retried once on a fresh connection (``begin``). A failure
+      after the caller's first statement is never retried here: the transaction is rolled
+      back and the caller sees the error (a 503 while the database is down).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_recycle: float = 1800.0,
+        outbox_notify: bool = True,
+    ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            pool_pre_ping=False,
+            pool_recycle=pool_recycle,
             pool_timeout=10,
             connect_args={"timeout": 5, "command_timeout": 30},
         )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        sa.event.listen(self.engine.sync_engine, "checkout", _refuse_closed_connection)
+        self._commit_listeners: list[Callable[[], None]] = []
+        self.sessions = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            info={"outbox_committed": self._outbox_committed, "outbox_notify": outbox_notify},
+        )
+        self.dead_connections_replaced = 0
+
+    async def begin(self) -> AsyncSession:
+        """A session whose transaction has begun on a live connection (retried once on a
+        fresh connection when the pooled one turns out dead before anything ran on it)."""
+        for attempt in (1, 2):
+            session = self.sessions()
+            try:
+                await session.begin()
+                conn = await session.connection()
+                await _begin_now(conn)
+                return session
+            except BaseException as exc:
+                await _discard(session)
+                if attempt == 2 or not _is_disconnect(self.engine, exc):
+                    raise
+                self.dead_connections_replaced += 1
+                log.info("a pooled connection was dead at the start of a unit of work: retried")
+        raise AssertionError("unreachable")
+
+    def on_outbox_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (synchronously, cheaply) after every commit that wrote outbox rows
+        in this process: the outbox relay's wake-up."""
+        self._commit_listeners.append(listener)
+
+    def _outbox_committed(self) -> None:
+        for listener in self._commit_listeners:
+            listener()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -107,6 +169,51 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool checkout: a connection whose socket the driver saw closed is replaced (the pool
+    invalidates it and checks out another) instead of failing the caller's first statement."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise sa.exc.DisconnectionError("connection closed by the server")
+
+
+async def _begin_now(conn: AsyncConnection) -> None:
+    """Send the transaction's BEGIN now rather than with the first statement.
+
+    SQLAlchemy's asyncpg adapter begins lazily, in front of the first statement; starting it
+    here costs no extra round trip and lets a dead connection show before the caller ran
+    anything. Other drivers keep their lazy begin."""
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    start = getattr(adapted, "_start_transaction", None)
+    if start is None or getattr(adapted, "_transaction", True) is not None:
+        return
+    try:
+        await start()
+    except Exception as exc:
+        dialect = conn.dialect
+        if dialect.is_disconnect(exc, raw, None):  # type: ignore[arg-type]
+            await conn.invalidate(exc)
+            raise _DeadConnection(str(exc)) from exc
+        raise
+
+
+class _DeadConnection(ConnectionError):
+    """The pooled connection was dead at BEGIN (nothing of the caller's ran on it)."""
+
+
+def _is_disconnect(engine: AsyncEngine, exc: BaseException) -> bool:
+    if isinstance(exc, _DeadConnection | sa.exc.DisconnectionError):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def _discard(session: AsyncSession) -> None:
+    with contextlib.suppress(Exception):
+        await session.close()
 
 
 def singleton_lock_id(name: str) -> int:
@@ -155,8 +262,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         if self._depth == 0:
-            self._session = self._db.sessions()
-            await self._session.begin()
+            self._session = await self._db.begin()
             self.committed = False
         self._depth += 1
         return self
@@ -240,13 +346,48 @@ class UnitOfWork:
         return rows
 
 
+#: The LISTEN/NOTIFY channel on which a commit that wrote outbox rows wakes every relay of its
+#: database (channels are per database, so one name serves every service).
+OUTBOX_CHANNEL = "ecomops_outbox"
+_OUTBOX_ROWS_PER_STATEMENT = 500  # 8 parameters a row, well under PostgreSQL's 32,767
+
+
+def _outbox_insert(rows: list[dict[str, Any]], *, notify: bool) -> sa.Executable:
+    """One statement: insert the rows and NOTIFY the relays, in the caller's transaction (a
+    notification is delivered only if the transaction commits, and only after it has).
+
+    PostgreSQL serialises the commits of notifying transactions (a cluster-wide lock held to
+    the end of the commit); ``notify=False`` (``ECOMOPS_OUTBOX_NOTIFY=false``) leaves only the
+    in-process signal and the relays' short recheck while another replica publishes."""
+    if not notify:
+        return sa.insert(outbox_table).values(rows)
+    inserted = sa.insert(outbox_table).values(rows).returning(outbox_table.c.id).cte("inserted")
+    return sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")).select_from(inserted).limit(1)
+
+
 @sa.event.listens_for(AsyncSession.sync_session_class, "before_commit")
 def _write_outbox_before_commit(session: Any) -> None:
     rows = session.info.pop("outbox_rows", None)
     if rows:
-        session.execute(sa.insert(outbox_table), rows)
+        for start in range(0, len(rows), _OUTBOX_ROWS_PER_STATEMENT):
+            session.execute(
+                _outbox_insert(
+                    rows[start : start + _OUTBOX_ROWS_PER_STATEMENT],
+                    notify=session.info.get("outbox_notify", True),
+                )
+            )
+        session.info["outbox_written"] = True
+
+
+@sa.event.listens_for(AsyncSession.sync_session_class, "after_commit")
+def _signal_outbox_after_commit(session: Any) -> None:
+    if session.info.pop("outbox_written", False):
+        signal = session.info.get("outbox_committed")
+        if signal is not None:
+            signal()
 
 
 @sa.event.listens_for(AsyncSession.sync_session_class, "after_rollback")
 def _drop_outbox_after_rollback(session: Any) -> None:
     session.info.pop("outbox_rows", None)
+    session.info.pop("outbox_written", None)

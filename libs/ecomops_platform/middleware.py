@@ -2,7 +2,11 @@
 
 ``BodyLimitMiddleware`` answers 413 for bodies over the limit before anything parses them;
 ``ScreenMiddleware`` refuses duplicate credentials, card numbers and out-of-range date-times
-before any handler, parser or log sees the request.
+before any handler, parser or log sees the request; ``ObserveMiddleware`` traces and counts
+every request, refuses NUL characters in the target and applies the rate limit.
+
+None of them is starlette's ``BaseHTTPMiddleware``: that one runs the app in a task of its own
+and streams the response through memory channels on every request.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -18,9 +23,10 @@ from urllib.parse import parse_qsl, unquote
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
+from . import metrics, tracing
 from .cards import CARD_NUMBER_CODE, CARD_NUMBER_DETAIL, CARD_NUMBER_TITLE, find_card_number
-from .problems import problem_response
+from .errors import PayloadTooLarge, RateLimited
+from .problems import PROBLEM_MEDIA_TYPE, FastJSONResponse, problem_response
 
 log = logging.getLogger("ecomops.rest")
 
@@ -264,3 +270,95 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replaying_receive
+
+
+class ObserveMiddleware:
+    """Trace context, the NUL screen of the target, the rate limit, and the request metrics.
+
+    - a span per request, continuing the caller's ``traceparent``;
+    - a NUL character in the path or query (raw or percent-encoded) → 422 before routing;
+    - ``/v1/`` routes count against the caller's rate limit (``rate_limit_key``: ``None``
+      exempts the request) → 429 with ``Retry-After``;
+    - ``http_requests_total`` and ``http_request_duration_seconds`` by route template, once the
+      app has answered (an exception escaping the app is answered and counted by the outer
+      error handler).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        rate_limit_key: Callable[[Scope], str | None],
+        check_rate: Callable[[str], None],
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.rate_limit_key = rate_limit_key
+        self.check_rate = check_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        status = 500
+        response_started = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+            await send(message)
+
+        carrier: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        ctx = tracing.extract_context(carrier)
+        with tracing.tracer().start_as_current_span(
+            f"{method} {path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
+        ):
+            raw_target = (scope.get("raw_path") or b"") + b"?" + scope.get("query_string", b"")
+            if b"%00" in raw_target or b"\x00" in raw_target or "\x00" in path:
+                await problem_response(
+                    422,
+                    "validation-error",
+                    "Unprocessable request",
+                    "the path or query contains a NUL character",
+                    instance=path,
+                )(scope, receive, observed_send)
+            elif path.startswith("/v1/"):
+                key = self.rate_limit_key(scope)
+                try:
+                    if key is not None:
+                        self.check_rate(key)
+                except RateLimited as exc:
+                    await problem_json(exc.problem(instance=path), 429, exc.headers)(
+                        scope, receive, observed_send
+                    )
+                else:
+                    try:
+                        await self.app(scope, receive, observed_send)
+                    except PayloadTooLarge as exc:
+                        if response_started:
+                            raise
+                        await problem_json(exc.problem(instance=path), 413, None)(
+                            scope, receive, observed_send
+                        )
+            else:
+                await self.app(scope, receive, observed_send)
+        route = getattr(scope.get("route"), "path", "unmatched")
+        metrics.http_requests_total.labels(self.service, method, route, status).inc()
+        metrics.http_request_duration_seconds.labels(self.service, method, route).observe(
+            time.perf_counter() - started
+        )
+
+
+def problem_json(
+    body: dict[str, Any], status: int, headers: dict[str, str] | None
+) -> FastJSONResponse:
+    return FastJSONResponse(
+        body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )

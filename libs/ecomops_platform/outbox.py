@@ -17,28 +17,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import zlib
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 
 from . import metrics
-from .db import Database, outbox_table, utcnow
+from .db import OUTBOX_CHANNEL, Database, outbox_table, utcnow
 from .producer import ResilientProducer
 
 log = logging.getLogger("ecomops.outbox")
 
 
 class OutboxRelay:
+    """Publishes the outbox of one service database.
+
+    Woken, not polling: a commit that wrote outbox rows in this process wakes the relay at
+    once (``Database.on_outbox_commit``), and one in another replica through PostgreSQL
+    ``LISTEN``/``NOTIFY`` (the insert notifies in the writer's transaction, so the notification
+    arrives only once the rows are visible). ``poll_interval`` is only the safety net: a relay
+    that missed a notification (its listening connection was down, PostgreSQL restarted)
+    still publishes within that interval, and the listener wakes the relay whenever it
+    (re)connects.
+    """
+
     def __init__(
         self,
         db: Database,
         producer: ResilientProducer,
         service: str,
         *,
-        poll_interval: float = 0.1,
+        poll_interval: float = 5.0,
         batch_size: int = 1000,
         max_backoff: float = 5.0,
+        retry_delay: float = 0.1,
+        listen: bool = True,
     ) -> None:
         self._db = db
         self._producer = producer
@@ -46,20 +61,42 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._max_backoff = max_backoff
+        self._retry_delay = retry_delay
+        self._listen = listen
         self._lock_id = zlib.crc32(f"ecomops-outbox-{service}".encode())
         self._wake = asyncio.Event()
         self.healthy = True
+        self.listening = False
+        self._busy_recheck = 0.25
+        self._lock_was_busy = False
+        db.on_outbox_commit(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = self._poll_interval
+        listener = (
+            asyncio.create_task(self._listen_forever(), name=f"{self._service}-outbox-listen")
+            if self._listen
+            else None
+        )
+        try:
+            await self._relay_forever()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _relay_forever(self) -> None:
+        backoff = self._retry_delay
         while True:
+            # Cleared before the batch, so that a commit signalled while the batch runs wakes
+            # the next round instead of being lost.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 self.healthy = True
-                backoff = self._poll_interval
+                backoff = self._retry_delay
                 if published:
                     continue
             except asyncio.CancelledError:
@@ -78,9 +115,43 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            self._wake.clear()
+            # Another replica holds the lock: it may have read before our commit, so look again
+            # soon rather than only at the safety net.
+            wait = self._busy_recheck if self._lock_was_busy else self._poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _listen_forever(self) -> None:
+        """LISTEN on the outbox channel on a connection of its own, reconnecting after any
+        loss; every (re)connection wakes the relay for what was committed meanwhile."""
+        dsn = sa.make_url(self._db.url).set(drivername="postgresql")
+        delay = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(dsn.render_as_string(hide_password=False), timeout=5)
+                lost = asyncio.Event()
+                conn.add_termination_listener(functools.partial(_set_event, lost))
+                await conn.add_listener(OUTBOX_CHANNEL, self._notified)
+                self.listening = True
+                delay = 0.5
+                self.wake()
+                await lost.wait()
+                log.warning("outbox listener lost its connection; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database down: the safety net polls
+                log.warning("outbox listener cannot connect (%s); retrying", type(exc).__name__)
+            finally:
+                self.listening = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _notified(self, *_args: object) -> None:
+        self._wake.set()
 
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished events; returns how many were published."""
@@ -88,6 +159,7 @@ class OutboxRelay:
             got_lock = await session.scalar(
                 sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id))
             )
+            self._lock_was_busy = not got_lock
             if not got_lock:
                 return 0
             rows = (
@@ -128,6 +200,10 @@ class OutboxRelay:
                 )
                 metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
             return len(rows)
+
+
+def _set_event(event: asyncio.Event, *_args: object) -> None:
+    event.set()
 
 
 def _is_database_error(exc: BaseException) -> bool:

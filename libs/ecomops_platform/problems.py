@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PROBLEM_BASE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON response rendered by orjson (compact UTF-8, like starlette's, several times
+    faster). For documents the platform builds itself (problems, readiness); routes with a
+    response model are serialised by Pydantic already."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # What orjson refuses and the standard library writes (an integer beyond 64 bits
+            # echoed in a problem's extra members): rendered as before, never a 500.
+            return super().render(content)
 
 
 class Problem(BaseModel):
@@ -54,11 +69,13 @@ def problem_response(
     instance: str | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
-) -> JSONResponse:
+) -> FastJSONResponse:
     body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
     if detail is not None:
         body["detail"] = detail
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return FastJSONResponse(
+        body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )

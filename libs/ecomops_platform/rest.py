@@ -21,21 +21,25 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
-from . import metrics, tracing
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message, Outcome
 from .cards import CARD_NUMBER_CODE
 from .errors import (
     BAD_INPUT_DETAIL,
-    PayloadTooLarge,
     RateLimited,
     ServiceError,
     is_bad_input,
     is_transient,
 )
-from .middleware import BodyLimitMiddleware, ScreenMiddleware
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_RESPONSES, problem_response
+from .middleware import BodyLimitMiddleware, ObserveMiddleware, ScreenMiddleware
+from .problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_RESPONSES,
+    FastJSONResponse,
+    problem_response,
+)
 
 R = TypeVar("R")
 
@@ -83,7 +87,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         # A refused card number is never echoed back, not even inside the path.
         instance = None if exc.code == CARD_NUMBER_CODE else request.url.path
-        return JSONResponse(
+        return FastJSONResponse(
             _json_safe(exc.problem(instance=instance)),
             status_code=exc.status,
             headers=exc.headers,
@@ -193,14 +197,18 @@ class RateLimiter:
             self._buckets.clear()
 
 
-def _rate_limit_key(request: Request, verifier: TokenVerifier) -> str | None:
+def _rate_limit_key(scope: Scope, verifier: TokenVerifier) -> str | None:
     """Whom a request counts against: the verified subject, else the client address.
 
     Other ecomops services (role ``service``) are not limited: their callers already are, and
     a checkout must not fail on an internal hop. An invalid token counts against the address.
     """
-    address = "ip:" + (request.client.host if request.client else "unknown")
-    auth = request.headers.get("authorization")
+    client = scope.get("client")
+    address = "ip:" + (client[0] if client else "unknown")
+    auth = next(
+        (value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"),
+        None,
+    )
     if not auth:
         return address
     try:
@@ -241,61 +249,14 @@ def create_app(
     limiter = RateLimiter(rate_limit_per_minute)
     _install_error_handlers(app)
 
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        ctx = tracing.extract_context(dict(request.headers))
-        with tracing.tracer().start_as_current_span(
-            f"{request.method} {request.url.path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
-        ):
-            response: Response
-            raw_target = (
-                request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
-            )
-            if b"%00" in raw_target or b"\x00" in raw_target or "\x00" in request.url.path:
-                response = problem_response(
-                    422,
-                    "validation-error",
-                    "Unprocessable request",
-                    "the path or query contains a NUL character",
-                    instance=request.url.path,
-                )
-            elif request.url.path.startswith("/v1/"):
-                key = _rate_limit_key(request, verifier)
-                try:
-                    if key is not None:
-                        limiter.check(key)
-                except RateLimited as exc:
-                    response = JSONResponse(
-                        exc.problem(instance=request.url.path),
-                        status_code=429,
-                        headers=exc.headers,
-                        media_type=PROBLEM_MEDIA_TYPE,
-                    )
-                else:
-                    try:
-                        response = await call_next(request)
-                    except PayloadTooLarge as exc:
-                        response = JSONResponse(
-                            exc.problem(instance=request.url.path),
-                            status_code=413,
-                            media_type=PROBLEM_MEDIA_TYPE,
-                        )
-            else:
-                response = await call_next(request)
-        route = _route_template(request)
-        metrics.http_requests_total.labels(
-            service, request.method, route, response.status_code
-        ).inc()
-        metrics.http_request_duration_seconds.labels(service, request.method, route).observe(
-            time.perf_counter() - started
-        )
-        return response
-
     # Outermost first: the body limit, then the screen (duplicate Authorization, card numbers),
-    # then observation and the routes.
+    # then observation (trace, NUL screen, rate limit, metrics) and the routes.
+    app.add_middleware(
+        ObserveMiddleware,
+        service=service,
+        rate_limit_key=lambda scope: _rate_limit_key(scope, verifier),
+        check_rate=limiter.check,
+    )
     app.add_middleware(ScreenMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
 
@@ -312,7 +273,7 @@ def create_app(
         waiting in the outbox.
         """
         report = await readiness()
-        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+        return FastJSONResponse(report, status_code=200 if report["ready"] else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -51,7 +51,11 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
-    outbox_poll_interval: float = Field(default=0.1, gt=0)
+    # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
+    # safety-net poll, the longest a missed notification delays an event.
+    outbox_poll_interval: float = Field(default=5.0, gt=0)
+    # NOTIFY the relays of other replicas in the writing transaction (see db._outbox_insert).
+    outbox_notify: bool = True
     consumer_max_attempts: int = Field(default=5, ge=1)
     # Test stacks sharing one Kafka give each process its own groups; empty in production.
     consumer_group_prefix: str = ""

@@ -1,0 +1,217 @@
+"""Pooled connections killed under the service (``pg_terminate_backend``, what a PostgreSQL
+restart does to every connection), without pre-ping: the next unit of work gets a live
+connection, a transaction that was half done is never re-run, and under concurrent writes
+every acknowledged write is there exactly once while every failure is a transient one (a 503,
+never a 500).
+
+Only this test's own connections are terminated (their server pids are recorded as the pool
+opens them), so that other users of the shared dev stack are not disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from ecomops_platform.db import Database, UnitOfWork, _refuse_closed_connection
+from ecomops_platform.errors import is_transient
+from ecomops_platform.runtime import Service
+from ecomops_testing import bearer
+
+from .conftest import DB_NAME, notes
+
+pytestmark = pytest.mark.integration
+
+
+def _admin_dsn() -> str:
+    return os.environ["ORDER_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
+
+
+def _record_pids(db: Database) -> set[int]:
+    """The server pids of the pool's live connections (a closed one is forgotten, so that a pid
+    the OS hands to another backend later is never terminated)."""
+    pids: set[int] = set()
+
+    def pid_of(dbapi_connection: object) -> int:
+        return int(dbapi_connection.driver_connection.get_server_pid())  # type: ignore[attr-defined]
+
+    def on_connect(dbapi_connection: object, record: object) -> None:
+        pids.add(pid_of(dbapi_connection))
+
+    def on_gone(dbapi_connection: object, record: object, *_exc: object) -> None:
+        with contextlib.suppress(Exception):
+            pids.discard(pid_of(dbapi_connection))
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "invalidate", on_gone)
+    sa.event.listen(engine, "close", on_gone)
+    return pids
+
+
+async def _terminate(pids: set[int]) -> int:
+    """Terminate these backends (only if they are still connected to the probe database)."""
+    admin = await asyncpg.connect(_admin_dsn())
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE pid = ANY($1::int[]) AND datname = $2",
+            list(pids),
+            DB_NAME,
+        )
+        return int(killed or 0)
+    finally:
+        await admin.close()
+
+
+async def _fill_pool(db: Database, n: int) -> None:
+    """Open ``n`` pooled connections (concurrent units of work), then return them to the pool."""
+    gate = asyncio.Barrier(n)
+
+    async def one() -> None:
+        async with UnitOfWork(db, "probe") as uow:
+            await uow.session.execute(sa.select(sa.literal(1)))
+            await gate.wait()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+@pytest.fixture
+async def db(probe_db: str) -> AsyncIterator[Database]:
+    database = Database(probe_db, pool_size=4, max_overflow=0)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _count(db: Database, note_id: str) -> int:
+    async with db.engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).where(notes.c.id == note_id)) or 0)
+
+
+async def _write(db: Database, note_id: str) -> None:
+    async with UnitOfWork(db, "probe") as uow:
+        await uow.session.execute(sa.insert(notes).values(id=note_id, text="t", amount=1))
+        await uow.commit()
+
+
+async def test_units_of_work_go_on_after_every_pooled_connection_was_killed(db: Database) -> None:
+    pids = _record_pids(db)
+    await _fill_pool(db, 4)
+    assert len(pids) == 4
+    assert await _terminate(pids) == 4
+    await asyncio.sleep(0.3)  # the loop sees the sockets close
+    for _ in range(6):
+        note_id = f"dead-{uuid.uuid4().hex[:12]}"
+        await _write(db, note_id)
+        assert await _count(db, note_id) == 1
+
+
+async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) -> None:
+    """Without the checkout check, the dead connection shows at BEGIN: retried on a fresh one
+    (the caller's statements had not run), once."""
+    sa.event.remove(db.engine.sync_engine, "checkout", _refuse_closed_connection)
+    pids = _record_pids(db)
+    await _fill_pool(db, 1)
+    assert await _terminate(pids) == 1
+    await asyncio.sleep(0.3)
+    note_id = f"dead-{uuid.uuid4().hex[:12]}"
+    await _write(db, note_id)
+    assert db.dead_connections_replaced == 1
+    assert await _count(db, note_id) == 1
+
+
+async def test_a_transaction_cut_half_way_is_not_rerun(db: Database) -> None:
+    pids = _record_pids(db)
+    note_id = f"dead-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(Exception) as caught:
+        async with UnitOfWork(db, "probe") as uow:
+            await uow.session.execute(sa.insert(notes).values(id=note_id, text="t", amount=1))
+            assert await _terminate(pids) == 1
+            await asyncio.sleep(0.1)
+            await uow.commit()
+    assert is_transient(caught.value), repr(caught.value)
+    assert db.dead_connections_replaced == 0
+    assert await _count(db, note_id) == 0
+    await _write(db, note_id)  # the pool recovered
+    assert await _count(db, note_id) == 1
+
+
+async def test_concurrent_writes_while_connections_are_killed_lose_nothing(db: Database) -> None:
+    """Writers retry a failed write like a client retrying a 503 (the insert is idempotent by
+    its key); the killer terminates every connection of the pool, twelve times."""
+    pids = _record_pids(db)
+    prefix = f"dead-{uuid.uuid4().hex[:8]}"
+    acknowledged: list[str] = []
+    failures: list[BaseException] = []
+    stop = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        for i in range(25):
+            note_id = f"{prefix}-{w}-{i}"
+            for _attempt in range(100):
+                try:
+                    async with UnitOfWork(db, "probe") as uow:
+                        stmt = sa.text(
+                            "INSERT INTO notes (id, text, amount) VALUES (:id, 't', 1)"
+                            " ON CONFLICT (id) DO NOTHING"
+                        )
+                        await uow.session.execute(stmt, {"id": note_id})
+                        await uow.commit()
+                    acknowledged.append(note_id)
+                    break
+                except Exception as exc:
+                    failures.append(exc)
+                    await asyncio.sleep(0.02)
+
+    kills = 0
+
+    async def killer() -> None:
+        nonlocal kills
+        for _ in range(12):
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.1)
+            kills += await _terminate(pids)
+
+    killing = asyncio.create_task(killer())
+    try:
+        await asyncio.gather(*(writer(w) for w in range(4)))
+    finally:
+        stop.set()
+        await killing
+    assert kills > 0
+    assert len(acknowledged) == 100, [repr(f) for f in failures[-3:]]
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.select(notes.c.id).where(notes.c.id.like(f"{prefix}-%")))
+        ).all()
+    assert sorted(r.id for r in rows) == sorted(acknowledged)
+    assert all(is_transient(f) for f in failures), [repr(f) for f in failures[:3]]
+
+
+async def test_rest_answers_200_after_its_connections_were_killed(probe_service: Service) -> None:
+    pids = _record_pids(probe_service.db)
+    await _fill_pool(probe_service.db, 3)
+    assert await _terminate(pids) >= 3
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{probe_service.http_port}",
+        headers=bearer("ops-dead", "ops"),
+    ) as client:
+        for _ in range(5):
+            response = await client.post(
+                "/v1/notes",
+                json={"text": "after the kill", "amount": 1},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert response.status_code in (200, 201), response.text
