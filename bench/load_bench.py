@@ -419,6 +419,10 @@ async def relay_drain(count: int) -> dict[str, float]:
                    created_at) VALUES ($1, $2, $3, $4, $5, $6::json, now())""",
                 rows,
             )
+            # Wake the relay as a writer that is not the order process does (another replica
+            # with NOTIFY, a tool): what is measured is the relay draining, not its safety-net
+            # poll (the service's own commits wake it in-process).
+            await conn.execute("SELECT pg_notify('ecomops_outbox', '')")
             committed_db = await conn.fetchval("SELECT clock_timestamp()")
         ids = [r[0] for r in rows]
         deadline = time.monotonic() + 120
