@@ -319,9 +319,13 @@ class Service:
         anything handled but not yet committed comes again and the inbox drops it.
         """
         delay = 0.5
+        # Starting a consumer talks to the broker with no deadline of its own: against a broker
+        # that comes and goes it can wait for ever, before the stall watchdog (part of run())
+        # exists. A start that takes this long is abandoned and retried with a new consumer.
+        start_deadline = max(30.0, 2 * self.common.consumer_stall_seconds)
         while True:
             try:
-                await runner.start()
+                await asyncio.wait_for(runner.start(), timeout=start_deadline)
                 delay = 0.5
                 await runner.run()
             except asyncio.CancelledError:
@@ -339,7 +343,7 @@ class Service:
                 delay = min(delay * 2, 10)
             finally:
                 with contextlib.suppress(Exception):
-                    await runner.stop()
+                    await asyncio.wait_for(runner.stop(), timeout=10)
 
     async def _run_periodic(self, job: PeriodicJob) -> None:
         while True:
