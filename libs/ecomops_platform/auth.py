@@ -1,7 +1,10 @@
 """JWT bearer authentication shared by REST and gRPC.
 
 Tokens carry ``sub`` (for customers: the customer id), ``role`` (customer, ops, partner or
-service), ``iss``, ``aud``, ``iat`` and ``exp``. Algorithms are pinned: HS256 when a shared
+service), ``iss``, ``aud``, ``iat`` and ``exp``. A customer token may also carry
+``account_created_at`` (a NumericDate, seconds since the epoch like ``iat``): when the identity
+provider created the customer's account (a risk signal; a value that is not a number, or lies in
+the future, is ignored). Algorithms are pinned: HS256 when a shared
 secret is configured (local stack, tests), RS256 through a JWKS URL in production. ``alg: none``
 and any algorithm other than the pinned one are refused.
 
@@ -18,11 +21,13 @@ import asyncio
 import contextvars
 import enum
 import logging
+import math
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,8 @@ class Caller:
 
     subject: str
     role: Role
+    #: The token's ``account_created_at`` claim, when it has a valid one.
+    account_created_at: datetime | None = None
 
     @property
     def is_customer(self) -> bool:
@@ -254,7 +261,7 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("token has no subject")
         self._check_lifetime(claims, role)
-        return Caller(subject=subject, role=role)
+        return Caller(subject=subject, role=role, account_created_at=_account_created_at(claims))
 
     def _check_lifetime(self, claims: dict[str, object], role: Role) -> None:
         """RFC 8725 §3.10: a token may not live longer than its role allows. (Its age, now - iat,
@@ -294,6 +301,24 @@ class TokenVerifier:
         return self.verify(token.strip(), rs256_key)
 
 
+#: The claim naming when the customer's account was created (NumericDate).
+ACCOUNT_CREATED_CLAIM = "account_created_at"
+
+
+def _account_created_at(claims: dict[str, object]) -> datetime | None:
+    """The account's creation time from its claim; None when absent, not a number, not
+    representable or in the future (beyond the clock leeway)."""
+    value = claims.get(ACCOUNT_CREATED_CLAIM)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not math.isfinite(value) or value > time.time() + _LEEWAY_SECONDS:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def mint_token(
     secret: str,
     subject: str,
@@ -302,6 +327,7 @@ def mint_token(
     ttl_seconds: int = 3600,
     issuer: str = "ecomops",
     audience: str = "ecomops",
+    extra_claims: dict[str, Any] | None = None,
 ) -> str:
     """Sign an HS256 token (local stack, tests, service-to-service calls with a shared secret)."""
     now = int(time.time())
@@ -313,6 +339,7 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
+        **(extra_claims or {}),
     }
     return jwt.encode(claims, secret, algorithm="HS256")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -24,6 +25,19 @@ def test_valid_token_gives_the_caller() -> None:
     assert caller == Caller("cust-1", Role.CUSTOMER)
     assert caller.may_see("cust-1") and not caller.may_see("cust-2")
     assert Caller("ops-1", Role.OPS).may_see("cust-2")
+
+
+def test_account_created_at_claim_is_read_when_it_is_a_past_numeric_date() -> None:
+    def caller_with(value: object) -> Caller:
+        token = mint_token(SECRET, "cust-1", "customer", extra_claims={"account_created_at": value})
+        return verifier().verify(token)
+
+    assert caller_with(1_700_000_000).account_created_at == datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=UTC
+    )
+    assert verifier().verify(mint_token(SECRET, "c", "customer")).account_created_at is None
+    for bad in ("2023-01-01", True, None, time.time() + 86400, 1e300):
+        assert caller_with(bad).account_created_at is None, bad
 
 
 def test_hs384_is_refused_even_with_the_right_secret() -> None:
