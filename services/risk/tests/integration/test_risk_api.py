@@ -303,6 +303,17 @@ async def test_grpc_assess_order_and_errors(risk: Service) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetRules(pb.GetRulesRequest(), metadata=meta, timeout=5)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        found = await stub.ListAssessments(
+            pb.ListAssessmentsRequest(order_id=req.order_id), metadata=meta, timeout=5
+        )
+        assert [a.assessment_id for a in found.items] == [first.assessment.assessment_id]
+        none = await stub.ListAssessments(
+            pb.ListAssessmentsRequest(order_id=unique("o")), metadata=meta, timeout=5
+        )
+        assert list(none.items) == []
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListAssessments(pb.ListAssessmentsRequest(), metadata=meta, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await channel.close()
 
