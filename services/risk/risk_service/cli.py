@@ -140,8 +140,11 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--calibration",
         choices=CALIBRATIONS,
-        default="isotonic",
-        help="probability calibration fitted on the validation part (default: isotonic)",
+        default="sigmoid",
+        help=(
+            "probability calibration fitted on the validation part (default: sigmoid, strictly "
+            "increasing; isotonic ties neighbouring scores)"
+        ),
     )
     p.set_defaults(func=_train)
     args = parser.parse_args(argv)

@@ -8,12 +8,14 @@ review thresholds are set here) and *test* (the last 20%, held out: every report
 - Class imbalance: each strategy — ``none``, ``class_weight`` (balanced weights) and
   ``undersample`` (every fraud, ``UNDERSAMPLE_RATIO`` legitimate rows per fraud) — is trained
   and reported side by side; the one with the best validation PR-AUC is kept (or the one asked).
-- Calibration: the kept learner's raw score is mapped to a probability by isotonic regression
-  or a sigmoid (Platt) fitted on the validation part; the Brier score of the raw score and of
-  both calibrations on the test part, and a reliability table, are reported.
-- Thresholds: for review rates of 0.5%, 1%, 2% and 5%, the threshold is the validation part's
-  quantile (deployable: it is known before the test period), and the test part's achieved
-  review rate, precision and recall at it are reported.
+- Calibration: the kept learner's raw score is mapped to a probability by a sigmoid (Platt,
+  the default: strictly increasing, so every review rate gets its own threshold) or isotonic
+  regression (steps: neighbouring scores tie), fitted on the validation part; the Brier score
+  of the raw score and of both calibrations on the test part, and a reliability table, are
+  reported.
+- Thresholds: for review rates of 0.5%, 1%, 2% and 5%, the threshold on the calibrated
+  probability is the validation part's quantile (deployable: it is known before the test
+  period), and the test part's achieved review rate, precision and recall at it are reported.
 - A trivial baseline (the training fraud rate as a constant score) is reported beside.
 
 The saved artifact is a :class:`CalibratedModel`: the learner and its calibrator, whose
@@ -198,26 +200,28 @@ def reliability(labels: Any, probabilities: Any) -> list[ReliabilityBin]:
 
 
 def threshold_table(
-    validation_scores: Any, test_scores: Any, test_labels: Any, to_probability: Any
+    validation_probabilities: Any, test_probabilities: Any, test_labels: Any
 ) -> list[ThresholdRow]:
-    """Per review rate: the validation part's score quantile as the threshold, and the test
-    part's review rate, precision and recall at it (ranked by the raw score, which the
-    calibration keeps in order)."""
+    """Per review rate: the validation part's quantile of the calibrated probability (what the
+    service scores with, so the threshold can be configured) and the test part's review rate,
+    precision and recall at it. A calibration with flat steps (isotonic) ties neighbours: two
+    rates may then get the same threshold."""
     import numpy as np
 
-    test_scores, test_labels = np.asarray(test_scores), np.asarray(test_labels)
+    test_probabilities = np.asarray(test_probabilities)
+    test_labels = np.asarray(test_labels)
     frauds = int(test_labels.sum())
     rows = []
     for rate in REVIEW_RATES:
-        cut = float(np.quantile(validation_scores, 1.0 - rate, method="higher"))
-        flagged = test_scores >= cut
+        cut = float(np.quantile(validation_probabilities, 1.0 - rate, method="higher"))
+        flagged = test_probabilities >= cut
         caught = int(test_labels[flagged].sum())
         n = int(flagged.sum())
         rows.append(
             ThresholdRow(
                 review_rate=rate,
-                threshold=float(to_probability(np.asarray([cut]))[0]),
-                test_review_rate=n / len(test_scores),
+                threshold=cut,
+                test_review_rate=n / len(test_probabilities),
                 precision=caught / n if n else 0.0,
                 recall=caught / frauds if frauds else 0.0,
                 frauds_caught=caught,
@@ -291,7 +295,7 @@ def train(
     seed: int = 0,
     max_iter: int = 200,
     strategy: str | None = None,
-    calibration: str = "isotonic",
+    calibration: str = "sigmoid",
 ) -> TrainingResult:
     """Train every imbalance strategy (or only ``strategy``), keep the best on validation,
     calibrate it, and evaluate on the held-out last 20%."""
@@ -378,7 +382,7 @@ def train(
         brier_baseline=brier(y_test, baseline_scores),
         strategies=compared,
         reliability=reliability(y_test, scores),
-        thresholds=threshold_table(val_raw, test_raw, y_test, calibrator),
+        thresholds=threshold_table(calibrator(val_raw), scores, y_test),
         estimator=model,
         test_index=test_idx,
         test_labels=y_test,
