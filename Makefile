@@ -15,7 +15,7 @@ help: ## list the targets
 deps: ## install the locked Python dependencies into .venv (uv, cached under .local/)
 	@bash deploy/local/bootstrap-python.sh
 
-tools: ## build buf and helm from the Go module proxy into .local/bin (cached)
+tools: ## build helm from the Go module proxy into .local/bin (cached; buf comes from PyPI with deps)
 	@bash deploy/local/fetch-tools.sh
 
 run: deps ## start PostgreSQL, Kafka and every service; Ctrl-C stops everything
