@@ -126,9 +126,16 @@ class Service:
         self._grpc_registrars.append(register)
 
     def subscribe(
-        self, topics: Sequence[str], handlers: dict[str, EventHandler], *, name: str = "main"
+        self,
+        topics: Sequence[str],
+        handlers: dict[str, EventHandler],
+        *,
+        name: str = "main",
+        batch: bool = True,
     ) -> None:
-        self._subscriptions.append(Subscription(list(topics), dict(handlers), name))
+        """Consume ``topics``; ``batch=False`` applies every event in its own transaction
+        (``ECOMOPS_CONSUMER_BATCH_SIZE`` chunks otherwise)."""
+        self._subscriptions.append(Subscription(list(topics), dict(handlers), name, batch))
 
     def every(
         self,

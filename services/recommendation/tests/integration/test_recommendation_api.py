@@ -495,12 +495,18 @@ async def test_rebuild_reproduces_the_incremental_model(
     client: httpx.AsyncClient, publisher: Publisher, rec_service: Service
 ) -> None:
     a, b, c = await catalogue(publisher, "rb", 3)
-    await publisher.paid(unique("cust"), [a, b])
-    await publisher.paid(unique("cust"), [a, b, c])
+    first, second = unique("cust"), unique("cust")
+    await publisher.paid(first, [a, b])
+    await publisher.paid(second, [a, b, c])
 
     async def ready() -> list[str]:
         got = await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together")
         assert got == [b, c]
+        # Both orders are in the model: they are keyed apart (two partitions), so the second
+        # can be applied first, and [b, c] already shows then.
+        async with rec_service.uow() as uow:
+            assert await uow.orders.purchased_skus(first) == {a, b}
+            assert await uow.orders.purchased_skus(second) == {a, b, c}
         return got
 
     await eventually(ready, timeout=40)
