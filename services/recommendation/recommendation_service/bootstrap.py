@@ -35,7 +35,6 @@ def dependencies_of(settings: RecommendationSettings) -> Deps:
             max_age=timedelta(days=settings.max_event_age_days),
             anonymous_rate_per_minute=settings.anonymous_rate_per_minute,
         ),
-        exclude_purchased=settings.exclude_purchased,
         segment_max_age=timedelta(seconds=settings.segment_refresh_seconds),
         segment_batch=settings.segment_refresh_batch,
     )

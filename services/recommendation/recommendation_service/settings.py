@@ -30,8 +30,6 @@ class RecommendationSettings(ServiceSettings):
     half_life_days: float = Field(default=30.0, gt=0)
     trending_half_life_hours: float = Field(default=48.0, gt=0)
     session_window_hours: float = Field(default=24.0, gt=0)
-    #: Do not recommend to a customer what it already bought.
-    exclude_purchased: bool = True
     #: How often segments are recomputed as recency ages (seconds), and how many per batch.
     segment_refresh_seconds: float = Field(default=3600.0, gt=0)
     segment_refresh_batch: int = Field(default=500, ge=1)
