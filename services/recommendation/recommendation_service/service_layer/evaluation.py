@@ -196,20 +196,26 @@ def served(
     limit: int,
     params: PersonalParams,
     popular: Sequence[str],
+    similar_cache: dict[str, list[tuple[str, float]]] | None = None,
 ) -> list[RecommendedItem]:
     """What ``GET /v1/recommendations/customers/{customer}?mode=…&limit=…`` answers at ``now``
     when the service learnt ``model`` and every SKU is recommendable: the same functions as
     the handler (``personalised.py``), the trending fallback being global popularity (the
-    evaluation data has no categories)."""
+    evaluation data has no categories). ``similar_cache`` keeps the merged neighbour lists
+    per SKU across calls on the same model (each SKU's list does not depend on the others)."""
     rows = interactions_of(customer, past, now)
     profile, history = plan(rows, now, model.params, params)
     skus = [sku for sku, _w, _b in history]
-    counts, neigh = model.neighbour_rows([k for k, _ in KINDS], skus, per_item=PER_ITEM)
+    cache = {} if similar_cache is None else similar_cache
+    missing = [s for s in skus if s not in cache]
+    if missing:
+        counts, neigh = model.neighbour_rows([k for k, _ in KINDS], missing, per_item=PER_ITEM)
+        cache.update(merge_similar(missing, counts, neigh))
     exclude = {s for o in past for s in o.skus} if mode is Mode.DISCOVER else set()
     items = personal_items(
         profile,
         history,
-        merge_similar(skus, counts, neigh),
+        {s: cache[s] for s in skus},
         None,
         mode=mode,
         exclude=exclude,
@@ -229,6 +235,7 @@ def _score_service(
     popular: Sequence[str],
 ) -> Scores:
     scores = Scores("service")
+    cache: dict[str, list[tuple[str, float]]] = {}
     for customer in sorted(held):
         past = by_customer.get(customer, [])
         items = served(
@@ -240,14 +247,15 @@ def _score_service(
             limit=k,
             params=params,
             popular=popular,
+            similar_cache=cache,
         )
         scores.add([i.sku for i in items], set(held[customer].skus), k)
     return scores
 
 
 #: The grid searched by ``--tune`` (on the validation split only).
-GRID_DECAY = (0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-GRID_NEIGHBOUR = (0.0, 0.05, 0.1, 0.2, 0.4)
+GRID_DECAY = (0.7, 0.8, 0.9, 0.95, 1.0)
+GRID_NEIGHBOUR = (0.0, 0.05, 0.1, 0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,12 +331,23 @@ def evaluate(
     service_new = Scores("discovery: service, mode=discover")
     pop_new = Scores("discovery: popularity minus bought")
     top: dict[str, list[RecommendedItem]] = {}
+    cache: dict[str, list[tuple[str, float]]] = {}
     for customer in sorted(held):
         relevant = set(held[customer].skus)
         past = by_customer.get(customer, [])
         now = held[customer].at
         answers = {
-            m: served(model, customer, past, now, mode=m, limit=k, params=personal, popular=popular)
+            m: served(
+                model,
+                customer,
+                past,
+                now,
+                mode=m,
+                limit=k,
+                params=personal,
+                popular=popular,
+                similar_cache=cache,
+            )
             for m in Mode
         }
         top[customer] = answers[mode]
