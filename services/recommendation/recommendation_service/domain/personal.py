@@ -37,9 +37,10 @@ class PersonalParams:
     (`ecomops recommendation evaluate --tune`, docs/decisions.md "Recommendations")."""
 
     #: Weight of each older order relative to the next (1.0: plain frequency).
-    order_decay: float = 0.9
-    #: Weight of the item-to-item part against the customer's own vector.
-    neighbour_weight: float = 0.1
+    order_decay: float = 0.8
+    #: Weight of the item-to-item part against the customer's own vector (personal mode; kept
+    #: above 0 so that default answers always discover something; discover mode ignores it).
+    neighbour_weight: float = 0.05
     #: Weight of viewed / carted affinity (normalised to [0, 1]) in the neighbour part.
     view_weight: float = 0.5
     #: Most recent orders of the customer taken into account.
@@ -159,7 +160,9 @@ def rank_for_customer(
                 continue
             if cand in own and (mode is Mode.DISCOVER or cand not in scores):
                 continue  # bought but not recommendable now (or discover mode)
-            contribution = params.neighbour_weight * w * sim
+            # In discover mode nothing of the customer's own competes: the plain sum ranks.
+            factor = params.neighbour_weight if mode is Mode.PERSONAL else 1.0
+            contribution = factor * w * sim
             if contribution <= 0:
                 continue
             scores[cand] += contribution

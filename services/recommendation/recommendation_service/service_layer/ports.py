@@ -19,6 +19,8 @@ from ecomops_platform.timestamps import utcnow
 
 from ..domain.models import Increments, InteractionKind, ModelParams, Neighbour
 from ..domain.personal import PersonalParams
+from .read_cache import ReadCache
+from .views import Recommendations
 
 # --- records ----------------------------------------------------------------------------------
 
@@ -297,6 +299,12 @@ class Deps:
     ingestion: IngestionPolicy
     #: How personalised answers weigh buying again against discovery.
     personal: PersonalParams = field(default_factory=PersonalParams)
+    #: Answers of the serving queries, per process, for a bounded time (0 s: off).
+    read_cache: ReadCache[Recommendations] = field(default_factory=lambda: ReadCache(0.0))
+    #: Each SKU's merged neighbour list (personalised answers share them), same bound.
+    neighbour_cache: ReadCache[list[tuple[str, float]]] = field(
+        default_factory=lambda: ReadCache(0.0)
+    )
     #: Segments older than this are re-scored by the periodic refresh, ``segment_batch`` at
     #: a time.
     segment_max_age: timedelta = timedelta(hours=1)

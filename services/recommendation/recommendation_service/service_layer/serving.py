@@ -75,6 +75,8 @@ async def neighbours_of(
 
 @handler
 async def get_similar_items(query: GetSimilarItems, ctx: Ctx) -> Recommendations:
+    if (hit := ctx.deps.read_cache.get(query)) is not None:
+        return hit
     sku, limit = query.sku, query.limit
     async with ctx.uow:
         asked = (await ctx.uow.catalog.entries([sku])).get(sku)
@@ -95,39 +97,49 @@ async def get_similar_items(query: GetSimilarItems, ctx: Ctx) -> Recommendations
                         f"popular in {asked.category}, like {title}",
                     )
                 )
-    return Recommendations(tuple(items))
+    return ctx.deps.read_cache.put(query, Recommendations(tuple(items)))
 
 
 @handler
 async def get_bought_together(query: GetBoughtTogether, ctx: Ctx) -> Recommendations:
+    if (hit := ctx.deps.read_cache.get(query)) is not None:
+        return hit
     async with ctx.uow:
         asked = (await ctx.uow.catalog.entries([query.sku])).get(query.sku)
         ranked = await neighbours_of(ctx.uow, BASKET, query.sku)
     title = asked.title if asked else query.sku
-    return Recommendations(
-        tuple(
-            RecommendedItem(s, round(score, 6), f"often bought with {title}")
-            for s, score in ranked[: query.limit]
-        )
+    return ctx.deps.read_cache.put(
+        query,
+        Recommendations(
+            tuple(
+                RecommendedItem(s, round(score, 6), f"often bought with {title}")
+                for s, score in ranked[: query.limit]
+            )
+        ),
     )
 
 
 @handler
 async def get_trending(query: GetTrending, ctx: Ctx) -> Recommendations:
+    if (hit := ctx.deps.read_cache.get(query)) is not None:
+        return hit
     now = ctx.deps.clock()
     async with ctx.uow:
         rows = await ctx.uow.model.trending(
             categories=[query.category] if query.category else None, limit=query.limit
         )
-    return Recommendations(
-        tuple(
-            RecommendedItem(
-                entry.sku,
-                round(unscale(weight, ctx.deps.params.trending_rate, now), 6),
-                f"trending in {entry.category}" if entry.category else "trending now",
+    return ctx.deps.read_cache.put(
+        query,
+        Recommendations(
+            tuple(
+                RecommendedItem(
+                    entry.sku,
+                    round(unscale(weight, ctx.deps.params.trending_rate, now), 6),
+                    trending_reason(entry),
+                )
+                for entry, weight in rows
             )
-            for entry, weight in rows
-        )
+        ),
     )
 
 
@@ -139,6 +151,8 @@ async def get_customer_recommendations(
     discovery (``personalised.py``); ``discover`` mode never returns what the customer bought.
     Cold start and short answers: trending in the customer's recent categories, then overall."""
     ctx.ensure_visible(query.customer_id, "customer", query.customer_id)
+    if (hit := ctx.deps.read_cache.get(query)) is not None:
+        return hit
     deps, customer_id, limit, mode = ctx.deps, query.customer_id, query.limit, query.mode
     now = deps.clock()
     async with ctx.uow:
@@ -147,12 +161,22 @@ async def get_customer_recommendations(
         profile, history = plan(rows, now, deps.params, deps.personal)
         exclude = await uow.orders.purchased_skus(customer_id) if mode is Mode.DISCOVER else set()
         skus = [sku for sku, _w, _b in history]
-        counts, neigh = await uow.model.neighbours([k for k, _ in KINDS], skus, per_item=PER_ITEM)
+        similar: dict[str, list[tuple[str, float]]] = {}
+        for s in skus:
+            if (cached := deps.neighbour_cache.get(s)) is not None:
+                similar[s] = cached
+        missing = [s for s in skus if s not in similar]
+        if missing:
+            counts, neigh = await uow.model.neighbours(
+                [k for k, _ in KINDS], missing, per_item=PER_ITEM
+            )
+            for s, merged in merge_similar(missing, counts, neigh).items():
+                similar[s] = deps.neighbour_cache.put(s, merged)
         known = await uow.catalog.entries(set(skus) | {r.sku for r in profile})
         items = personal_items(
             profile,
             history,
-            merge_similar(skus, counts, neigh),
+            similar,
             known,
             mode=mode,
             exclude=exclude,
@@ -188,4 +212,4 @@ async def get_customer_recommendations(
                     limit=limit,
                     exclude=exclude,
                 )
-    return Recommendations(tuple(items))
+    return deps.read_cache.put(query, Recommendations(tuple(items)))
