@@ -37,10 +37,10 @@ class PersonalParams:
     (`ecomops recommendation evaluate --tune`, docs/decisions.md "Recommendations")."""
 
     #: Weight of each older order relative to the next (1.0: plain frequency).
-    order_decay: float = 0.8
+    order_decay: float = 0.85
     #: Weight of the item-to-item part against the customer's own vector (personal mode; kept
     #: above 0 so that default answers always discover something; discover mode ignores it).
-    neighbour_weight: float = 0.05
+    neighbour_weight: float = 0.02
     #: Weight of viewed / carted affinity (normalised to [0, 1]) in the neighbour part.
     view_weight: float = 0.5
     #: Most recent orders of the customer taken into account.
