@@ -221,9 +221,11 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
     )
     assert r.status_code == 202
 
-    async def personal() -> list[dict[str, Any]]:
+    async def discover() -> list[dict[str, Any]]:
         r = await client.get(
-            f"/v1/recommendations/customers/{second}", headers=bearer(second, "customer")
+            f"/v1/recommendations/customers/{second}",
+            headers=bearer(second, "customer"),
+            params={"mode": "discover"},
         )
         assert r.status_code == 200, r.text
         items = r.json()["items"]
@@ -231,8 +233,21 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
         assert a not in [i["sku"] for i in items]  # already bought (once OrderPaid is applied)
         return list(items)
 
-    items = await eventually(personal, timeout=40)
+    items = await eventually(discover, timeout=40)
     assert items[0]["reason"].startswith(("similar to Item sim0", "goes well with Item sim0"))
+    # the default mode buys again: a first, then what goes with it
+    r = await client.get(
+        f"/v1/recommendations/customers/{second}", headers=bearer(second, "customer")
+    )
+    got = r.json()["items"]
+    assert got[0]["sku"] == a and got[0]["reason"] == "you bought this before", got
+    assert {i["sku"] for i in got[1:3]} == {b, c}, got
+    r = await client.get(
+        f"/v1/recommendations/customers/{second}",
+        headers=bearer(second, "customer"),
+        params={"mode": "novel"},
+    )
+    assert r.status_code == 422
     # another customer's recommendations are not found, not forbidden
     r = await client.get(f"/v1/recommendations/customers/{second}", headers=headers)
     assert r.status_code == 404
