@@ -55,6 +55,9 @@ k8s-check: deps tools ## Helm chart: lint, template, offline Kubernetes schema v
 contracts: ## buf lint, buf breaking (against the baseline), generated code up to date
 	@bash scripts/check_contracts.sh
 
+contracts-wheel: deps ## build the partners' package ecomops-contracts (generated stubs; protobuf + grpcio only) into dist/
+	@UV_CACHE_DIR=$(CURDIR)/.local/cache/uv "$$(command -v uv || echo .local/tools/uv/bin/uv)" build --wheel --out-dir dist libs/contracts
+
 openapi: deps ## write every service's OpenAPI document and the combined one into dist/openapi
 	@$(BIN)/ecomops openapi --output dist/openapi
 

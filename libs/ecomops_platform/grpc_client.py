@@ -129,16 +129,17 @@ def rich_status_of(error: grpc.aio.AioRpcError) -> RichStatus | None:
     violations: list[tuple[str, str]] = []
     delay: float | None = None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR) and info is None:
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
+        # Any.Unpack answers False (and leaves the message empty) for another type.
+        candidate = error_details_pb2.ErrorInfo()
+        if detail.Unpack(candidate):
+            info = info or candidate
+            continue
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
             violations.extend((v.field, v.description) for v in bad.field_violations)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
+            continue
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(retry):
             delay = retry.retry_delay.ToTimedelta().total_seconds()
     return RichStatus(status.code, status.message, info, violations, delay)
 

@@ -284,8 +284,10 @@ def rich_status(
 
     # A hostile value quoted in the error: each value cut, then only the core members and the
     # first violations, then no violations — never a status over the budget.
-    core = {k: metadata[k] for k in ("type", "title", "status", "service") if k in metadata}
-    attempts = (
+    core: dict[str, str] = {
+        k: metadata[k] for k in ("type", "title", "status", "service") if k in metadata
+    }
+    attempts: tuple[Callable[[], status_pb2.Status], ...] = (
         lambda: build(metadata, violations),
         lambda: build(
             {k: _bounded(v, MAX_METADATA_VALUE_CHARS) for k, v in metadata.items()},

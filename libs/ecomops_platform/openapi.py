@@ -37,7 +37,8 @@ def service_document(name: str) -> dict[str, Any]:
         for key, old in saved.items():
             if old is None:
                 os.environ.pop(key, None)
-    return json.loads(json.dumps(doc))  # a copy the caller may change
+    copy: dict[str, Any] = json.loads(json.dumps(doc))  # a copy the caller may change
+    return copy
 
 
 def _rename_refs(node: Any, renames: Mapping[str, str]) -> Any:
