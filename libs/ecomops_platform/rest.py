@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -312,7 +312,7 @@ def create_app(
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
             route.operation_id = route.name
-    _install_openapi(app)
+    _install_openapi(app, service)
     return app
 
 
@@ -534,25 +534,47 @@ _HEADER_DOCS: dict[str, dict[str, Any]] = {
 }
 
 
-def _install_openapi(app: FastAPI) -> None:
+def service_examples(service: str) -> dict[str, dict[str, Any]]:
+    """The examples of a service's request and response bodies, by operation id: ``EXAMPLES``
+    of its ``<package>.entrypoints.examples`` module ({} without one)."""
+    import importlib
+
+    from . import registry
+
+    info = registry.SERVICES.get(service)
+    if info is None:
+        return {}
+    try:
+        module = importlib.import_module(f"{info.package}.entrypoints.examples")
+    except ModuleNotFoundError:
+        return {}
+    examples: dict[str, dict[str, Any]] = getattr(module, "EXAMPLES", {})
+    return examples
+
+
+def _install_openapi(app: FastAPI, service: str) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            refine_openapi(generate())
+            refine_openapi(generate(), service_examples(service))
         assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def refine_openapi(doc: dict[str, Any]) -> dict[str, Any]:
-    """Make the generated document say what the service enforces (in place; returned)."""
+def refine_openapi(
+    doc: dict[str, Any], examples: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Make the generated document say what the service enforces (in place; returned), with
+    the ``examples`` of request and response bodies by operation id."""
     locations = locations_of(doc)
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             if method in {"get", "post", "put", "patch", "delete"}:
                 _refine_operation(path, op, locations.get((method.upper(), path)))
+                _add_examples(op, (examples or {}).get(op.get("operationId", ""), {}))
     problem = doc.setdefault("components", {}).setdefault("schemas", {}).get("Problem")
     if problem is not None:
         problem["description"] = (
@@ -562,6 +584,19 @@ def refine_openapi(doc: dict[str, Any]) -> dict[str, Any]:
         )
         problem["example"] = problem_example(422, "/v1/orders")
     return doc
+
+
+def _add_examples(op: dict[str, Any], examples: Mapping[str, Any]) -> None:
+    if "request" in examples:
+        body = op.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            body["example"] = examples["request"]
+    if "response" in examples:
+        for code, response in sorted(op.get("responses", {}).items()):
+            media = response.get("content", {}).get("application/json")
+            if code.startswith("2") and media is not None:
+                media["example"] = examples["response"]
+                break
 
 
 def _refine_operation(path: str, op: dict[str, Any], location: str | None) -> None:
