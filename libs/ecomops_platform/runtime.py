@@ -29,7 +29,7 @@ from .grpc_server import GrpcServer
 from .logging import configure_logging
 from .outbox import OutboxRelay, oldest_unpublished_age
 from .producer import ResilientProducer
-from .rest import create_app
+from .rest import create_app, parse_origins
 from .retention import RetentionPolicy, purge_expired
 from .settings import CommonSettings, ServiceSettings
 from .topics import service_topic
@@ -177,6 +177,7 @@ class Service:
                 routers=self._routers,
                 max_body_bytes=self.common.max_body_bytes,
                 rate_limit_per_minute=self.common.rate_limit_per_minute,
+                cors_allowed_origins=parse_origins(self.common.cors_allowed_origins),
             )
         return self.app
 

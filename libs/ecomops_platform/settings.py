@@ -51,6 +51,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Browser origins allowed to call the REST API (CORS), comma-separated, e.g.
+    # "https://shop.example.com,https://admin.example.com"; "*" any; empty (default): none.
+    cors_allowed_origins: str = ""
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
