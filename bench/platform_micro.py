@@ -11,6 +11,11 @@
 - ``quiet``: statements per second that an idle relay costs its database (``pg_stat_database``
   tup_returned / xact_commit deltas over a quiet window), polling vs woken.
 
+- ``relay``: the outbox relay draining a backlog of 5,000 rows from the probe database to Kafka
+  (``ECOMOPS_KAFKA_BOOTSTRAP``), beside raw aiokafka produce of the same events with the same
+  producer settings in the same process, alternating; ``relay profile`` prints a cProfile of one
+  drain instead.
+
 - ``serve PORT LOOP HTTP``: the same app in uvicorn (``asyncio``/``uvloop``, ``h11``/``httptools``)
   for vegeta: ``bench/serve_compare.sh`` alternates the two configurations.
 
@@ -295,6 +300,103 @@ async def bench_quiet(seconds: float = 15.0) -> None:
             )
 
 
+# --- relay ------------------------------------------------------------------------------------
+
+RELAY_TOPIC = "ecomops.bench.v1.relay"
+_RELAY_PAYLOAD = b"\x0a\x24" + b"o" * 36 + b"\x12\x40" + b"x" * 64
+
+
+async def _fill_outbox(count: int) -> None:
+    conn = await asyncpg.connect(_admin_dsn().rsplit("/", 1)[0] + "/" + DB_NAME)
+    try:
+        await conn.execute("DELETE FROM outbox")
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, topic, key, event_type, payload, headers, created_at) "
+            "VALUES (gen_random_uuid(), $1, $2, 'ecomops.bench.v1.Relayed', $3, $4::json, now())",
+            [
+                (RELAY_TOPIC, f"o{i % 500}", _RELAY_PAYLOAD, f'{{"ce_id": "{i:036d}"}}')
+                for i in range(count)
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+async def _relay_drain(count: int, *, profile: bool = False) -> float:
+    from ecomops_platform.outbox import OutboxRelay
+    from ecomops_platform.producer import ResilientProducer
+
+    await _fill_outbox(count)
+    db = Database(_url(), pool_size=2, max_overflow=0)
+    from ecomops_platform.events import make_producer
+
+    settings = CommonSettings()
+    producer = ResilientProducer(lambda: make_producer(settings, "bench-relay"), service="probe")
+    await producer.start()
+    relay = OutboxRelay(db, producer, "probe", listen=False)
+    try:
+        await asyncio.gather(await producer.send(RELAY_TOPIC, value=b"warm", key=b"w", headers=[]))
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        started = time.perf_counter()
+        while await relay.publish_batch():
+            pass
+        elapsed = time.perf_counter() - started
+        if profiler is not None:
+            import pstats
+
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        return count / elapsed
+    finally:
+        await producer.stop()
+        await db.dispose()
+
+
+async def _raw_produce(count: int) -> float:
+    from ecomops_platform.events import make_producer
+
+    producer = make_producer(CommonSettings(), "bench-raw")
+    await producer.start()
+    try:
+        headers = [("ce_id", b"x" * 36)]
+        await producer.send_and_wait(RELAY_TOPIC, value=b"warm", key=b"warm")
+        started = time.perf_counter()
+        for lo in range(0, count, 1000):
+            futures = [
+                await producer.send(
+                    RELAY_TOPIC, value=_RELAY_PAYLOAD, key=f"o{i % 500}".encode(), headers=headers
+                )
+                for i in range(lo, min(count, lo + 1000))
+            ]
+            await asyncio.gather(*futures)
+        return count / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def bench_relay(count: int = 5000) -> None:
+    """Relay drain vs raw produce, alternating, in one process (same Kafka client library)."""
+    from ecomops_platform.events import create_topics
+
+    await prepare_probe_db()
+    await create_topics(CommonSettings(), [RELAY_TOPIC])
+    if sys.argv[2:3] == ["profile"]:
+        await _relay_drain(count, profile=True)
+        return
+    for _round in range(3):
+        raw = await _raw_produce(count)
+        relayed = await _relay_drain(count)
+        print(
+            f"relay {relayed:.0f} events/s, raw produce {raw:.0f} events/s, ratio "
+            f"{relayed / raw:.2f} ({count} events; {_load()})"
+        )
+
+
 # --- serve ------------------------------------------------------------------------------------
 
 
@@ -329,6 +431,9 @@ def main() -> None:
     for item in what:
         benches = {"asgi": bench_asgi, "uow": bench_uow, "quiet": bench_quiet}
         benches["notify"] = bench_notify
+        benches["relay"] = bench_relay
+        if item == "profile":
+            continue
         asyncio.run(benches[item]())
 
 

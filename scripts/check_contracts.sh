@@ -2,7 +2,7 @@
 # Contracts: buf lint, buf breaking against the last released baseline, generated code fresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUF=.local/bin/buf
+BUF=.venv/bin/buf  # buf-bin from PyPI, pinned in the dev dependency group
 $BUF lint
 baseline=$(grep -v '^#' proto/BREAKING_BASELINE 2>/dev/null | tr -d '[:space:]' || true)
 if [ -n "$baseline" ]; then

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Builds the developer tools the project needs (buf, helm; vegeta and ghz, the HTTP and gRPC load
-# generators of `make bench`) from the Go module proxy into
+# Builds the developer tools the project needs that PyPI does not ship (helm; vegeta and ghz, the
+# HTTP and gRPC load generators of `make bench`) from the Go module proxy into
 # .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
 # Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
-# is skipped. Pinned versions keep the build deterministic even when another buf/helm is on PATH.
+# is skipped. Pinned versions keep the build deterministic even when another helm is on PATH.
+# buf comes from PyPI (`buf-bin`, in the dev dependency group: .venv/bin/buf), not from here.
 #
-#   bash deploy/local/fetch-tools.sh            # buf and helm
-#   bash deploy/local/fetch-tools.sh buf        # just one
+#   bash deploy/local/fetch-tools.sh            # helm
 #   bash deploy/local/fetch-tools.sh vegeta ghz # the load generators (scripts/bench.sh asks for them)
 set -euo pipefail
 
-BUF_VERSION="v1.75.0"
 HELM_VERSION="v3.22.0"
 VEGETA_VERSION="v12.13.0"
 GHZ_VERSION="v0.93.0"
@@ -80,13 +79,10 @@ helm_ldflags() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(buf helm)
+[[ ${#tools[@]} -gt 0 ]] || tools=(helm)
 built_any=""
 for tool in "${tools[@]}"; do
     case "$tool" in
-        buf)
-            build buf "$BUF_VERSION" github.com/bufbuild/buf/cmd/buf
-            ;;
         helm)
             if is_current helm "$HELM_VERSION"; then
                 build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
@@ -102,11 +98,11 @@ for tool in "${tools[@]}"; do
         ghz)
             build ghz "$GHZ_VERSION" github.com/bojand/ghz/cmd/ghz "-X main.version=$GHZ_VERSION"
             ;;
-        *) die "unknown tool '$tool' (known: buf helm vegeta ghz)" ;;
+        *) die "unknown tool '$tool' (known: helm vegeta ghz)" ;;
     esac
 done
 
-# The build cache (~2 GB for buf and helm) only speeds up rebuilding the same versions, which the
+# The build cache (~1 GB for helm) only speeds up rebuilding the same versions, which the
 # markers already skip; the module cache (downloads) is kept.
 if [[ -n "$built_any" ]]; then
     go clean -cache

@@ -77,6 +77,12 @@ class Caller:
 
 
 _LEEWAY_SECONDS = 5
+# A token verified once is taken as verified for this long (never past its exp): a request is
+# checked by the rate limiter and again by the route, and a client sends the same token many
+# times. The cost: a signing key removed from the JWKS is still honoured this long for tokens
+# already seen. Failures are never remembered.
+VERIFIED_TOKEN_SECONDS = 30.0
+_VERIFIED_TOKENS_MAX = 10_000
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "current_caller", default=None
@@ -196,6 +202,12 @@ def _kid(token_or_authorization: str) -> str | None:
     return kid if isinstance(kid, str) else ""
 
 
+def _bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None for anything else."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 class TokenVerifier:
     def __init__(self, settings: CommonSettings) -> None:
         self._issuer = settings.jwt_issuer
@@ -203,6 +215,7 @@ class TokenVerifier:
         self._secret = settings.jwt_secret
         self._max_age = {Role(r): sec for r, sec in settings.jwt_max_age_seconds.items()}
         self._jwks: JwksCache | None = None
+        self._verified: dict[str, tuple[Caller, float]] = {}
         if settings.jwt_jwks_url:
             self._jwks = JwksCache(
                 settings.jwt_jwks_url, ttl_seconds=settings.jwt_jwks_cache_seconds
@@ -220,15 +233,35 @@ class TokenVerifier:
 
     async def verify_async(self, token: str) -> Caller:
         """``verify``, with the RS256 key fetched from the JWKS without blocking the loop."""
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         return self.verify(token, await self._rs256_key(token))
 
     async def verify_header_async(self, authorization: str | None) -> Caller:
         """``verify_header``, with the RS256 key fetched from the JWKS without blocking."""
+        token = _bearer_token(authorization) if authorization else None
+        if token is not None:
+            remembered = self._remembered(token)
+            if remembered is not None:
+                return remembered
         return self.verify_header(authorization, await self._rs256_key(authorization))
+
+    def _remembered(self, token: str) -> Caller | None:
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        if entry[1] <= time.time():
+            self._verified.pop(token, None)
+            return None
+        return entry[0]
 
     def verify(self, token: str, rs256_key: Any | None = None) -> Caller:
         """Verify a token. RS256 keys come from ``rs256_key`` or the JWKS keys already cached:
         this never fetches; the async variants fetch first."""
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -261,7 +294,17 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("token has no subject")
         self._check_lifetime(claims, role)
-        return Caller(subject=subject, role=role, account_created_at=_account_created_at(claims))
+        caller = Caller(subject=subject, role=role, account_created_at=_account_created_at(claims))
+        self._remember(token, caller, claims)
+        return caller
+
+    def _remember(self, token: str, caller: Caller, claims: dict[str, object]) -> None:
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            return
+        if len(self._verified) >= _VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        self._verified[token] = (caller, min(float(expires), time.time() + VERIFIED_TOKEN_SECONDS))
 
     def _check_lifetime(self, claims: dict[str, object], role: Role) -> None:
         """RFC 8725 §3.10: a token may not live longer than its role allows. (Its age, now - iat,

@@ -19,16 +19,24 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import zlib
+from collections import Counter
+from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from . import metrics
 from .db import OUTBOX_CHANNEL, Database, outbox_table, utcnow
 from .producer import ResilientProducer
 
 log = logging.getLogger("ecomops.outbox")
+
+# id, topic, key, payload, headers (as JSON text)
+_OutboxRow = tuple[int, str, str, bytes, str]
 
 
 class OutboxRelay:
@@ -51,6 +59,7 @@ class OutboxRelay:
         *,
         poll_interval: float = 5.0,
         batch_size: int = 1000,
+        batches_per_transaction: int = 5,
         max_backoff: float = 5.0,
         retry_delay: float = 0.1,
         listen: bool = True,
@@ -60,6 +69,7 @@ class OutboxRelay:
         self._service = service
         self._poll_interval = poll_interval
         self._batch_size = batch_size
+        self._batches_per_transaction = batches_per_transaction
         self._max_backoff = max_backoff
         self._retry_delay = retry_delay
         self._listen = listen
@@ -69,6 +79,7 @@ class OutboxRelay:
         self.listening = False
         self._busy_recheck = 0.25
         self._lock_was_busy = False
+        self._backlog_counted_at = 0.0
         db.on_outbox_commit(self.wake)
 
     def wake(self) -> None:
@@ -154,52 +165,110 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        """Publish one batch of unpublished events; returns how many were published."""
+        """Publish unpublished events, up to ``batches_per_transaction`` batches under one
+        hold of the lock; returns how many were published.
+
+        Pipelined: the next batch is read and handed to the producer while the broker is
+        still acknowledging the previous one, so PostgreSQL and Kafka round trips overlap.
+        Rows are marked published only after their own acknowledgements; if anything fails,
+        the whole transaction rolls back and its batches are sent again later (at-least-once,
+        consumers dedupe by ``ce_id``). One producer sends them in order, so the order of the
+        events of one key is kept.
+        """
         async with self._db.sessions() as session, session.begin():
-            got_lock = await session.scalar(
-                sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id))
-            )
+            got_lock = await session.scalar(_TRY_LOCK, {"lock_id": self._lock_id})
             self._lock_was_busy = not got_lock
             if not got_lock:
                 return 0
-            rows = (
-                await session.execute(
-                    sa.select(outbox_table)
-                    .where(outbox_table.c.published_at.is_(None))
-                    .order_by(outbox_table.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+            rows = await self._read(session, after=0)
             if not rows:
-                metrics.outbox_backlog.labels(self._service).set(0)
+                self._report_backlog(0)
                 return 0
-            futures = []
-            for row in rows:
-                headers = [(k, str(v).encode()) for k, v in row.headers.items()]
-                futures.append(
-                    await self._producer.send(
-                        row.topic, value=row.payload, key=row.key.encode(), headers=headers
-                    )
+            in_flight = await self._send(rows)
+            published = 0
+            batches = 1
+            while rows:
+                upcoming: list[_OutboxRow] = []
+                if len(rows) == self._batch_size and batches < self._batches_per_transaction:
+                    upcoming = await self._read(session, after=rows[-1][0])
+                    batches += 1
+                upcoming_in_flight = await self._send(upcoming) if upcoming else []
+                await asyncio.wait_for(asyncio.gather(*in_flight), timeout=30)
+                self._producer.report_success()
+                # One statement with one array parameter whatever the batch size (an IN list
+                # would be compiled and prepared anew for every distinct length).
+                await session.execute(
+                    _MARK_PUBLISHED, {"ids": [row[0] for row in rows], "now": utcnow()}
                 )
-            await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
-            self._producer.report_success()
-            await session.execute(
-                sa.update(outbox_table)
-                .where(outbox_table.c.id.in_([r.id for r in rows]))
-                .values(published_at=utcnow())
+                self._count_published(rows)
+                published += len(rows)
+                last_full = len(rows) == self._batch_size
+                rows, in_flight = upcoming, upcoming_in_flight
+            if not last_full:
+                self._report_backlog(0)
+            elif self._backlog_due():
+                self._report_backlog(await session.scalar(_BACKLOG) or 0)
+            return published
+
+    async def _read(self, session: Any, *, after: int) -> list[_OutboxRow]:
+        result = await session.execute(_UNPUBLISHED, {"after": after, "limit": self._batch_size})
+        return [cast(_OutboxRow, tuple(row)) for row in result.all()]
+
+    async def _send(self, rows: list[_OutboxRow]) -> list[asyncio.Future[Any]]:
+        futures = []
+        for _id, topic, key, payload, headers_json in rows:
+            # Headers travel as text and are decoded here by orjson: the driver's JSON decoder
+            # (the standard library's) was a sixth of a batch's CPU.
+            headers = [(k, str(v).encode()) for k, v in orjson.loads(headers_json).items()]
+            futures.append(
+                await self._producer.send(topic, value=payload, key=key.encode(), headers=headers)
             )
-            for row in rows:
-                metrics.outbox_published_total.labels(self._service, row.topic).inc()
-            if len(rows) < self._batch_size:
-                metrics.outbox_backlog.labels(self._service).set(0)
-            else:
-                backlog = await session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(outbox_table)
-                    .where(outbox_table.c.published_at.is_(None))
-                )
-                metrics.outbox_backlog.labels(self._service).set(max(0, (backlog or 0) - len(rows)))
-            return len(rows)
+        return futures
+
+    def _count_published(self, rows: list[_OutboxRow]) -> None:
+        for topic, count in Counter(row[1] for row in rows).items():
+            metrics.outbox_published_total.labels(self._service, topic).inc(count)
+
+    def _backlog_due(self) -> bool:
+        """Counting a large backlog scans it: at most once a second while draining."""
+        now = time.monotonic()
+        if now - self._backlog_counted_at < 1.0:
+            return False
+        self._backlog_counted_at = now
+        return True
+
+    def _report_backlog(self, backlog: int) -> None:
+        metrics.outbox_backlog.labels(self._service).set(backlog)
+
+
+_TRY_LOCK = sa.select(
+    sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock_id", type_=sa.BigInteger))
+)
+_UNPUBLISHED = (
+    sa.select(
+        outbox_table.c.id,
+        outbox_table.c.topic,
+        outbox_table.c.key,
+        outbox_table.c.payload,
+        sa.cast(outbox_table.c.headers, sa.Text),
+    )
+    .where(
+        outbox_table.c.published_at.is_(None),
+        outbox_table.c.id > sa.bindparam("after", type_=sa.BigInteger),
+    )
+    .order_by(outbox_table.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_MARK_PUBLISHED = (
+    sa.update(outbox_table)
+    .where(outbox_table.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger))))
+    .values(published_at=sa.bindparam("now"))
+)
+_BACKLOG = (
+    sa.select(sa.func.count())
+    .select_from(outbox_table)
+    .where(outbox_table.c.published_at.is_(None))
+)
 
 
 def _set_event(event: asyncio.Event, *_args: object) -> None:

@@ -127,7 +127,7 @@ class Channels:
 
 class GrpcPricing:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = pr_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = pr_grpc.PricingServiceStub(channel)
         self.timeout = timeout
 
     async def create_quote(
@@ -183,7 +183,7 @@ class GrpcPricing:
 
 class GrpcRisk:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = rk_grpc.RiskServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = rk_grpc.RiskServiceStub(channel)
         self.timeout = timeout
 
     async def assess_order(self, request: AssessmentRequest) -> Assessment:
@@ -223,7 +223,7 @@ class GrpcRisk:
 
 class GrpcInventory:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = inv_grpc.InventoryServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = inv_grpc.InventoryServiceStub(channel)
         self.timeout = timeout
 
     async def reserve(
