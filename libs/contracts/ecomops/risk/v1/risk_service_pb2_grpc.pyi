@@ -46,6 +46,10 @@ class RiskServiceStub:
     """
     GetAssessment: _grpc.UnaryUnaryMultiCallable[_risk_service_pb2.GetAssessmentRequest, _risk_service_pb2.GetAssessmentResponse]
     """Read one assessment by id (roles: service, ops)."""
+    ListAssessments: _grpc.UnaryUnaryMultiCallable[_risk_service_pb2.ListAssessmentsRequest, _risk_service_pb2.ListAssessmentsResponse]
+    """The assessments of one order, with their reasons (roles: service, ops); at most one today
+    (an order id is assessed once). REST: GET /v1/assessments?order_id=.
+    """
     GetRules: _grpc.UnaryUnaryMultiCallable[_risk_service_pb2.GetRulesRequest, _risk_service_pb2.GetRulesResponse]
     """Read the active rule set, or a given version of it (role: ops)."""
     PutRules: _grpc.UnaryUnaryMultiCallable[_risk_service_pb2.PutRulesRequest, _risk_service_pb2.PutRulesResponse]
@@ -95,6 +99,10 @@ class RiskServiceAsyncStub(RiskServiceStub):
     """
     GetAssessment: _aio.UnaryUnaryMultiCallable[_risk_service_pb2.GetAssessmentRequest, _risk_service_pb2.GetAssessmentResponse]  # type: ignore[assignment]
     """Read one assessment by id (roles: service, ops)."""
+    ListAssessments: _aio.UnaryUnaryMultiCallable[_risk_service_pb2.ListAssessmentsRequest, _risk_service_pb2.ListAssessmentsResponse]  # type: ignore[assignment]
+    """The assessments of one order, with their reasons (roles: service, ops); at most one today
+    (an order id is assessed once). REST: GET /v1/assessments?order_id=.
+    """
     GetRules: _aio.UnaryUnaryMultiCallable[_risk_service_pb2.GetRulesRequest, _risk_service_pb2.GetRulesResponse]  # type: ignore[assignment]
     """Read the active rule set, or a given version of it (role: ops)."""
     PutRules: _aio.UnaryUnaryMultiCallable[_risk_service_pb2.PutRulesRequest, _risk_service_pb2.PutRulesResponse]  # type: ignore[assignment]
@@ -153,6 +161,16 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_risk_service_pb2.GetAssessmentResponse, _abc.Awaitable[_risk_service_pb2.GetAssessmentResponse]]:
         """Read one assessment by id (roles: service, ops)."""
+
+    @_abc_1.abstractmethod
+    def ListAssessments(
+        self,
+        request: _risk_service_pb2.ListAssessmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_service_pb2.ListAssessmentsResponse, _abc.Awaitable[_risk_service_pb2.ListAssessmentsResponse]]:
+        """The assessments of one order, with their reasons (roles: service, ops); at most one today
+        (an order id is assessed once). REST: GET /v1/assessments?order_id=.
+        """
 
     @_abc_1.abstractmethod
     def GetRules(
