@@ -53,6 +53,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "country": "FR",
             },
             "client": {"ip": "203.0.113.7", "device_id": "dev-8c2f"},
+            "email": "ada@example.com",
+            "billing_address": {
+                "name": "Ada Lovelace",
+                "line1": "12 Rue de la République",
+                "city": "Lyon",
+                "postal_code": "69002",
+                "country": "FR",
+            },
+            "payment_token": "tok_ok_visa_4f1c",
         }
     },
 }
