@@ -1,4 +1,5 @@
-"""``ecomops inventory <command>``: offline forecast evaluation and a one-off planning run."""
+"""``ecomops inventory <command>``: offline forecast evaluation, a replay of the reorder policy on
+real demand and a one-off planning run."""
 
 from __future__ import annotations
 
@@ -140,6 +141,9 @@ def main(argv: list[str]) -> int:
         "plan", help="recompute forecasts and reorder points now (normally a periodic job)"
     )
     p.set_defaults(func=cmd_plan)
+    from .simulate_cmd import add_parser as add_simulate
+
+    add_simulate(sub)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code
