@@ -286,6 +286,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"every {args.review_period} d, refit every {args.refit_days} d ({refits} fits), cover "
         f"{cover} d; lost sales"
     )
+    idle = sum(1 for _, outcomes in results if outcomes[0].demand == 0)
+    if idle:
+        print(
+            f"{idle} series had no demand in the replayed days (they count as days without a "
+            "stock-out, as in the service's stock-out KPI)"
+        )
     print(report(names, totals, len(replayed)))
     print(f"\nreplay took {elapsed:.1f} s ({args.jobs} process(es))")
     if args.output:

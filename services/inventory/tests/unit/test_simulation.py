@@ -222,13 +222,16 @@ def _write_demand(path: Path, days: int = 100) -> None:
                 if sku == "B" and i == 10:
                     continue  # a missing day counts as no demand
                 w.writerow([sku, "W1", (start + timedelta(days=i)).isoformat(), int(q)])
+        # C sells only in its first 10 days: nothing to serve in the replayed days
+        for i in range(days):
+            w.writerow(["C", "W1", (start + timedelta(days=i)).isoformat(), 4 if i < 10 else 0])
 
 
 def test_simulate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "demand.csv"
     _write_demand(data)
     series = read_demand(data)
-    assert [(s.sku, s.demand.size) for s in series] == [("A", 100), ("B", 100)]
+    assert [(s.sku, s.demand.size) for s in series] == [("A", 100), ("B", 100), ("C", 100)]
     assert series[1].demand[10] == 0
     out_csv = tmp_path / "out.csv"
     argv = [
@@ -252,11 +255,12 @@ def test_simulate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     first = capsys.readouterr().out
     for name in ("service 0.9", "service 0.99", "naive min/max +0d", "naive min/max +7d"):
         assert name in first
-    assert "116 series-days after a 42-day warm-up" in first
+    assert "174 series-days after a 42-day warm-up" in first
+    assert "1 series had no demand in the replayed days" in first
     assert "target" in first
     with out_csv.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 2 * 4
+    assert len(rows) == 3 * 4
     for r in rows:
         assert int(r["days"]) == 58
         assert int(r["served"]) + int(r["lost"]) == int(r["demand"])
