@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import os
 import time
@@ -205,7 +206,39 @@ def report(names: list[str], totals: list[Outcome], n_series: int) -> str:
             f"{100 * _change(t.average_excess, m.average_excess):+7.1f} %, avg stock "
             f"{100 * _change(t.average_stock, m.average_stock):+6.1f} %"
         )
+    lines.append(
+        "naive rules interpolated to each level's stock-out rate (linear between the two naive "
+        "rules around it):"
+    )
+    for name, t in zip(names, totals, strict=True):
+        if name.startswith("naive"):
+            continue
+        at = naive_at(all_naive, t.stockout_rate)
+        if at is None:
+            lines.append(f"  {name:<14} outside the naive rules' stock-out range")
+            continue
+        excess, stock = at
+        lines.append(
+            f"  {name:<14} stock-out {_pct(t.stockout_rate):>6} %: excess "
+            f"{100 * _change(t.average_excess, excess):+7.1f} %, avg stock "
+            f"{100 * _change(t.average_stock, stock):+6.1f} %"
+        )
     return "\n".join(lines)
+
+
+def naive_at(naive: list[tuple[str, Outcome]], rate: float) -> tuple[float, float] | None:
+    """Average excess and stock of the naive rules at stock-out ``rate``: linear between two
+    consecutive rules (in safety-day order) whose rates bracket it; None outside their range."""
+    for (_, a), (_, b) in itertools.pairwise(naive):
+        lo, hi = sorted((a.stockout_rate, b.stockout_rate))
+        if lo <= rate <= hi:
+            span = a.stockout_rate - b.stockout_rate
+            w = (a.stockout_rate - rate) / span if span else 0.0
+            return (
+                a.average_excess + w * (b.average_excess - a.average_excess),
+                a.average_stock + w * (b.average_stock - a.average_stock),
+            )
+    return None
 
 
 def _change(x: float, base: float) -> float:

@@ -17,6 +17,7 @@ from inventory_service import cli
 from inventory_service.domain.simulation import (
     IntArray,
     NaiveMinMax,
+    Outcome,
     Policy,
     ReplayConfig,
     fit_schedule,
@@ -25,7 +26,7 @@ from inventory_service.domain.simulation import (
 )
 from inventory_service.service_layer.replay import ServiceFit, service_policies
 from inventory_service.settings import InventorySettings
-from inventory_service.simulate_cmd import initial_stock, read_demand
+from inventory_service.simulate_cmd import initial_stock, naive_at, read_demand
 
 
 def _order_up_to(level: int) -> Callable[[object, int], int]:
@@ -293,3 +294,20 @@ def test_simulate_refuses_bad_input(
     bad.write_text(content)
     with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
         cli.main(["simulate", "--csv", str(bad), *args])
+
+
+def test_naive_rules_interpolated_at_a_stock_out_rate() -> None:
+    def o(stockout_days: int, excess: int, stock: int) -> Outcome:
+        return Outcome(
+            days=100,
+            stockout_days=stockout_days,
+            excess_sum=excess * 100,
+            excess_days=100,
+            stock_sum=stock * 100,
+        )
+
+    naive = [("+0d", o(4, 10, 100)), ("+1d", o(2, 20, 120)), ("+2d", o(0, 40, 200))]
+    assert naive_at(naive, 0.03) == pytest.approx((15.0, 110.0))
+    assert naive_at(naive, 0.01) == pytest.approx((30.0, 160.0))
+    assert naive_at(naive, 0.04) == pytest.approx((10.0, 100.0))
+    assert naive_at(naive, 0.05) is None
