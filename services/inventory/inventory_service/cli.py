@@ -1,5 +1,4 @@
-"""``ecomops inventory <command>``: offline forecast evaluation, a replay of the reorder policy on
-real demand and a one-off planning run."""
+"""``ecomops inventory <command>``: offline forecast evaluation and a one-off planning run."""
 
 from __future__ import annotations
 

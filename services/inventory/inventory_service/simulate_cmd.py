@@ -286,13 +286,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     replayed = [s for s in series if s.demand.size > args.warmup_days]
     if not replayed:
         raise SystemExit("no series is longer than the warm-up: nothing to replay")
+    safety_days = _days_list(args.naive_safety_days)
     jobs = [
         Job(
             s,
             cfg,
             settings,
             levels,
-            _days_list(args.naive_safety_days),
+            safety_days,
             args.naive_window_days,
             args.initial_stock_days,
         )
