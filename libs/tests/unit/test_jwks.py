@@ -88,6 +88,15 @@ def verifier(url: str, clock: Clock, cache_seconds: int = 300) -> TokenVerifier:
     return v
 
 
+_fresh = iter(range(1_000_000))
+
+
+def fresh_token(kid: str) -> str:
+    """A token never verified before: the verifier remembers verified tokens (30 s), so a
+    test of the key cache must not show it the same token twice."""
+    return token(kid, sub=f"cust-{next(_fresh)}")
+
+
 def token(kid: str | None, sub: str = "cust-1") -> str:
     now = int(time.time())
     claims = {
@@ -134,12 +143,12 @@ async def test_keys_are_cached_for_the_responses_max_age(jwks: tuple[Jwks, str])
     clock = Clock()
     v = verifier(url, clock, cache_seconds=30)
     for _ in range(5):
-        await v.verify_async(token("a"))
+        await v.verify_async(fresh_token("a"))
     clock.now += 119
-    await v.verify_async(token("a"))
+    await v.verify_async(fresh_token("a"))
     assert state.fetches == 1
     clock.now += 2
-    await v.verify_async(token("a"))
+    await v.verify_async(fresh_token("a"))
     assert state.fetches == 2
 
 
@@ -147,12 +156,12 @@ async def test_without_cache_control_the_configured_ttl_applies(jwks: tuple[Jwks
     state, url = jwks
     clock = Clock()
     v = verifier(url, clock, cache_seconds=30)
-    await v.verify_async(token("a"))
+    await v.verify_async(fresh_token("a"))
     clock.now += 29
-    await v.verify_async(token("a"))
+    await v.verify_async(fresh_token("a"))
     assert state.fetches == 1
     clock.now += 2
-    await v.verify_async(token("a"))
+    await v.verify_async(fresh_token("a"))
     assert state.fetches == 2
 
 
