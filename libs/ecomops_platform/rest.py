@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from .access_log import AccessLogMiddleware
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message, Outcome
 from .cards import CARD_NUMBER_CODE
@@ -236,6 +237,7 @@ def create_app(
     routers: Sequence[APIRouter],
     max_body_bytes: int,
     rate_limit_per_minute: int,
+    access_log: bool = True,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -259,6 +261,8 @@ def create_app(
     )
     app.add_middleware(ScreenMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if access_log:  # around everything, so 413s and screened 422s are logged too
+        app.add_middleware(AccessLogMiddleware)
 
     @app.get("/healthz", tags=["operations"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
