@@ -38,6 +38,18 @@ ALL_ON = (
     "components.risk.grpcTLS.secretName=risk-tls",
     "components.risk.grpcTLS.clientAuth=true",
     "auth.serviceToken.secretName=svc-token",
+    "metrics.prometheusRule.enabled=true",
+    "metrics.grafanaDashboard.enabled=true",
+    "gateway.parentRefs[0].name=shop",
+    "gateway.http.enabled=true",
+    "gateway.grpc.enabled=true",
+    "gateway.grpc.serviceHostnames.order[0]=order-grpc.example.com",
+    "default.extraVolumes[0].name=extra",
+    "default.extraVolumes[0].emptyDir.sizeLimit=1Mi",
+    "default.extraVolumeMounts[0].name=extra",
+    "default.extraVolumeMounts[0].mountPath=/var/extra",
+    "default.extraEnv[0].name=EXTRA",
+    "default.extraEnv[0].value=on",
 )
 CASES = [
     pytest.param((), (), id="defaults"),
@@ -339,6 +351,8 @@ def test_network_policies_allow_only_what_each_service_needs(
         allowed_callers = (
             {"order"} & set(deploys) if comp in ("inventory", "pricing", "risk") else set()
         )
+        # Its own `helm test` Pod (tests.enabled, the default) checks /readyz and gRPC health.
+        allowed_callers |= {f"{comp}-test"}
         assert callers == allowed_callers, comp
 
 
@@ -568,3 +582,4 @@ def test_notes_render(helm: str, render: Any, tmp_path: Path) -> None:
     (text,) = [d["notes"] for d in docs if "notes" in d]
     assert "order: ecomops-order (8001 / 9001), gRPC over TLS with client certificates" in text
     assert "ecomops-kafka (key password)" in text
+    assert "helm test ecomops -n shop --logs" in text
