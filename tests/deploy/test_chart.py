@@ -485,9 +485,35 @@ def test_grpc_ingress_per_service_uses_grpc_backends(render: Any) -> None:
         assert proto == ("GRPCS" if comp == "risk" else "GRPC"), comp
         for rule in ing["spec"]["rules"]:
             for p in rule["http"]["paths"]:
+                if p["path"].startswith("/grpc."):  # reflection/health on a service's own host
+                    assert rule["host"] != "grpc.example.com", comp
+                    continue
                 assert p["path"].startswith(f"/ecomops.{comp}.v1."), p["path"]
                 assert services[p["backend"]["service"]["name"]] == comp
                 assert p["backend"]["service"]["port"] == {"name": "grpc"}
+
+
+def test_grpc_ingress_routes_reflection_and_health_only_on_a_service_host(render: Any) -> None:
+    sets = ("ingress.grpc.enabled=true", "ingress.grpc.hosts.order=order-grpc.example.com")
+    grpc = {
+        component_of(i): i
+        for i in by_kind(render((), sets), "Ingress")
+        if i["metadata"]["name"].endswith("-grpc")
+    }
+    extra = {
+        "/grpc.reflection.v1.ServerReflection",
+        "/grpc.reflection.v1alpha.ServerReflection",
+        "/grpc.health.v1.Health",
+    }
+    for comp, ing in grpc.items():
+        (rule,) = ing["spec"]["rules"]
+        paths = {p["path"] for p in rule["http"]["paths"]}
+        if comp == "order":
+            assert rule["host"] == "order-grpc.example.com"
+            assert paths == {"/ecomops.order.v1.OrderService"} | extra
+        else:
+            assert rule["host"] == "grpc.example.com"
+            assert not paths & extra, comp
 
 
 def test_service_monitor_is_optional(render: Any) -> None:
