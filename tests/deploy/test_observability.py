@@ -198,7 +198,7 @@ def _write_rules(render: Any, tmp_path: Path, *args: Any) -> tuple[Path, Path]:
     sys.path.insert(0, str(Path(__file__).parent))
     import prom_rules
 
-    text = "---\n".join(json.dumps(d) for d in render(*args))
+    text = "\n---\n".join(json.dumps(d) for d in render(*args))
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(text)
     assert (
