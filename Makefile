@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: help run stop clean test deps tools proto proto-check lint typecheck architecture contracts k8s-check \
         pytest unit bench fuzz stack-up stack-down test-stack-up test-stack-down \
-        image image-test
+        image image-test openapi ts-client contracts-wheel
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,15 @@ k8s-check: deps tools ## Helm chart: lint, template, offline Kubernetes schema v
 
 contracts: ## buf lint, buf breaking (against the baseline), generated code up to date
 	@bash scripts/check_contracts.sh
+
+contracts-wheel: deps ## build the partners' package ecomops-contracts (generated stubs; protobuf + grpcio only) into dist/
+	@UV_CACHE_DIR=$(CURDIR)/.local/cache/uv "$$(command -v uv || echo .local/tools/uv/bin/uv)" build --wheel --out-dir dist libs/contracts
+
+openapi: deps ## write every service's OpenAPI document and the combined one into dist/openapi
+	@$(BIN)/ecomops openapi --output dist/openapi
+
+ts-client: deps ## generate TypeScript types from the OpenAPI documents and type-check clients/typescript (npm, cached)
+	@bash scripts/ts_client_check.sh
 
 unit: ## unit tests only (no stack needed)
 	@$(BIN)/pytest -q -m "not integration"

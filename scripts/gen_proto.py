@@ -25,6 +25,7 @@ def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
     plugin = Path(sys.executable).parent / "protoc-gen-mypy"
+    grpc_plugin = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -36,6 +37,8 @@ def generate(out: Path) -> None:
         f"--grpc_python_out={out}",
         f"--plugin=protoc-gen-mypy={plugin}",
         f"--mypy_out={out}",
+        f"--plugin=protoc-gen-mypy_grpc={grpc_plugin}",
+        f"--mypy_grpc_out={out}",
         *protos,
     ]
     subprocess.run(cmd, check=True, cwd=PROTO)  # noqa: S603 - fixed arguments

@@ -1,7 +1,10 @@
 """JWT bearer authentication shared by REST and gRPC.
 
 Tokens carry ``sub`` (for customers: the customer id), ``role`` (customer, ops, partner or
-service), ``iss``, ``aud``, ``iat`` and ``exp``. Algorithms are pinned: HS256 when a shared
+service), ``iss``, ``aud``, ``iat`` and ``exp``. A customer token may also carry
+``account_created_at`` (a NumericDate, seconds since the epoch like ``iat``): when the identity
+provider created the customer's account (a risk signal; a value that is not a number, or lies in
+the future, is ignored). Algorithms are pinned: HS256 when a shared
 secret is configured (local stack, tests), RS256 through a JWKS URL in production. ``alg: none``
 and any algorithm other than the pinned one are refused.
 
@@ -18,11 +21,13 @@ import asyncio
 import contextvars
 import enum
 import logging
+import math
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,8 @@ class Caller:
 
     subject: str
     role: Role
+    #: The token's ``account_created_at`` claim, when it has a valid one.
+    account_created_at: datetime | None = None
 
     @property
     def is_customer(self) -> bool:
@@ -70,6 +77,12 @@ class Caller:
 
 
 _LEEWAY_SECONDS = 5
+# A token verified once is taken as verified for this long (never past its exp): a request is
+# checked by the rate limiter and again by the route, and a client sends the same token many
+# times. The cost: a signing key removed from the JWKS is still honoured this long for tokens
+# already seen. Failures are never remembered.
+VERIFIED_TOKEN_SECONDS = 30.0
+_VERIFIED_TOKENS_MAX = 10_000
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "current_caller", default=None
@@ -189,6 +202,12 @@ def _kid(token_or_authorization: str) -> str | None:
     return kid if isinstance(kid, str) else ""
 
 
+def _bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None for anything else."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 class TokenVerifier:
     def __init__(self, settings: CommonSettings) -> None:
         self._issuer = settings.jwt_issuer
@@ -196,6 +215,7 @@ class TokenVerifier:
         self._secret = settings.jwt_secret
         self._max_age = {Role(r): sec for r, sec in settings.jwt_max_age_seconds.items()}
         self._jwks: JwksCache | None = None
+        self._verified: dict[str, tuple[Caller, float]] = {}
         if settings.jwt_jwks_url:
             self._jwks = JwksCache(
                 settings.jwt_jwks_url, ttl_seconds=settings.jwt_jwks_cache_seconds
@@ -213,15 +233,35 @@ class TokenVerifier:
 
     async def verify_async(self, token: str) -> Caller:
         """``verify``, with the RS256 key fetched from the JWKS without blocking the loop."""
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         return self.verify(token, await self._rs256_key(token))
 
     async def verify_header_async(self, authorization: str | None) -> Caller:
         """``verify_header``, with the RS256 key fetched from the JWKS without blocking."""
+        token = _bearer_token(authorization) if authorization else None
+        if token is not None:
+            remembered = self._remembered(token)
+            if remembered is not None:
+                return remembered
         return self.verify_header(authorization, await self._rs256_key(authorization))
+
+    def _remembered(self, token: str) -> Caller | None:
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        if entry[1] <= time.time():
+            self._verified.pop(token, None)
+            return None
+        return entry[0]
 
     def verify(self, token: str, rs256_key: Any | None = None) -> Caller:
         """Verify a token. RS256 keys come from ``rs256_key`` or the JWKS keys already cached:
         this never fetches; the async variants fetch first."""
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -254,7 +294,17 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("token has no subject")
         self._check_lifetime(claims, role)
-        return Caller(subject=subject, role=role)
+        caller = Caller(subject=subject, role=role, account_created_at=_account_created_at(claims))
+        self._remember(token, caller, claims)
+        return caller
+
+    def _remember(self, token: str, caller: Caller, claims: dict[str, object]) -> None:
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            return
+        if len(self._verified) >= _VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        self._verified[token] = (caller, min(float(expires), time.time() + VERIFIED_TOKEN_SECONDS))
 
     def _check_lifetime(self, claims: dict[str, object], role: Role) -> None:
         """RFC 8725 §3.10: a token may not live longer than its role allows. (Its age, now - iat,
@@ -294,6 +344,24 @@ class TokenVerifier:
         return self.verify(token.strip(), rs256_key)
 
 
+#: The claim naming when the customer's account was created (NumericDate).
+ACCOUNT_CREATED_CLAIM = "account_created_at"
+
+
+def _account_created_at(claims: dict[str, object]) -> datetime | None:
+    """The account's creation time from its claim; None when absent, not a number, not
+    representable or in the future (beyond the clock leeway)."""
+    value = claims.get(ACCOUNT_CREATED_CLAIM)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not math.isfinite(value) or value > time.time() + _LEEWAY_SECONDS:
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def mint_token(
     secret: str,
     subject: str,
@@ -302,6 +370,7 @@ def mint_token(
     ttl_seconds: int = 3600,
     issuer: str = "ecomops",
     audience: str = "ecomops",
+    extra_claims: dict[str, Any] | None = None,
 ) -> str:
     """Sign an HS256 token (local stack, tests, service-to-service calls with a shared secret)."""
     now = int(time.time())
@@ -313,6 +382,7 @@ def mint_token(
         "iat": now,
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
+        **(extra_claims or {}),
     }
     return jwt.encode(claims, secret, algorithm="HS256")
 

@@ -74,6 +74,14 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from .openapi import write_documents
+
+    for path in write_documents(Path(args.output), _services(args.services)):
+        print(path)
+    return 0
+
+
 def _dlq_topics(topic: str | None) -> list[str] | None:
     """The dead-letter topic of ``topic`` (given with or without .dlq); None means all."""
     if topic is None:
@@ -323,6 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", help="a dead letter's id (ce_id, or partition:offset)")
     which.add_argument("--all", action="store_true", help="every dead letter of the topic")
     d.set_defaults(func=cmd_dlq_replay)
+
+    p = sub.add_parser(
+        "openapi",
+        help="write every service's OpenAPI document and a combined one",
+        description="Write <service>.json for each service (what it serves at /openapi.json) "
+        "and ecomops.json (every service's /v1/ operations in one document) into --output. "
+        "Renders offline: connects to nothing.",
+    )
+    p.add_argument("services", nargs="*", metavar="SERVICE", help=f"one of {names}; default all")
+    p.add_argument("--output", "-o", required=True, help="directory to write into")
+    p.set_defaults(func=cmd_openapi)
 
     p = sub.add_parser(
         "token",

@@ -1,18 +1,38 @@
 """Consumer runner: apply each event once, commit offsets only after the handlers committed.
 
-For every message: decode (undecodable → dead letter at once), then in one transaction record
-the event id in the inbox (a duplicate is skipped) and call the handler. Offsets are committed
-after those transactions, once per partition and fetched batch. A failing handler is retried
-with backoff; after the bounded attempts the message goes to ``<topic>.dlq`` with the error in
-its headers and the partition moves on. A database that cannot be reached is not the message's
-fault: that is retried until it returns.
+The records of one fetched partition batch are applied in chunks of ``batch_size``
+(``ECOMOPS_CONSUMER_BATCH_SIZE``), each chunk in ONE transaction:
+
+1. every record is decoded first; an undecodable one, or one carrying a card number, goes to
+   ``<topic>.dlq`` at once and is not part of the chunk; a type without a handler is skipped;
+2. one multi-row ``INSERT INTO inbox … ON CONFLICT DO NOTHING RETURNING event_id`` decides
+   which events are new (a duplicate of an earlier batch, or a second copy inside the chunk,
+   is skipped);
+3. the handlers of the new events run in offset order on the same unit of work, then one
+   COMMIT — the inbox rows and every handler's writes commit together or not at all.
+
+If anything in a chunk fails, its transaction rolls back and the chunk is applied again one
+event at a time (``apply``: one transaction per event, as with ``batch_size`` 1): a failing
+handler is retried with backoff and, after the bounded attempts, its record goes to the DLQ
+with the error in its headers while the others are applied; a database that cannot be reached,
+a deadlock or a lock timeout is not the message's fault and is retried until it passes.
+
+A chunk's transaction runs with ``SET LOCAL lock_timeout``
+(``ECOMOPS_CONSUMER_BATCH_LOCK_TIMEOUT_MS``): handlers that each lock rows in one global order
+(as one event's transaction does) lose that order across the events of a chunk, so a chunk
+that has to wait for a lock gives up quickly and lets the request (or the other chunk)
+finish, instead of holding its locks into a deadlock.
+
+Offsets are committed after those transactions, once per partition and fetched batch: a crash
+(SIGKILL) in the middle of a chunk commits nothing of it and moves no offset, so the chunk is
+delivered again and the inbox applies each event once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +53,27 @@ log = logging.getLogger("ecomops.consumer")
 EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 
 
+#: PostgreSQL: deadlock_detected, serialization_failure, lock_not_available (lock_timeout).
+#: The transaction was rolled back through no fault of the event: run it again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def _sqlstate_retryable(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):
+            if getattr(candidate, "sqlstate", None) in _RETRY_SQLSTATES:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _is_transient(exc: BaseException) -> bool:
-    return is_transient(exc)
+    """Not the event's fault: retried without counting an attempt (database unreachable, pool
+    exhausted, deadlock victim, serialization failure, lock timeout)."""
+    return is_transient(exc) or _sqlstate_retryable(exc)
 
 
 class ConsumerStalled(RuntimeError):
@@ -48,6 +87,9 @@ class Subscription:
     topics: list[str]
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     name: str = "main"
+    #: False: every event in its own transaction, whatever ECOMOPS_CONSUMER_BATCH_SIZE says
+    #: (handlers whose correctness or lock order relies on one event per transaction).
+    batch: bool = True
 
 
 class ConsumerRunner:
@@ -62,6 +104,7 @@ class ConsumerRunner:
         max_attempts: int = 5,
         base_backoff: float = 0.2,
         unit_of_work: Callable[[], UnitOfWork] | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.service = service
         # The service's own unit of work (its repositories attached); the handler joins it.
@@ -80,6 +123,13 @@ class ConsumerRunner:
         self.processed = 0
         self.stall_seconds = settings.consumer_stall_seconds
         self._handling = False
+        size = settings.consumer_batch_size if batch_size is None else batch_size
+        #: Events applied per transaction (1: one transaction per event).
+        self.batch_size = max(1, size) if subscription.batch else 1
+        self.batch_lock_timeout_ms = settings.consumer_batch_lock_timeout_ms
+        #: Chunks committed in one transaction, and chunks re-applied one event at a time.
+        self.chunks_committed = 0
+        self.chunks_fallen_back = 0
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -114,19 +164,20 @@ class ConsumerRunner:
                 batches = await self._consumer.getmany(timeout_ms=500)
                 for tp, messages in batches.items():
                     handled_up_to: int | None = None
-                    for msg in messages:
+                    for start in range(0, len(messages), self.batch_size):
                         if tp not in self._consumer.assignment():
                             break  # revoked by a rebalance: the new owner resumes from the commit
+                        chunk = messages[start : start + self.batch_size]
                         self._handling = True
                         try:
-                            await self._handle_with_retries(msg)
+                            await self._handle_chunk(chunk)
                         finally:
                             self._handling = False
-                        handled_up_to = msg.offset
+                        handled_up_to = chunk[-1].offset
                     if handled_up_to is None:
                         continue
                     # One offset commit per partition and batch: every message before it has
-                    # committed its own transaction, so a crash in between only redelivers
+                    # committed its transaction, so a crash in between only redelivers
                     # messages the inbox already holds.
                     try:
                         await self._consumer.commit(
@@ -172,7 +223,53 @@ class ConsumerRunner:
                     f"for {now - last_progress:.0f} s"
                 )
 
+    async def _handle_chunk(self, messages: Sequence[Any]) -> None:
+        """Apply consecutive records of one partition: in one transaction when there are
+        several to apply, else (or after that transaction failed) one at a time."""
+        pending: list[tuple[Any, Envelope, EventHandler]] = []
+        for msg in messages:
+            screened = await self._screen(msg)
+            if screened is not None:
+                pending.append((msg, *screened))
+        if len(pending) > 1:
+            try:
+                outcomes = await self.apply_batch([(env, handler) for _, env, handler in pending])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - rolled back; re-applied one by one below
+                self.chunks_fallen_back += 1
+                metrics.consumer_batch_fallbacks_total.labels(
+                    self.service, pending[0][0].topic
+                ).inc()
+                first, last = pending[0][0], pending[-1][0]
+                log.warning(
+                    "chunk of %d events %s/%d@%d-%d rolled back (%s: %s); applying them one at "
+                    "a time",
+                    len(pending),
+                    first.topic,
+                    first.partition,
+                    first.offset,
+                    last.offset,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                self.chunks_committed += 1
+                for (msg, envelope, _), applied in zip(pending, outcomes, strict=True):
+                    self._count(msg, envelope, applied)
+                return
+        for msg, envelope, handler in pending:
+            await self._apply_with_retries(msg, envelope, handler)
+
     async def _handle_with_retries(self, msg: Any) -> None:
+        """One record on its own: screened, then applied in its own transaction."""
+        screened = await self._screen(msg)
+        if screened is not None:
+            await self._apply_with_retries(msg, *screened)
+
+    async def _screen(self, msg: Any) -> tuple[Envelope, EventHandler] | None:
+        """Decode a record and find its handler; None when there is nothing to apply (an
+        undecodable record or one carrying a card number went to the DLQ; no handler)."""
         try:
             envelope = decode_event(
                 topic=msg.topic,
@@ -184,28 +281,36 @@ class ConsumerRunner:
             )
         except PoisonMessage as exc:
             await self._dead_letter(msg, exc, attempts=0)
-            return
+            return None
         try:
             screen_event(envelope.message)
         except CardNumberInEvent as exc:  # PCI: never applied, never copied to the DLQ
             await self._dead_letter(msg, exc, attempts=0, drop_payload=True)
-            return
+            return None
         handler = self.subscription.handlers.get(envelope.event_type)
         if handler is None:
             metrics.events_consumed_total.labels(self.service, msg.topic, "ignored").inc()
-            return
+            return None
+        return envelope, handler
+
+    def _count(self, msg: Any, envelope: Envelope, applied: bool) -> None:
+        outcome = "applied" if applied else "duplicate"
+        metrics.events_consumed_total.labels(self.service, msg.topic, outcome).inc()
+        metrics.event_handling_delay_seconds.labels(self.service, msg.topic).observe(
+            max(0.0, (datetime.now(UTC) - envelope.time).total_seconds())
+        )
+        self.processed += 1
+
+    async def _apply_with_retries(
+        self, msg: Any, envelope: Envelope, handler: EventHandler
+    ) -> None:
         attempt = 0
         transient_backoff = self.base_backoff
         while True:
             attempt += 1
             try:
                 applied = await self.apply(envelope, handler)
-                outcome = "applied" if applied else "duplicate"
-                metrics.events_consumed_total.labels(self.service, msg.topic, outcome).inc()
-                metrics.event_handling_delay_seconds.labels(self.service, msg.topic).observe(
-                    max(0.0, (datetime.now(UTC) - envelope.time).total_seconds())
-                )
-                self.processed += 1
+                self._count(msg, envelope, applied)
                 return
             except asyncio.CancelledError:
                 raise
@@ -230,22 +335,40 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(self.base_backoff * 2 ** (attempt - 1))
 
+    def _span(self, envelope: Envelope, batch: int | None = None) -> Any:
+        """The consumer span of one event, a child of the producer's context (``traceparent``):
+        each event's trace continues into its handler, batched or not."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": envelope.topic,
+            "messaging.message.id": envelope.event_id,
+            "messaging.kafka.offset": envelope.offset,
+        }
+        if batch is not None:
+            attributes["messaging.batch.message_count"] = batch
+        return tracing.tracer().start_as_current_span(
+            f"consume {envelope.event_type}",
+            context=tracing.extract_context(envelope.headers),
+            kind=tracing.trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+
+    def _inbox_row(self, envelope: Envelope, now: datetime) -> dict[str, Any]:
+        return {
+            "event_id": envelope.event_id,
+            "consumer": self.consumer_name,
+            "event_type": envelope.event_type,
+            "processed_at": now,
+        }
+
     async def apply(self, envelope: Envelope, handler: EventHandler) -> bool:
         """Apply one event in one transaction with its inbox row; False if already applied."""
-        ctx = tracing.extract_context(envelope.headers)
-        with tracing.tracer().start_as_current_span(
-            f"consume {envelope.event_type}", context=ctx, kind=tracing.trace.SpanKind.CONSUMER
-        ):
+        with self._span(envelope):
             uow = self._unit_of_work()
             async with uow:
                 inserted = await uow.session.execute(
                     pg_insert(inbox_table)
-                    .values(
-                        event_id=envelope.event_id,
-                        consumer=self.consumer_name,
-                        event_type=envelope.event_type,
-                        processed_at=utcnow(),
-                    )
+                    .values(self._inbox_row(envelope, utcnow()))
                     .on_conflict_do_nothing()
                     .returning(inbox_table.c.event_id)
                 )
@@ -254,6 +377,43 @@ class ConsumerRunner:
                 await handler(uow, envelope)
                 await uow.commit()
                 return True
+
+    async def apply_batch(self, items: Sequence[tuple[Envelope, EventHandler]]) -> list[bool]:
+        """Apply events in ONE transaction: one inbox insert decides which are new, their
+        handlers run in order on one unit of work, one commit. Per event: True if applied,
+        False if a duplicate (of an earlier batch, or of an earlier copy in ``items``).
+        Raises (everything rolled back) if anything fails."""
+        uow = self._unit_of_work()
+        async with uow:
+            session = uow.session
+            if self.batch_lock_timeout_ms > 0:
+                await session.execute(
+                    sa.text(f"SET LOCAL lock_timeout = {int(self.batch_lock_timeout_ms)}")
+                )
+            now = utcnow()
+            first: dict[str, int] = {}
+            rows: list[dict[str, Any]] = []
+            for i, (envelope, _) in enumerate(items):
+                if envelope.event_id not in first:
+                    first[envelope.event_id] = i
+                    rows.append(self._inbox_row(envelope, now))
+            inserted = await session.execute(
+                pg_insert(inbox_table)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(inbox_table.c.event_id)
+            )
+            new = set(inserted.scalars())
+            outcomes: list[bool] = []
+            for i, (envelope, handler) in enumerate(items):
+                if first[envelope.event_id] != i or envelope.event_id not in new:
+                    outcomes.append(False)
+                    continue
+                with self._span(envelope, batch=len(items)):
+                    await handler(uow, envelope)
+                outcomes.append(True)
+            await uow.commit()
+        return outcomes
 
     async def _dead_letter(
         self, msg: Any, exc: BaseException, *, attempts: int, drop_payload: bool = False

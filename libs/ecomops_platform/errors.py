@@ -3,9 +3,11 @@
 An error names its kind with an HTTP-style ``status`` (the vocabulary every reader knows) and a
 stable ``code``; it imports no transport. The two mappings live once each in the platform: REST
 (`ecomops_platform.rest`) turns an error into an RFC 9457 problem document, gRPC
-(:func:`ecomops_platform.grpc_server.grpc_code_of`) into a status code with the same document in
-the trailing metadata (key ``ecomops-problem``), so that clients can read structured details
-such as ``shortages``.
+(:func:`~ecomops_platform.grpc_server.grpc_code_of`, :func:`~.grpc_server.rich_status`)
+into a status code with the standard rich status (``grpc-status-details-bin``: ErrorInfo whose
+metadata carries the document's members, BadRequest field violations for the fields an error
+names in ``field`` or ``errors``), so that clients can read structured details such as
+``shortages``. The same document as JSON in the ``ecomops-problem`` trailer is deprecated.
 """
 
 from __future__ import annotations

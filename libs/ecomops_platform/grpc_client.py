@@ -1,5 +1,6 @@
 """gRPC clients of other services: bearer token and trace context on every call, and the
-structured problem a server attached to its error."""
+structured problem a server attached to its error (read from the standard rich status,
+``grpc-status-details-bin``; from the deprecated ``ecomops-problem`` trailer of older servers)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 from . import tracing
-from .grpc_server import PROBLEM_METADATA_KEY
+from .grpc_server import ERROR_DOMAIN, PROBLEM_METADATA_KEY, STATUS_DETAILS_METADATA_KEY
 from .settings import CommonSettings
 
 
@@ -97,8 +100,75 @@ def make_channel(
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 
 
-def problem_of(error: grpc.aio.AioRpcError) -> dict[str, Any] | None:
-    """The problem document a ecomops server attached to an error, if any."""
+@dataclass(frozen=True, slots=True)
+class RichStatus:
+    """What the standard ``grpc-status-details-bin`` trailer of an error carries."""
+
+    code: int
+    message: str
+    error_info: error_details_pb2.ErrorInfo | None
+    field_violations: list[tuple[str, str]]
+    retry_delay_seconds: float | None
+
+
+def rich_status_of(error: grpc.aio.AioRpcError) -> RichStatus | None:
+    """The ``google.rpc.Status`` a server attached to an error, decoded; None without one (or
+    when it does not match the call's status code, or cannot be decoded)."""
+    raw = next(
+        (v for k, v in error.trailing_metadata() or () if k == STATUS_DETAILS_METADATA_KEY), None
+    )
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        status = status_pb2.Status.FromString(raw)
+    except DecodeError:
+        return None
+    if status.code != error.code().value[0]:
+        return None
+    info: error_details_pb2.ErrorInfo | None = None
+    violations: list[tuple[str, str]] = []
+    delay: float | None = None
+    for detail in status.details:
+        # Any.Unpack answers False (and leaves the message empty) for another type.
+        candidate = error_details_pb2.ErrorInfo()
+        if detail.Unpack(candidate):
+            info = info or candidate
+            continue
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            violations.extend((v.field, v.description) for v in bad.field_violations)
+            continue
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(retry):
+            delay = retry.retry_delay.ToTimedelta().total_seconds()
+    return RichStatus(status.code, status.message, info, violations, delay)
+
+
+def _metadata_value(value: str) -> Any:
+    # The inverse of grpc_server.metadata_value: JSON where it reads as JSON, else the text.
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _problem_from_status(rich: RichStatus) -> dict[str, Any] | None:
+    info = rich.error_info
+    if info is None or info.domain != ERROR_DOMAIN or "type" not in info.metadata:
+        return None
+    meta = dict(info.metadata)
+    doc: dict[str, Any] = {"type": meta.pop("type"), "title": meta.pop("title", "")}
+    try:
+        doc["status"] = int(meta.pop("status", "0"))
+    except ValueError:
+        doc["status"] = 0
+    doc["detail"] = rich.message
+    meta.pop("service", None)
+    doc.update({k: _metadata_value(v) for k, v in meta.items()})
+    return doc
+
+
+def _problem_from_trailer(error: grpc.aio.AioRpcError) -> dict[str, Any] | None:
     for key, value in error.trailing_metadata() or ():
         if key == PROBLEM_METADATA_KEY:
             try:
@@ -107,3 +177,12 @@ def problem_of(error: grpc.aio.AioRpcError) -> dict[str, Any] | None:
                 return None
             return doc if isinstance(doc, dict) else None
     return None
+
+
+def problem_of(error: grpc.aio.AioRpcError) -> dict[str, Any] | None:
+    """The problem document a ecomops server attached to an error, if any: rebuilt from the
+    standard rich status (ErrorInfo metadata: type, title, status, extra members; the message
+    as ``detail``), else read from the deprecated ``ecomops-problem`` trailer."""
+    rich = rich_status_of(error)
+    doc = _problem_from_status(rich) if rich is not None else None
+    return doc if doc is not None else _problem_from_trailer(error)

@@ -1,6 +1,13 @@
 """gRPC server runner (grpc.aio): health, reflection, and one interceptor for auth, tracing,
 metrics, deadlines and error mapping. Every ecomops RPC is unary-unary.
 
+An error is answered with its status code and message, and the standard rich status
+(``grpc-status-details-bin``: a ``google.rpc.Status`` with the same code and message carrying
+``google.rpc.ErrorInfo`` — reason, domain ``ecomops.dev``, metadata — ``google.rpc.BadRequest``
+field violations where the error names fields, ``google.rpc.RetryInfo`` where a retry is
+advised), which Go, Java and Python clients read with their standard tooling. The problem
+document in the ``ecomops-problem`` trailer is still sent for one version; it is deprecated.
+
 Before a servicer runs, the interceptor refuses, with the same errors as REST:
 undecodable request bytes (INVALID_ARGUMENT, no Python exception text), more than one
 ``authorization`` metadata entry (UNAUTHENTICATED), NUL characters and card numbers in any
@@ -20,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2
 from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -32,6 +41,7 @@ from .cards import card_number_refused, message_has_card_number
 from .errors import (
     BAD_INPUT_DETAIL,
     AlreadyInProgress,
+    DependencyUnavailable,
     ServiceError,
     Unauthenticated,
     Unprocessable,
@@ -42,7 +52,13 @@ from .timestamps import to_datetime as to_datetime
 
 log = logging.getLogger("ecomops.grpc")
 
+#: Deprecated (kept for one version): the RFC 9457 problem document as JSON in the trailers.
+#: Read the standard ``grpc-status-details-bin`` instead (:func:`rich_status`).
 PROBLEM_METADATA_KEY = "ecomops-problem"
+#: The standard trailer of the rich status (``google.rpc.Status``, serialized).
+STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin"
+#: ``google.rpc.ErrorInfo.domain`` of every ecomops error.
+ERROR_DOMAIN = "ecomops.dev"
 UNAUTHENTICATED_METHODS_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 DEFAULT_MAX_DEADLINE = 30.0
 
@@ -101,7 +117,7 @@ def _refuse_nul_strings(message: Any, path: str = "") -> None:
             values = [item for pair in value.items() for item in pair]
         for item in values:
             if isinstance(item, str) and "\x00" in item:
-                raise Unprocessable(f"{name} contains a NUL character")
+                raise Unprocessable(f"{name} contains a NUL character", field=name)
             if hasattr(item, "ListFields"):
                 _refuse_nul_strings(item, f"{name}.")
 
@@ -176,6 +192,141 @@ def _problem_metadata(exc: ServiceError) -> str:
     return encoded
 
 
+# The rich status shares the trailers with the deprecated problem trailer: together they stay
+# under gRPC's 8 KiB soft limit on received metadata (past it a client may see
+# RESOURCE_EXHAUSTED at random instead of the real status).
+MAX_STATUS_BYTES = 3000
+MAX_METADATA_VALUE_CHARS = 500
+MAX_VIOLATIONS = 20
+MAX_TRAILERS_CHARS = 7000
+
+
+def error_reason(code: str) -> str:
+    """``google.rpc.ErrorInfo.reason`` of an error code: ``card-number-refused`` →
+    ``CARD_NUMBER_REFUSED`` (UPPER_SNAKE_CASE, at most 63 characters)."""
+    reason = "".join(c if c.isalnum() else "_" for c in code.upper()).strip("_")
+    return (reason or "ERROR")[:63].rstrip("_")
+
+
+def metadata_value(value: Any) -> str:
+    """An extra member of a problem as an ``ErrorInfo.metadata`` string: text as it is
+    (unless it would read as JSON), anything else as compact JSON — so that
+    :func:`ecomops_platform.grpc_client.problem_of` gets the value back exactly."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def field_violations(exc: ServiceError) -> list[tuple[str, str]]:
+    """The (field, description) pairs an error names: a ``field`` member, or ``errors`` given
+    as validation entries (``location`` + ``message``) or as ``"field: description"`` text."""
+    found: list[tuple[str, str]] = []
+    field = exc.extra.get("field")
+    if isinstance(field, str) and field:
+        found.append((field, exc.detail))
+    errors = exc.extra.get("errors")
+    if isinstance(errors, list | tuple):
+        for item in errors:
+            if isinstance(item, dict) and "message" in item:
+                location = item.get("location") or item.get("loc") or ()
+                parts = [location] if isinstance(location, str) else [str(p) for p in location]
+                found.append((".".join(p for p in parts if p), str(item["message"])))
+            elif isinstance(item, str):
+                name, sep, description = item.partition(":")
+                if sep and name.strip() and " " not in name.strip():
+                    found.append((name.strip(), description.strip()))
+                else:
+                    found.append(("", item))
+    return [
+        (_bounded(f, 200), _bounded(d, MAX_METADATA_VALUE_CHARS)) for f, d in found[:MAX_VIOLATIONS]
+    ]
+
+
+def rich_status(
+    exc: ServiceError, code: grpc.StatusCode, service: str | None = None
+) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of an error: code and message as the call ends with them,
+    ErrorInfo (reason from the error's code, domain ``ecomops.dev``, metadata: the problem's
+    type, title, status and extra members), BadRequest field violations when the error names
+    fields, RetryInfo when it advises a delay (Retry-After)."""
+    problem = exc.problem()
+    metadata = {"type": str(problem["type"]), "title": str(problem["title"])}
+    metadata["status"] = str(problem["status"])
+    if service:
+        metadata["service"] = service
+    for key, value in exc.extra.items():
+        if key not in metadata and key not in ("detail", "instance"):
+            metadata[key] = metadata_value(value)
+    info = error_details_pb2.ErrorInfo(reason=error_reason(exc.code), domain=ERROR_DOMAIN)
+    violations = field_violations(exc)
+    retry_after = exc.headers.get("Retry-After")
+
+    def build(meta: dict[str, str], pairs: list[tuple[str, str]]) -> status_pb2.Status:
+        status = status_pb2.Status(code=code.value[0], message=_bounded(exc.detail))
+        info.ClearField("metadata")
+        info.metadata.update(meta)
+        status.details.add().Pack(info)
+        if pairs:
+            status.details.add().Pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                        for f, d in pairs
+                    ]
+                )
+            )
+        if retry_after and retry_after.isdigit():
+            delay = duration_pb2.Duration(seconds=int(retry_after))
+            status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        return status
+
+    # A hostile value quoted in the error: each value cut, then only the core members and the
+    # first violations, then no violations — never a status over the budget.
+    core: dict[str, str] = {
+        k: metadata[k] for k in ("type", "title", "status", "service") if k in metadata
+    }
+    attempts: tuple[Callable[[], status_pb2.Status], ...] = (
+        lambda: build(metadata, violations),
+        lambda: build(
+            {k: _bounded(v, MAX_METADATA_VALUE_CHARS) for k, v in metadata.items()},
+            [(f, _bounded(d, 200)) for f, d in violations],
+        ),
+        lambda: build(core, [(_bounded(f, 100), _bounded(d, 100)) for f, d in violations[:5]]),
+    )
+    for attempt in attempts:
+        status = attempt()
+        if status.ByteSize() <= MAX_STATUS_BYTES:
+            return status
+    return build(core, [])
+
+    status = build(metadata)
+    if status.ByteSize() > MAX_STATUS_BYTES:
+        # A hostile value quoted in an extra member: each cut, then only the core members.
+        status = build({k: _bounded(v, MAX_METADATA_VALUE_CHARS) for k, v in metadata.items()})
+    if status.ByteSize() > MAX_STATUS_BYTES:
+        core = ("type", "title", "status", "service")
+        status = build({k: metadata[k] for k in core if k in metadata})
+    return status
+
+
+def error_trailers(
+    exc: ServiceError, code: grpc.StatusCode, service: str | None = None
+) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailing metadata of an error: the standard rich status and the deprecated
+    problem trailer (cut to its core members when both would be too large)."""
+    details = rich_status(exc, code, service).SerializeToString()
+    problem = _problem_metadata(exc)
+    if len(problem) + len(details) * 4 // 3 > MAX_TRAILERS_CHARS:
+        keep = ("type", "title", "status", "detail")
+        full = exc.problem()
+        full["detail"] = _bounded(str(full.get("detail", "")))
+        problem = json.dumps({k: full[k] for k in keep if k in full}, default=str)
+    return ((STATUS_DETAILS_METADATA_KEY, details), (PROBLEM_METADATA_KEY, problem))
+
+
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, service: str, verifier: TokenVerifier, max_deadline: float) -> None:
         self._service = service
@@ -215,10 +366,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         return await asyncio.wait_for(inner(request, context), timeout=budget)
                     except ServiceError as exc:
                         code = grpc_code_of(exc)
-                        context.set_trailing_metadata(
-                            ((PROBLEM_METADATA_KEY, _problem_metadata(exc)),)
+                        await context.abort(
+                            code, _bounded(exc.detail), error_trailers(exc, code, service)
                         )
-                        await context.abort(code, _bounded(exc.detail))
                     except TimeoutError:
                         code = grpc.StatusCode.DEADLINE_EXCEEDED
                         await context.abort(code, "deadline exceeded")
@@ -228,19 +378,27 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
+                answer: ServiceError
                 if is_bad_input(exc):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     log.warning(
                         "value refused by the database in %s: %s", method, type(exc).__name__
                     )
-                    await context.abort(code, BAD_INPUT_DETAIL)
-                if is_transient(exc):
+                    answer = Unprocessable(BAD_INPUT_DETAIL, code="value-out-of-range")
+                elif is_transient(exc):
                     code = grpc.StatusCode.UNAVAILABLE
                     log.warning("dependency unavailable in %s: %s", method, exc)
-                    await context.abort(code, "a dependency is unavailable; retry later")
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                await context.abort(code, "internal error; it was logged")
+                    answer = DependencyUnavailable("a dependency is unavailable; retry later")
+                else:
+                    code = grpc.StatusCode.INTERNAL
+                    log.exception("unhandled error in %s", method)
+                    answer = ServiceError(
+                        "internal error; it was logged",
+                        code="internal-error",
+                        title="Internal error",
+                    )
+                    answer.status = 500
+                await context.abort(code, answer.detail, error_trailers(answer, code, service))
             finally:
                 metrics.grpc_server_handled_total.labels(service, method, code.name).inc()
                 metrics.grpc_server_handling_seconds.labels(service, method).observe(

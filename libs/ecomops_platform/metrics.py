@@ -76,6 +76,11 @@ consumer_restarts_total = Counter(
     "Kafka consumers replaced after an error or a stall",
     ["service", "consumer"],
 )
+consumer_batch_fallbacks_total = Counter(
+    "ecomops_consumer_batch_fallbacks_total",
+    "Chunks of events rolled back and re-applied one event at a time",
+    ["service", "topic"],
+)
 dlq_messages_total = Counter(
     "ecomops_dlq_messages_total", "Messages written to a dead-letter topic", ["service", "topic"]
 )

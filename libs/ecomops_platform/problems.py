@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -58,6 +59,54 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "A dependency is unavailable"),
     )
 }
+
+
+#: A realistic problem document per status, for the OpenAPI document's examples.
+_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    400: ("bad-request", "Bad request", "authorization must be 'Bearer <token>'"),
+    401: ("unauthenticated", "Authentication required", "missing bearer token"),
+    402: ("payment-declined", "Payment declined", "the card was declined"),
+    403: ("forbidden", "Forbidden", "role customer may not call this operation"),
+    404: ("not-found", "Not found", "no such resource: ord-7f3c2a"),
+    409: ("conflict", "Conflict", "the resource changed state: ord-7f3c2a is already shipped"),
+    410: ("gone", "Gone", "quote q-19e0 expired at 2026-11-30T12:00:00Z"),
+    413: ("payload-too-large", "Payload too large", "the body exceeds 1048576 bytes"),
+    422: ("validation-error", "Unprocessable request", "body.lines.0.quantity: must be > 0"),
+    429: ("rate-limited", "Too many requests", "rate limit of 600 requests per minute exceeded"),
+    500: ("internal-error", "Internal error", "the service failed unexpectedly; it was logged"),
+    503: (
+        "dependency-unavailable",
+        "Service temporarily unavailable",
+        "a dependency of this service is unavailable; retry later",
+    ),
+}
+
+
+def problem_example(status: int, path: str, *, idempotent: bool = False) -> dict[str, Any]:
+    """An example problem document for ``status`` answered on ``path`` (a template; its
+    parameters get example values), for the OpenAPI document's examples."""
+    code, title, detail = _EXAMPLES.get(status, ("http-error", "Error", "the request failed"))
+    if idempotent and status == 400:
+        code, detail = "idempotency-key-missing", "this operation requires an Idempotency-Key"
+    if idempotent and status == 409:
+        code, title = "request-in-progress", "A request with this Idempotency-Key is in progress"
+        detail = "the first request with this key has not finished; retry later"
+    example: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": re.sub(r"\{([^}]+)\}", lambda m: m.group(1).replace("_", "-") + "-1", path),
+    }
+    if status == 422:
+        example["errors"] = [
+            {
+                "location": ["body", "lines", "0", "quantity"],
+                "message": "Input should be greater than 0",
+                "type": "greater_than",
+            }
+        ]
+    return example
 
 
 def problem_response(

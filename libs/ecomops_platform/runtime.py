@@ -29,7 +29,7 @@ from .grpc_server import GrpcServer
 from .logging import configure_logging
 from .outbox import OutboxRelay, oldest_unpublished_age
 from .producer import ResilientProducer
-from .rest import create_app
+from .rest import create_app, parse_origins
 from .retention import RetentionPolicy, purge_expired
 from .settings import CommonSettings, ServiceSettings
 from .topics import service_topic
@@ -126,9 +126,16 @@ class Service:
         self._grpc_registrars.append(register)
 
     def subscribe(
-        self, topics: Sequence[str], handlers: dict[str, EventHandler], *, name: str = "main"
+        self,
+        topics: Sequence[str],
+        handlers: dict[str, EventHandler],
+        *,
+        name: str = "main",
+        batch: bool = True,
     ) -> None:
-        self._subscriptions.append(Subscription(list(topics), dict(handlers), name))
+        """Consume ``topics``; ``batch=False`` applies every event in its own transaction
+        (``ECOMOPS_CONSUMER_BATCH_SIZE`` chunks otherwise)."""
+        self._subscriptions.append(Subscription(list(topics), dict(handlers), name, batch))
 
     def every(
         self,
@@ -170,6 +177,7 @@ class Service:
                 routers=self._routers,
                 max_body_bytes=self.common.max_body_bytes,
                 rate_limit_per_minute=self.common.rate_limit_per_minute,
+                cors_allowed_origins=parse_origins(self.common.cors_allowed_origins),
                 access_log=self.common.access_log,
             )
         return self.app

@@ -53,6 +53,9 @@ class CommonSettings(BaseSettings):
     access_log: bool = True
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Browser origins allowed to call the REST API (CORS), comma-separated, e.g.
+    # "https://shop.example.com,https://admin.example.com"; "*" any; empty (default): none.
+    cors_allowed_origins: str = ""
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
@@ -63,6 +66,13 @@ class CommonSettings(BaseSettings):
     # without a relay (a CLI command) wait for the safety net.
     outbox_notify: bool = False
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Events of one fetched partition batch applied in one transaction (one inbox insert, the
+    # handlers in order, one commit); 1 applies every event in its own transaction. A chunk
+    # that fails is rolled back and applied again one event at a time (ecomops_platform.consumer).
+    consumer_batch_size: int = Field(default=25, ge=1, le=200)
+    # lock_timeout of a chunk's transaction (0: none). A chunk that waits longer for a row
+    # lock gives up and is applied one event at a time, so it never deadlocks with requests.
+    consumer_batch_lock_timeout_ms: int = Field(default=200, ge=0, le=60_000)
     # Test stacks sharing one Kafka give each process its own groups; empty in production.
     consumer_group_prefix: str = ""
     # Where a brand-new consumer group starts: "earliest" never misses an event.

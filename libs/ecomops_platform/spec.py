@@ -59,6 +59,10 @@ class Subscription:
     #: The consumer group's suffix ("main": ``ecomops-<service>``), or a function of the
     #: settings giving it (a service whose settings name an isolated group).
     name: str | Callable[[Any], str] = "main"
+    #: False: every event in its own transaction, never in chunks of
+    #: ``ECOMOPS_CONSUMER_BATCH_SIZE`` (handlers that rely on one event per transaction, e.g.
+    #: for the order in which they lock rows shared with the request path).
+    batch: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,7 @@ class ServiceSpec(Generic[S, D]):
             service.add_grpc(_registrar(grpc_service, bus))
         for sub in self.subscriptions:
             name = sub.name(settings) if callable(sub.name) else sub.name
-            service.subscribe(sub.topics, dict(sub.handlers(bus)), name=name)
+            service.subscribe(sub.topics, dict(sub.handlers(bus)), name=name, batch=sub.batch)
         for job in self.jobs:
             service.every(
                 job.interval(settings),

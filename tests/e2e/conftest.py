@@ -29,14 +29,14 @@ SERVICES = ("inventory", "pricing", "risk", "order")
 WAREHOUSE = "e2e-wh"
 
 
-def e2e_url(service: str) -> str:
+def e2e_url(service: str, suffix: str = "") -> str:
     base = os.environ["ORDER_DATABASE_URL"].rsplit("/", 1)[0]
-    return f"{base}/ecomops_{service}_e2e"
+    return f"{base}/ecomops_{service}_e2e{suffix}"
 
 
-def isolate_consumers(service: Service) -> None:
+def isolate_consumers(service: Service, tag: str = "e2e") -> None:
     for sub in service._subscriptions:
-        sub.name = "e2e" if sub.name == "main" else f"e2e-{sub.name}"
+        sub.name = tag if sub.name == "main" else f"{tag}-{sub.name}"
 
 
 @dataclass
@@ -49,8 +49,11 @@ class Stack:
         return self.services["order"]
 
 
-@pytest.fixture(scope="module")
-async def stack(stack_env: None) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running_stack(suffix: str = "") -> AsyncIterator[Stack]:
+    """The four services on databases ``ecomops_<service>_e2e<suffix>`` with consumer groups
+    ``ecomops-<service>-e2e<suffix>``: a module that needs its own rule set passes a suffix
+    and shares nothing with the other modules."""
     from inventory_service.bootstrap import create_service as inventory_service
     from inventory_service.settings import InventorySettings
     from order_service.bootstrap import create_service as order_service
@@ -60,9 +63,10 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
     from risk_service.bootstrap import create_service as risk_service
     from risk_service.settings import RiskSettings
 
+    tag = f"e2e{suffix}"
     for name in SERVICES:
-        await ensure_database(e2e_url(name))
-        await upgrade_async(name, e2e_url(name))
+        await ensure_database(e2e_url(name, suffix))
+        await upgrade_async(name, e2e_url(name, suffix))
     common = dict(http_port=0, grpc_port=0)
     # The topics are shared with whatever else runs on the stack: other suites' events that
     # these services cannot apply go to the DLQ after 2 attempts instead of blocking a
@@ -70,22 +74,22 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
     shared = CommonSettings(consumer_max_attempts=2)
     built: dict[str, Service] = {
         "inventory": inventory_service(
-            InventorySettings(database_url=e2e_url("inventory"), **common), shared
+            InventorySettings(database_url=e2e_url("inventory", suffix), **common), shared
         ),
         "pricing": pricing_service(
-            PricingSettings(database_url=e2e_url("pricing"), **common), shared
+            PricingSettings(database_url=e2e_url("pricing", suffix), **common), shared
         ),
-        "risk": risk_service(RiskSettings(database_url=e2e_url("risk"), **common), shared),
+        "risk": risk_service(RiskSettings(database_url=e2e_url("risk", suffix), **common), shared),
     }
     async with contextlib.AsyncExitStack() as exits:
         for name, service in built.items():
-            isolate_consumers(service)
+            isolate_consumers(service, tag)
             for sub in service._subscriptions:
                 await skip_to_end(f"ecomops-{name}-{sub.name}", sub.topics)
             await exits.enter_async_context(service.running())
         order = order_service(
             OrderSettings(
-                database_url=e2e_url("order"),
+                database_url=e2e_url("order", suffix),
                 inventory_target=f"127.0.0.1:{built['inventory'].grpc_port}",
                 pricing_target=f"127.0.0.1:{built['pricing'].grpc_port}",
                 risk_target=f"127.0.0.1:{built['risk'].grpc_port}",
@@ -95,7 +99,7 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
             ),
             shared,
         )
-        isolate_consumers(order)
+        isolate_consumers(order, tag)
         for sub in order._subscriptions:
             await skip_to_end(f"ecomops-order-{sub.name}", sub.topics)
         await exits.enter_async_context(order.running())
@@ -105,18 +109,29 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
             clients[name] = await exits.enter_async_context(
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
             )
-        st = Stack(built, clients)
+        yield Stack(built, clients)
+
+
+@pytest.fixture(scope="module")
+async def stack(stack_env: None) -> AsyncIterator[Stack]:
+    async with running_stack() as st:
+        await create_warehouse(st)
         await _seed_rules(st)
         yield st
+
+
+async def create_warehouse(st: Stack) -> None:
+    ops = bearer("e2e-ops", "ops")
+    r = await st.clients["inventory"].put(
+        f"/v1/warehouses/{WAREHOUSE}", json={"name": "E2E warehouse"}, headers=ops
+    )
+    assert r.status_code in (200, 201), r.text
 
 
 async def _seed_rules(st: Stack) -> None:
     """Risk rules for the journeys: a blocklisted customer is rejected; a device used more
     than once in an hour goes to review; everything else is approved."""
     ops = bearer("e2e-ops", "ops")
-    await st.clients["inventory"].put(
-        f"/v1/warehouses/{WAREHOUSE}", json={"name": "E2E warehouse"}, headers=ops
-    )
     rules = {
         "review_threshold": "0.3",
         "reject_threshold": "0.8",

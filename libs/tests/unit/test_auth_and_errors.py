@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -24,6 +25,19 @@ def test_valid_token_gives_the_caller() -> None:
     assert caller == Caller("cust-1", Role.CUSTOMER)
     assert caller.may_see("cust-1") and not caller.may_see("cust-2")
     assert Caller("ops-1", Role.OPS).may_see("cust-2")
+
+
+def test_account_created_at_claim_is_read_when_it_is_a_past_numeric_date() -> None:
+    def caller_with(value: object) -> Caller:
+        token = mint_token(SECRET, "cust-1", "customer", extra_claims={"account_created_at": value})
+        return verifier().verify(token)
+
+    assert caller_with(1_700_000_000).account_created_at == datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=UTC
+    )
+    assert verifier().verify(mint_token(SECRET, "c", "customer")).account_created_at is None
+    for bad in ("2023-01-01", True, None, time.time() + 86400, 1e300):
+        assert caller_with(bad).account_created_at is None, bad
 
 
 def test_hs384_is_refused_even_with_the_right_secret() -> None:
@@ -105,3 +119,38 @@ def test_idempotency_key_rules() -> None:
 def test_logs_mask_card_numbers() -> None:
     assert redact("pan 4111 1111 1111 1111 end") == "pan [REDACTED] end"
     assert redact("order 12345 qty 3") == "order 12345 qty 3"
+
+
+def test_a_verified_token_is_remembered_but_never_past_its_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = verifier()
+    decoded: list[str] = []
+    real_decode = v._decode
+
+    def counting_decode(token: str, key: object, alg: str) -> dict[str, object]:
+        decoded.append(token)
+        return real_decode(token, key, alg)
+
+    monkeypatch.setattr(v, "_decode", counting_decode)
+    token = mint_token(SECRET, "cust-1", "customer", ttl_seconds=3)
+    for _ in range(3):  # the rate limiter, the route, the next request
+        assert v.verify_header(f"Bearer {token}") == Caller("cust-1", Role.CUSTOMER)
+    assert len(decoded) == 1
+
+    # Not a bearer header: refused as before, although the token itself is remembered.
+    with pytest.raises(Unauthenticated, match="Bearer"):
+        v.verify_header(token)
+
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 4)  # past the token's exp
+    v.verify(token)  # PyJWT's own clock (and leeway) decide now, not the memory
+    assert len(decoded) == 2
+
+
+async def test_a_refused_token_is_never_remembered() -> None:
+    v = verifier()
+    forged = mint_token("another-secret-that-is-long-enough-0123456789", "ops-1", "ops")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            await v.verify_header_async(f"Bearer {forged}")

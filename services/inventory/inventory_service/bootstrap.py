@@ -48,7 +48,12 @@ SPEC: ServiceSpec[InventorySettings, Deps] = ServiceSpec(
     subscriptions=[
         # The group is "ecomops-inventory" for "main", "ecomops-inventory-<name>" otherwise
         # (INVENTORY_CONSUMER_NAME: an isolated environment sharing a broker).
-        Subscription([ORDER_TOPIC], consumers.handlers, name=lambda s: s.consumer_name),
+        # batch=False: one transaction per event. Stock rows are locked in one global (SKU,
+        # warehouse) order per transaction, which a chunk of several OrderPaid would break
+        # (deadlocks with reservations, hot rows held for a whole chunk in a flash sale).
+        Subscription(
+            [ORDER_TOPIC], consumers.handlers, name=lambda s: s.consumer_name, batch=False
+        ),
     ],
     jobs=[
         # Every replica sweeps (rows other replicas lock are skipped); planning and the

@@ -140,6 +140,9 @@ def main(argv: list[str]) -> int:
         "plan", help="recompute forecasts and reorder points now (normally a periodic job)"
     )
     p.set_defaults(func=cmd_plan)
+    from .simulate_cmd import add_parser as add_simulate
+
+    add_simulate(sub)
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -14,6 +14,7 @@ from .adapters.unit_of_work import SqlRecommendationUnitOfWork
 from .entrypoints import consumers, grpc, rest
 from .service_layer import funnel, ingestion, learning, rebuild, segments, serving
 from .service_layer.ports import Deps, IngestionPolicy
+from .service_layer.read_cache import ReadCache
 from .settings import RecommendationSettings
 
 DESCRIPTION = (
@@ -35,7 +36,8 @@ def dependencies_of(settings: RecommendationSettings) -> Deps:
             max_age=timedelta(days=settings.max_event_age_days),
             anonymous_rate_per_minute=settings.anonymous_rate_per_minute,
         ),
-        exclude_purchased=settings.exclude_purchased,
+        read_cache=ReadCache(settings.read_cache_seconds, settings.read_cache_entries),
+        neighbour_cache=ReadCache(settings.read_cache_seconds, settings.read_cache_entries),
         segment_max_age=timedelta(seconds=settings.segment_refresh_seconds),
         segment_batch=settings.segment_refresh_batch,
     )

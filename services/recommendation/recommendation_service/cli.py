@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from .domain.personal import Mode
 from .service_layer import evaluation
 
 
@@ -48,16 +49,36 @@ def main(argv: list[str]) -> int:
     ev = sub.add_parser("evaluate", help="offline evaluation on purchase history (CSV)")
     ev.add_argument("--csv", required=True, help="customer_id,order_id,sku,ordered_at")
     ev.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    ev.add_argument("--output", help="write the service's top-k per held-out customer here")
+    ev.add_argument(
+        "--output",
+        help="write the service's answer (customer_id,rank,sku,score,reason) per held-out "
+        "customer here",
+    )
+    ev.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.PERSONAL.value,
+        help="the answers --output writes (default personal)",
+    )
+    ev.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose order_decay and neighbour_weight on a validation split of the training "
+        "orders first (default: the service's parameters)",
+    )
     args = parser.parse_args(argv)
     if args.command == "rebuild":
         return _rebuild()
     if args.k < 1:
         parser.error("--k must be at least 1")
     try:
-        report = evaluation.evaluate_csv(args.csv, k=args.k, output=args.output)
+        report, tuning = evaluation.evaluate_csv(
+            args.csv, k=args.k, output=args.output, mode=Mode(args.mode), tuned=args.tune
+        )
     except evaluation.EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if tuning is not None:
+        print(tuning.table(args.k))
     print(report.table())
     return 0

@@ -30,8 +30,10 @@ class RecommendationSettings(ServiceSettings):
     half_life_days: float = Field(default=30.0, gt=0)
     trending_half_life_hours: float = Field(default=48.0, gt=0)
     session_window_hours: float = Field(default=24.0, gt=0)
-    #: Do not recommend to a customer what it already bought.
-    exclude_purchased: bool = True
+    #: Per-process cache of serving answers: how long an answer is reused (0: off) and how many
+    #: answers are kept (service_layer/read_cache.py says what the staleness means).
+    read_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    read_cache_entries: int = Field(default=10_000, ge=1)
     #: How often segments are recomputed as recency ages (seconds), and how many per batch.
     segment_refresh_seconds: float = Field(default=3600.0, gt=0)
     segment_refresh_batch: int = Field(default=500, ge=1)

@@ -32,7 +32,7 @@ from ecomops_platform.errors import (
 )
 from ecomops_platform.grpc_client import client_tls, make_channel, problem_of
 from ecomops_platform.settings import CommonSettings
-from ecomops_platform.timestamps import to_datetime
+from ecomops_platform.timestamps import to_datetime, to_timestamp
 
 from ..service_layer.ports import (
     Assessment,
@@ -127,7 +127,7 @@ class Channels:
 
 class GrpcPricing:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = pr_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = pr_grpc.PricingServiceStub(channel)
         self.timeout = timeout
 
     async def create_quote(
@@ -183,7 +183,7 @@ class GrpcPricing:
 
 class GrpcRisk:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = rk_grpc.RiskServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = rk_grpc.RiskServiceStub(channel)
         self.timeout = timeout
 
     async def assess_order(self, request: AssessmentRequest) -> Assessment:
@@ -201,7 +201,12 @@ class GrpcRisk:
             ip=request.ip,
             device_id=request.device_id,
             shipping_country=request.shipping_country,
+            email=request.email,
+            billing_country=request.billing_country,
+            payment_fingerprint=request.payment_fingerprint,
         )
+        if request.account_created_at is not None:
+            message.account_created_at.CopyFrom(to_timestamp(request.account_created_at))
         response = await _call("risk", self.stub.AssessOrder, message, self.timeout)
         a = response.assessment
         decision = _DECISIONS.get(a.decision)
@@ -218,7 +223,7 @@ class GrpcRisk:
 
 class GrpcInventory:
     def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self.stub = inv_grpc.InventoryServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.stub = inv_grpc.InventoryServiceStub(channel)
         self.timeout = timeout
 
     async def reserve(

@@ -235,6 +235,13 @@ class SqlOrderRepository:
         rows = (await self.session.execute(query)).all()
         return [await self._record(row) for row in rows]
 
+    async def first_seen(self, customer_id: str) -> datetime | None:
+        query = sa.select(sa.func.min(orders.c.placed_at)).where(
+            orders.c.customer_id == customer_id
+        )  # ix_orders_customer_placed
+        first: datetime | None = (await self.session.execute(query)).scalar_one_or_none()
+        return first
+
     async def page(
         self,
         *,

@@ -40,7 +40,7 @@ from ..service_layer.returns import (
     RequestReturn,
 )
 from . import schemas
-from .schemas import client_of, lines_of, merged
+from .schemas import client_of, fraud_signals_of, lines_of, merged
 
 M = TypeVar("M", bound=BaseModel)
 P = TypeVar("P", bound=Message)
@@ -136,6 +136,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
             coupon_codes=list(body.coupon_codes),
             shipping_address=body.shipping_address.model_dump(),
             client=client_of(body.client),
+            **fraud_signals_of(body),
         )
         order = await self.bus.handle(command, caller, idempotency_key=_key(request))
         return to_message(pb.CheckoutCartResponse, order=order)
@@ -154,6 +155,7 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
             coupon_codes=list(body.coupon_codes),
             shipping_address=body.shipping_address.model_dump(),
             client=client_of(body.client),
+            **fraud_signals_of(body),
         )
         order = await self.bus.handle(command, caller, idempotency_key=key)
         return to_message(pb.PlaceOrderResponse, order=order)

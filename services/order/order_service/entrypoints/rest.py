@@ -46,6 +46,7 @@ from .schemas import (
     SetCartItemIn,
     ShipmentIn,
     client_of,
+    fraud_signals_of,
     lines_of,
     merged,
 )
@@ -119,6 +120,7 @@ def build_router(bus: Bus) -> APIRouter:
             coupon_codes=list(body.coupon_codes),
             shipping_address=body.shipping_address.model_dump(),
             client=client_of(body.client),
+            **fraud_signals_of(body),
         )
         return replayed(await bus.execute(command, caller, idempotency_key=key), response)
 
@@ -144,6 +146,7 @@ def build_router(bus: Bus) -> APIRouter:
             coupon_codes=list(body.coupon_codes),
             shipping_address=body.shipping_address.model_dump(),
             client=client_of(body.client),
+            **fraud_signals_of(body),
         )
         return replayed(await bus.execute(command, caller, idempotency_key=key), response)
 

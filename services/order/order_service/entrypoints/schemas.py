@@ -3,7 +3,7 @@ are validated with the same models. Responses are the service layer's views (``v
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StrictInt, StringConstraints
 
@@ -50,6 +50,16 @@ class AddressIn(RequestModel):
     country: Country
 
 
+#: An e-mail address as risk needs it: local@domain, no spaces, at most 320 characters.
+Email = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"),
+]
+#: A payment method token from the provider (never a card number: the platform refuses card
+#: numbers anywhere in a request before the route).
+PaymentToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class ClientIn(RequestModel):
     ip: IpAddress | None = None
     device_id: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -67,6 +77,20 @@ class PlaceOrderIn(RequestModel):
         default=None,
         description="For partners and ops placing an order for a customer; customers omit it.",
     )
+    email: Email | None = Field(
+        default=None, description="Customer e-mail for this order (sent to risk)."
+    )
+    billing_address: AddressIn | None = Field(
+        default=None,
+        description="Billing address, validated like the shipping address (sent to risk).",
+    )
+    payment_token: PaymentToken | None = Field(
+        default=None,
+        description=(
+            "Token of the payment method the customer will pay with, from the payment "
+            "provider. Only its fingerprint, derived by the provider, is sent to risk."
+        ),
+    )
 
 
 class CheckoutCartIn(RequestModel):
@@ -75,10 +99,24 @@ class CheckoutCartIn(RequestModel):
     )
     shipping_address: AddressIn
     client: ClientIn | None = None
+    email: Email | None = Field(
+        default=None, description="Customer e-mail for this order (sent to risk)."
+    )
+    billing_address: AddressIn | None = Field(
+        default=None,
+        description="Billing address, validated like the shipping address (sent to risk).",
+    )
+    payment_token: PaymentToken | None = Field(
+        default=None,
+        description=(
+            "Token of the payment method the customer will pay with, from the payment "
+            "provider. Only its fingerprint, derived by the provider, is sent to risk."
+        ),
+    )
 
 
 class PaymentIn(RequestModel):
-    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    payment_token: PaymentToken
 
 
 class ShipmentIn(RequestModel):
@@ -131,3 +169,12 @@ def merged(lines: list[LineIn]) -> dict[str, int]:
 
 def client_of(client: ClientIn | None) -> dict[str, str]:
     return client.model_dump(exclude_none=True) if client else {}
+
+
+def fraud_signals_of(body: PlaceOrderIn | CheckoutCartIn) -> dict[str, Any]:
+    """The checkout's optional fraud signals as command fields (the same on REST and gRPC)."""
+    return {
+        "email": body.email,
+        "billing_address": body.billing_address.model_dump() if body.billing_address else None,
+        "payment_token": body.payment_token,
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ecomops_platform.auth import Caller, Role
@@ -65,6 +65,11 @@ class PlaceOrder(
     coupon_codes: list[str] = field(default_factory=list)
     shipping_address: dict[str, str]
     client: dict[str, str] = field(default_factory=dict)
+    # Fraud signals (optional), sent to risk: the order's e-mail, its billing address, and the
+    # token of the payment method the customer will pay with (risk gets only its fingerprint).
+    email: str | None = None
+    billing_address: dict[str, str] | None = None
+    payment_token: str | None = None
 
     def other_owner_refused(self, caller: Caller) -> ServiceError:
         return Unprocessable("customers place orders for themselves only", code="invalid-customer")
@@ -78,6 +83,11 @@ class CheckoutCart(Command[OrderView], roles=(Role.CUSTOMER,), idempotent=True, 
     coupon_codes: list[str] = field(default_factory=list)
     shipping_address: dict[str, str]
     client: dict[str, str] = field(default_factory=dict)
+    # Fraud signals (optional), sent to risk: the order's e-mail, its billing address, and the
+    # token of the payment method the customer will pay with (risk gets only its fingerprint).
+    email: str | None = None
+    billing_address: dict[str, str] | None = None
+    payment_token: str | None = None
 
     def idempotency_operation(self) -> str:
         return f"checkout_cart:{self.cart_id}"
@@ -193,6 +203,41 @@ def _placed_record(order: Any, placement: Placement) -> OrderRecord:
     )
 
 
+async def _fraud_signals(
+    ctx: Ctx,
+    cmd: PlaceOrder | CheckoutCart,
+    *,
+    customer_id: str,
+    seen_since: datetime | None = None,
+) -> dict[str, Any]:
+    """What checkout tells risk beside the order (``CheckoutInput`` fields):
+
+    - the payment method's fingerprint, from the provider for the token (an unknown token is
+      refused, 422 ``invalid-payment-token``, before anything is held);
+    - when the account was created: the caller's ``account_created_at`` token claim when the
+      customer orders for themselves, else when order first saw the customer (their first
+      order here, or ``seen_since``: the checked-out cart's creation), else unknown.
+    """
+    fingerprint = ""
+    if cmd.payment_token:
+        fingerprint = await ctx.deps.ports.payments.fingerprint(token=cmd.payment_token)
+    created: datetime | None = None
+    caller = ctx.caller
+    if caller.is_customer and caller.subject == customer_id:
+        created = caller.account_created_at
+    if created is None:
+        async with ctx.uow:
+            first_order = await ctx.uow.orders.first_seen(customer_id)
+        seen = [t for t in (first_order, seen_since) if t is not None]
+        created = min(seen) if seen else None
+    return {
+        "email": cmd.email or "",
+        "billing_address": dict(cmd.billing_address or {}),
+        "payment_fingerprint": fingerprint,
+        "account_created_at": created,
+    }
+
+
 def _key(ctx: Ctx) -> str:
     assert ctx.idempotency_key is not None  # the bus requires it for these commands
     return ctx.idempotency_key
@@ -200,16 +245,19 @@ def _key(ctx: Ctx) -> str:
 
 @handler
 async def place_order(cmd: PlaceOrder, ctx: Ctx) -> OrderView:
+    customer_id = cmd.customer_id or ctx.caller.subject
+    signals = await _fraud_signals(ctx, cmd, customer_id=customer_id)
     return await _checkout(
         ctx,
         order_id=order_id_for(ctx.caller, "place_order", _key(ctx)),
-        customer_id=cmd.customer_id or ctx.caller.subject,
+        customer_id=customer_id,
         data=CheckoutInput(
             currency=cmd.currency,
             lines=dict(cmd.lines),
             shipping_address=dict(cmd.shipping_address),
             coupon_codes=list(cmd.coupon_codes),
             client=dict(cmd.client),
+            **signals,
         ),
     )
 
@@ -224,6 +272,9 @@ async def checkout_cart(cmd: CheckoutCart, ctx: Ctx) -> OrderView:
         lines = await ctx.uow.carts.lines(cmd.cart_id)
     if not lines:
         raise Unprocessable("the cart is empty", code="empty-cart")
+    signals = await _fraud_signals(
+        ctx, cmd, customer_id=cart.customer_id, seen_since=cart.created_at
+    )
     return await _checkout(
         ctx,
         order_id=order_id_for(ctx.caller, cmd.idempotency_operation(), _key(ctx)),
@@ -234,6 +285,7 @@ async def checkout_cart(cmd: CheckoutCart, ctx: Ctx) -> OrderView:
             shipping_address=dict(cmd.shipping_address),
             coupon_codes=list(cmd.coupon_codes),
             client=dict(cmd.client),
+            **signals,
         ),
         cart_id=cmd.cart_id,
     )

@@ -84,6 +84,12 @@ class AssessmentRequest:
     ip: str
     device_id: str
     shipping_country: str
+    email: str = ""
+    billing_country: str = ""
+    #: From the payment provider's token, never card data ("" when no token was given).
+    payment_fingerprint: str = ""
+    #: The token's ``account_created_at`` claim, else the customer's first-seen time in order.
+    account_created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,11 @@ class InventoryPort(Protocol):
 
 
 class PaymentProvider(Protocol):
+    async def fingerprint(self, *, token: str) -> str:
+        """The payment method's fingerprint for a token (the one ``charge`` reports), without
+        charging; an unknown token is refused (422)."""
+        ...
+
     async def charge(
         self, *, token: str, amount_minor: int, currency: str, idempotency_key: str
     ) -> Charge: ...
@@ -258,6 +269,10 @@ class OrderRepository(Protocol):
 
     async def lock_due(self, deadline: Deadline, *, now: datetime, limit: int) -> list[OrderRecord]:
         """Orders past the deadline, locked; replicas skip each other's rows."""
+        ...
+
+    async def first_seen(self, customer_id: str) -> datetime | None:
+        """When the customer placed their first order here (None: never)."""
         ...
 
     async def page(

@@ -38,6 +38,11 @@ class CheckoutInput:
     shipping_address: dict[str, str]
     coupon_codes: list[str] = field(default_factory=list)
     client: dict[str, str] = field(default_factory=dict)
+    # Fraud signals, passed to risk (never card data).
+    email: str = ""
+    billing_address: dict[str, str] = field(default_factory=dict)
+    payment_fingerprint: str = ""
+    account_created_at: datetime | None = None
 
 
 @dataclass
@@ -116,6 +121,10 @@ async def run_checkout_saga(
             ip=str(data.client.get("ip") or ""),
             device_id=str(data.client.get("device_id") or ""),
             shipping_country=str(data.shipping_address.get("country") or ""),
+            email=data.email,
+            billing_country=str(data.billing_address.get("country") or ""),
+            payment_fingerprint=data.payment_fingerprint,
+            account_created_at=data.account_created_at,
         )
     )
     outcome = SagaOutcome(

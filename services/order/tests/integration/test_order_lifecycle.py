@@ -3,6 +3,7 @@ RiskReviewResolved consumer and the gRPC entrypoint — real PostgreSQL and Kafk
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -368,6 +369,63 @@ async def test_grpc_place_and_get_order(order_service, customer, address) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await stub.GetOrderKpis(kpi_req, metadata=meta, timeout=10)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_grpc_checkout_sends_every_fraud_signal_to_risk(
+    order_service, customer, address, fake_world
+) -> None:
+    cid, _ = customer()
+    created = int(time.time()) - 3 * 86400
+    meta = (
+        (
+            "authorization",
+            f"Bearer {token(cid, 'customer', extra_claims={'account_created_at': created})}",
+        ),
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{order_service.grpc_port}") as channel:
+        stub = pb_grpc.OrderServiceStub(channel)
+        request = pb.PlaceOrderRequest(
+            currency="EUR",
+            lines=[pb.RequestedLine(sku=unique("sku"), quantity=1)],
+            shipping_address=pb.Address(**address),
+            billing_address=pb.Address(**{**address, "country": "US"}),
+            email="grpc@example.com",
+            payment_token="tok_ok_grpc",
+            client=pb.Client(ip="192.0.2.7", device_id="dev-grpc"),
+            idempotency_key=unique("k"),
+        )
+        resp = await stub.PlaceOrder(request, metadata=meta, timeout=10)
+        sent = next(c for c in fake_world.risk.calls if c.order_id == resp.order.order_id)
+        assert (sent.email, sent.billing_country, sent.shipping_country) == (
+            "grpc@example.com",
+            "US",
+            address["country"],
+        )
+        assert sent.payment_fingerprint.startswith("fp_") and "tok" not in sent.payment_fingerprint
+        assert sent.account_created_at is not None
+        assert int(sent.account_created_at.timestamp()) == created
+        bad = pb.PlaceOrderRequest()
+        bad.CopyFrom(request)
+        bad.billing_address.country = "ZZ"
+        bad.idempotency_key = unique("k")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.PlaceOrder(bad, metadata=meta, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_without_a_claim_the_first_order_in_postgres_dates_the_account(
+    api, place, customer, fake_world
+) -> None:
+    _, headers = customer()
+    first = await place(headers)
+    assert first.status_code == 201, first.text
+    sent = next(c for c in fake_world.risk.calls if c.order_id == first.json()["order_id"])
+    assert sent.account_created_at is None  # never seen before
+    second = await place(headers, email="x@example.com")
+    assert second.status_code == 201, second.text
+    sent = next(c for c in fake_world.risk.calls if c.order_id == second.json()["order_id"])
+    placed_at = datetime.fromisoformat(first.json()["placed_at"])
+    assert sent.account_created_at == placed_at and sent.email == "x@example.com"
 
 
 async def test_partners_see_only_the_orders_they_placed(api, place, customer) -> None:

@@ -65,6 +65,12 @@ class FakeOrderRepository:
         record = self.t.orders.get(order_id)
         return None if record is None else copy.deepcopy(record)
 
+    async def first_seen(self, customer_id: str) -> datetime | None:
+        placed = [
+            r.order.placed_at for r in self.t.orders.values() if r.order.customer_id == customer_id
+        ]
+        return min(placed, default=None)
+
     async def save(
         self,
         order: Order,

@@ -248,45 +248,6 @@ def rank_neighbours(
     return scored
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    sku: str
-    weight: float  # decayed affinity of the customer to this SKU
-    purchased: bool
-
-
-def personalise(
-    history: Sequence[HistoryItem],
-    similar: Mapping[str, Sequence[tuple[str, float]]],
-    *,
-    exclude: set[str],
-    include_history: bool = False,
-) -> list[tuple[str, float, str]]:
-    """Score candidates by sum over history items of affinity x similarity (SAR).
-
-    With ``include_history`` an item is also similar to itself (similarity 1), so the
-    customer's own items can come back (repeat purchases); otherwise only other items are
-    scored through their similarity. Returns (sku, score, the history SKU that contributed
-    most), best first.
-    """
-    scores: dict[str, float] = defaultdict(float)
-    best: dict[str, tuple[float, str]] = {}
-    for item in history:
-        if include_history and item.sku not in exclude:
-            scores[item.sku] += item.weight
-            if item.sku not in best or item.weight > best[item.sku][0]:
-                best[item.sku] = (item.weight, item.sku)
-        for cand, sim in similar.get(item.sku, ()):
-            if cand in exclude:
-                continue
-            contribution = item.weight * sim
-            scores[cand] += contribution
-            if cand not in best or contribution > best[cand][0]:
-                best[cand] = (contribution, item.sku)
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [(sku, score, best[sku][1]) for sku, score in ranked if score > 0]
-
-
 class InMemoryModel:
     """The same model held in memory: used by the rebuild and by the offline evaluation."""
 
@@ -300,8 +261,11 @@ class InMemoryModel:
         self.totals: dict[str, float] = defaultdict(float)
         self.popularity: dict[str, float] = defaultdict(float)
         self._sessions: dict[str, list[tuple[datetime, str]]] = {}
+        #: Strongest neighbours per (kind, sku), read-only use after training (cleared on apply).
+        self._top: dict[tuple[str, str, int], list[Neighbour]] = {}
 
     def apply(self, inc: Increments) -> None:
+        self._top.clear()
         for ck, cw in inc.counts.items():
             self.counts[ck] += cw
         for (kind, a, b), pw in inc.pairs.items():
@@ -348,28 +312,29 @@ class InMemoryModel:
         ranked = sorted(self.popularity.items(), key=lambda kv: (-kv[1], kv[0]))
         return [s for s, _ in ranked if s not in exclude][:n]
 
-    def recommend(
-        self,
-        history: Sequence[HistoryItem],
-        n: int,
-        *,
-        exclude: set[str],
-        include_history: bool = False,
-    ) -> list[tuple[str, float, str]]:
-        similar: dict[str, list[tuple[str, float]]] = {}
-        for item in history:
-            merged: dict[str, float] = defaultdict(float)
-            for kind, factor in ((BASKET, 1.0), (SESSION, 0.5)):
-                for cand, sim in self.neighbours(kind, item.sku)[:200]:
-                    merged[cand] += factor * sim
-            similar[item.sku] = sorted(merged.items(), key=lambda kv: -kv[1])
-        ranked = personalise(history, similar, exclude=exclude, include_history=include_history)
-        ranked = ranked[:n]
-        if len(ranked) < n:
-            taken = {s for s, _, _ in ranked} | exclude
-            for sku in self.top_popular(n - len(ranked), taken):
-                ranked.append((sku, 0.0, ""))
-        return ranked
+    def neighbour_rows(
+        self, kinds: Sequence[str], skus: Sequence[str], per_item: int = 100
+    ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], list[Neighbour]]]:
+        """What the SQL repository's ``neighbours`` returns: the counts of the SKUs, and their
+        ``per_item`` strongest co-occurrences by weight (everything is recommendable here)."""
+        counts: dict[tuple[str, str], float] = {}
+        out: dict[tuple[str, str], list[Neighbour]] = {}
+        for kind in kinds:
+            for sku in skus:
+                key = (kind, sku)
+                if key in self.counts:
+                    counts[key] = self.counts[key]
+                cached = self._top.get((kind, sku, per_item))
+                if cached is None:
+                    row = self.pairs[kind].get(sku, {})
+                    strongest = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))[:per_item]
+                    cached = [
+                        Neighbour(b, co, self.counts.get((kind, b), 0.0)) for b, co in strongest
+                    ]
+                    self._top[(kind, sku, per_item)] = cached
+                if cached:
+                    out[key] = cached
+        return counts, out
 
 
 # --- RFM segments -----------------------------------------------------------------------------

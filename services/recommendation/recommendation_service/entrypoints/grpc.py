@@ -16,6 +16,7 @@ from ecomops_platform.ports import check_key
 from ecomops_platform.timestamps import to_datetime, to_timestamp, utcnow
 
 from ..domain.models import BehaviorEvent, ChurnRisk, EntryError, SegmentName
+from ..domain.personal import Mode
 from ..service_layer.events import PB_TO_BEHAVIOR
 from ..service_layer.funnel import GetFunnel
 from ..service_layer.ingestion import RecordBehaviorEvents, RecordBehaviorEventsOnce
@@ -57,6 +58,20 @@ def _limit(value: int) -> int:
     if not 1 <= value <= 100:
         raise Unprocessable("limit must be between 1 and 100", code="invalid-limit")
     return value
+
+
+MODE_FROM_PB: dict[int, Mode] = {
+    pb.RECOMMENDATION_MODE_UNSPECIFIED: Mode.PERSONAL,
+    pb.RECOMMENDATION_MODE_PERSONAL: Mode.PERSONAL,
+    pb.RECOMMENDATION_MODE_DISCOVER: Mode.DISCOVER,
+}
+
+
+def _mode(value: int) -> Mode:
+    mode = MODE_FROM_PB.get(int(value))
+    if mode is None:
+        raise Unprocessable("mode must be personal or discover", code="invalid-mode")
+    return mode
 
 
 def _items(result: Recommendations) -> list[pb.RecommendedItem]:
@@ -128,7 +143,9 @@ class RecommendationServicer(pb_grpc.RecommendationServiceServicer):
         _bounded("customer_id", request.customer_id, 128)
         result = await self.bus.handle(
             GetCustomerRecommendations(
-                customer_id=request.customer_id, limit=_limit(request.limit)
+                customer_id=request.customer_id,
+                limit=_limit(request.limit),
+                mode=_mode(request.mode),
             ),
             caller,
         )

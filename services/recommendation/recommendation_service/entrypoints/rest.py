@@ -14,6 +14,7 @@ from ecomops_platform.rest import RateLimiter, allowed, replayed
 from ecomops_platform.strict import Rfc3339Time
 
 from ..domain.models import BehaviorEvent, BehaviorType
+from ..domain.personal import Mode
 from ..service_layer.funnel import GetFunnel
 from ..service_layer.ingestion import ANONYMOUS, RecordBehaviorEvents, RecordBehaviorEventsOnce
 from ..service_layer.ports import Deps, RecommendationUnitOfWork
@@ -124,11 +125,14 @@ def build_router(bus: Bus) -> APIRouter:
         customer_id: str,
         caller: Annotated[Caller, allowed(GetCustomerRecommendations)],
         limit: Limit = 10,
+        mode: Mode = Mode.PERSONAL,
     ) -> RecommendationsOut:
-        """Personalised for the customer (the customer itself, ops or service); cold start falls
-        back to trending in the customer's recent categories, then overall."""
+        """Personalised for the customer (the customer itself, ops or service): `personal`
+        (default) buys again ("you buy this about every 2 weeks") and discovers items bought with
+        what it buys; `discover` only returns items it never bought. Cold start falls back to
+        trending in the customer's recent categories, then overall."""
         result = await bus.handle(
-            GetCustomerRecommendations(customer_id=customer_id, limit=limit), caller
+            GetCustomerRecommendations(customer_id=customer_id, limit=limit, mode=mode), caller
         )
         return items_out(result)
 

@@ -18,17 +18,22 @@ from ecomops_platform.ports import UnitOfWorkPort
 from ecomops_platform.timestamps import utcnow
 
 from ..domain.models import Increments, InteractionKind, ModelParams, Neighbour
+from ..domain.personal import PersonalParams
+from .read_cache import ReadCache
+from .views import Recommendations
 
 # --- records ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """A known SKU: its title (the SKU when it has none) and category."""
+    """A known SKU: its title (the SKU when it has none), category, and whether it may be
+    recommended now (known, active, in stock)."""
 
     sku: str
     title: str
     category: str | None
+    recommendable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +196,7 @@ class InteractionRepository(Protocol):
 
     async def customer_history(self, customer_id: str, since: datetime) -> list[Interaction]:
         """The customer's latest interactions since ``since``, most recent first (at most
-        500)."""
+        1000, ``personalised.HISTORY_LIMIT``)."""
         ...
 
     async def all(self) -> list[Interaction]:
@@ -292,8 +297,14 @@ class Deps:
 
     params: ModelParams
     ingestion: IngestionPolicy
-    #: Do not recommend to a customer what it already bought.
-    exclude_purchased: bool = True
+    #: How personalised answers weigh buying again against discovery.
+    personal: PersonalParams = field(default_factory=PersonalParams)
+    #: Answers of the serving queries, per process, for a bounded time (0 s: off).
+    read_cache: ReadCache[Recommendations] = field(default_factory=lambda: ReadCache(0.0))
+    #: Each SKU's merged neighbour list (personalised answers share them), same bound.
+    neighbour_cache: ReadCache[list[tuple[str, float]]] = field(
+        default_factory=lambda: ReadCache(0.0)
+    )
     #: Segments older than this are re-scored by the periodic refresh, ``segment_batch`` at
     #: a time.
     segment_max_age: timedelta = timedelta(hours=1)

@@ -221,9 +221,11 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
     )
     assert r.status_code == 202
 
-    async def personal() -> list[dict[str, Any]]:
+    async def discover() -> list[dict[str, Any]]:
         r = await client.get(
-            f"/v1/recommendations/customers/{second}", headers=bearer(second, "customer")
+            f"/v1/recommendations/customers/{second}",
+            headers=bearer(second, "customer"),
+            params={"mode": "discover"},
         )
         assert r.status_code == 200, r.text
         items = r.json()["items"]
@@ -231,8 +233,21 @@ async def test_similar_items_from_sessions_and_personalised_recommendations(
         assert a not in [i["sku"] for i in items]  # already bought (once OrderPaid is applied)
         return list(items)
 
-    items = await eventually(personal, timeout=40)
+    items = await eventually(discover, timeout=40)
     assert items[0]["reason"].startswith(("similar to Item sim0", "goes well with Item sim0"))
+    # the default mode buys again: a first, then what goes with it
+    r = await client.get(
+        f"/v1/recommendations/customers/{second}", headers=bearer(second, "customer")
+    )
+    got = r.json()["items"]
+    assert got[0]["sku"] == a and got[0]["reason"] == "you bought this before", got
+    assert {i["sku"] for i in got[1:3]} == {b, c}, got
+    r = await client.get(
+        f"/v1/recommendations/customers/{second}",
+        headers=bearer(second, "customer"),
+        params={"mode": "novel"},
+    )
+    assert r.status_code == 422
     # another customer's recommendations are not found, not forbidden
     r = await client.get(f"/v1/recommendations/customers/{second}", headers=headers)
     assert r.status_code == 404
@@ -495,12 +510,18 @@ async def test_rebuild_reproduces_the_incremental_model(
     client: httpx.AsyncClient, publisher: Publisher, rec_service: Service
 ) -> None:
     a, b, c = await catalogue(publisher, "rb", 3)
-    await publisher.paid(unique("cust"), [a, b])
-    await publisher.paid(unique("cust"), [a, b, c])
+    first, second = unique("cust"), unique("cust")
+    await publisher.paid(first, [a, b])
+    await publisher.paid(second, [a, b, c])
 
     async def ready() -> list[str]:
         got = await skus_of(client, f"/v1/recommendations/skus/{a}/bought-together")
         assert got == [b, c]
+        # Both orders are in the model: they are keyed apart (two partitions), so the second
+        # can be applied first, and [b, c] already shows then.
+        async with rec_service.uow() as uow:
+            assert await uow.orders.purchased_skus(first) == {a, b}
+            assert await uow.orders.purchased_skus(second) == {a, b, c}
         return got
 
     await eventually(ready, timeout=40)

@@ -29,6 +29,7 @@ from recommendation_service.service_layer import (
     segments,
     serving,
 )
+from recommendation_service.service_layer.personalised import HISTORY_LIMIT
 from recommendation_service.service_layer.ports import (
     CancelledOrder,
     CatalogEntry,
@@ -202,7 +203,7 @@ class FakeCatalogRepository(_Repo):
     async def entries(self, skus: Iterable[str]) -> dict[str, CatalogEntry]:
         catalog = self.state.catalog
         return {
-            s: CatalogEntry(s, catalog[s].title or s, catalog[s].category)
+            s: CatalogEntry(s, catalog[s].title or s, catalog[s].category, catalog[s].eligible)
             for s in set(skus)
             if s in catalog
         }
@@ -229,7 +230,7 @@ class FakeInteractionRepository(_Repo):
             for i in self.state.interactions
             if i.customer_id == customer_id and i.occurred_at >= since
         ]
-        return sorted(rows, key=lambda i: i.occurred_at, reverse=True)[:500]
+        return sorted(rows, key=lambda i: i.occurred_at, reverse=True)[:HISTORY_LIMIT]
 
     async def all(self) -> list[Interaction]:
         return sorted(self.state.interactions, key=lambda i: i.occurred_at)
@@ -396,7 +397,6 @@ def deps(**overrides: Any) -> Deps:
         "ingestion": IngestionPolicy(
             max_batch=5, max_skew=timedelta(minutes=5), max_age=timedelta(days=30)
         ),
-        "exclude_purchased": True,
         "segment_max_age": timedelta(hours=1),
         "segment_batch": 500,
         "clock": lambda: NOW,

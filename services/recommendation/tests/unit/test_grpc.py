@@ -179,3 +179,28 @@ async def test_the_funnel_gives_rates_as_decimal_text(
     getattr(backwards, "from").CopyFrom(to_timestamp(NOW))
     with pytest.raises(Unprocessable, match="from must be before to"):
         await servicer.GetFunnel(backwards, None)
+
+
+async def test_the_mode_chooses_buy_again_or_discovery(
+    bus: Bus, servicer: RecommendationServicer
+) -> None:
+    await shop(bus)  # c0 bought a and b
+    acting_as(Caller("c0", Role.CUSTOMER))
+    default = await servicer.GetCustomerRecommendations(
+        pb.GetCustomerRecommendationsRequest(customer_id="c0"), None
+    )
+    assert {i.sku for i in default.items[:2]} == {"a", "b"}
+    assert default.items[0].reason == "you bought this before"
+    new = await servicer.GetCustomerRecommendations(
+        pb.GetCustomerRecommendationsRequest(
+            customer_id="c0", mode=pb.RECOMMENDATION_MODE_DISCOVER
+        ),
+        None,
+    )
+    assert [i.sku for i in new.items] == ["c"]
+    with pytest.raises(Unprocessable) as err:
+        await servicer.GetCustomerRecommendations(
+            pb.GetCustomerRecommendationsRequest(customer_id="c0", mode=7),  # type: ignore[arg-type]
+            None,
+        )
+    assert err.value.code == "invalid-mode"

@@ -15,7 +15,6 @@ from recommendation_service.domain.models import (
     BehaviorEvent,
     BehaviorType,
     ChurnRisk,
-    HistoryItem,
     InMemoryModel,
     InteractionKind,
     ModelParams,
@@ -25,7 +24,6 @@ from recommendation_service.domain.models import (
     compute_rfm,
     frequency_score,
     jaccard,
-    personalise,
     rate,
     recency_score,
     segment_of,
@@ -111,26 +109,6 @@ def test_a_repeated_view_in_the_session_window_adds_no_co_occurrence() -> None:
     model.add_behavior("s:2", "z", InteractionKind.REMOVE_FROM_CART, T)
     model.add_behavior("s:2", "a", InteractionKind.VIEW, T)
     assert "z" not in model.pairs[SESSION]["a"]
-
-
-def test_personalise_excludes_and_explains() -> None:
-    history = [HistoryItem("a", 5.0, True), HistoryItem("b", 1.0, False)]
-    similar = {"a": [("x", 0.5), ("b", 0.9)], "b": [("y", 0.9), ("x", 0.1)]}
-    ranked = personalise(history, similar, exclude={"b"})
-    assert [(s, src) for s, _, src in ranked] == [("x", "a"), ("y", "b")]
-    assert ranked[0][1] == pytest.approx(5 * 0.5 + 1 * 0.1)
-    with_history = personalise(history, similar, exclude=set(), include_history=True)
-    assert {s for s, _, _ in with_history[:2]} == {"a", "b"}
-
-
-def test_model_recommend_never_returns_excluded_items() -> None:
-    model = InMemoryModel(PARAMS)
-    model.add_basket(["a", "b", "c"], T)
-    model.add_basket(["d"], T)
-    recs = model.recommend([HistoryItem("a", 5.0, True)], 3, exclude={"a", "b"})
-    assert [s for s, _, _ in recs][:1] == ["c"]
-    assert {"a", "b"}.isdisjoint(s for s, _, _ in recs)
-    assert len(recs) == 2  # c by similarity, then d by popularity
 
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

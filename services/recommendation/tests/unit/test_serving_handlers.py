@@ -8,7 +8,9 @@ import pytest
 
 from ecomops_platform.auth import Caller, Role
 from ecomops_platform.errors import Forbidden, NotFound
-from recommendation_service.domain.models import BehaviorEvent, BehaviorType
+from recommendation_service.domain.models import BehaviorEvent, BehaviorType, ModelParams
+from recommendation_service.domain.personal import Mode, PersonalParams
+from recommendation_service.service_layer import evaluation
 from recommendation_service.service_layer.learning import (
     LearnFromBehavior,
     LearnFromPaidOrder,
@@ -185,18 +187,82 @@ async def test_a_customer_gets_personalised_items_then_trending(bus: Bus) -> Non
     assert scores == sorted(scores, reverse=True) and scores[-1] > 0
 
 
-async def test_what_a_customer_bought_is_not_recommended_again(bus: Bus) -> None:
-    for sku in ("a", "b", "c"):
+async def test_customers_buy_again_with_a_reason_and_discover_the_rest(bus: Bus) -> None:
+    for sku in ("a", "b", "c", "d"):
         await item(bus, sku)
+    await item(bus, "gone", available=0)
     await pay(bus, "o-1", "other", "a", "b")
     await pay(bus, "o-2", "other", "a", "c")
-    await pay(bus, "o-3", "alice", "a", "b")
+    await pay(bus, "o-3", "alice", "a", "b", "gone", days_ago=29)
+    await pay(bus, "o-4", "alice", "a", days_ago=15)
+    await pay(bus, "o-5", "alice", "a", days_ago=1)
     result = await bus.handle(GetCustomerRecommendations(customer_id="alice", limit=5), OPS)
-    assert skus(result.items) == ["c"]
-    assert result.items[0].reason == "goes well with Item a, which you bought"
-    keep = make_bus(bus.uow(), exclude_purchased=False)
-    again = await keep.handle(GetCustomerRecommendations(customer_id="alice", limit=5), OPS)
-    assert set(skus(again.items)) == {"a", "b", "c"}
+    # buy again first (a every 2 weeks, b once), out-of-stock "gone" never; then c, bought
+    # with a; then trending
+    assert skus(result.items)[:3] == ["a", "b", "c"]
+    assert "gone" not in skus(result.items)
+    assert [i.reason for i in result.items[:3]] == [
+        "you buy this about every 2 weeks",
+        "you bought this before",
+        "goes well with Item a, which you buy",
+    ]
+    new = await bus.handle(
+        GetCustomerRecommendations(customer_id="alice", limit=5, mode=Mode.DISCOVER), OPS
+    )
+    assert skus(new.items)[0] == "c"
+    assert {"a", "b", "gone"}.isdisjoint(skus(new.items))
+
+
+async def test_the_handler_answers_what_the_offline_evaluation_writes(bus: Bus) -> None:
+    """The API and ``ecomops recommendation evaluate --output`` run the same code."""
+    baskets = {
+        "o-1": ("other", "a b c", 40),
+        "o-2": ("other", "a c d", 30),
+        "o-3": ("bob", "b d", 25),
+        "o-4": ("alice", "a b", 20),
+        "o-5": ("alice", "a e", 10),
+        "o-6": ("alice", "a b", 3),
+    }
+    for sku in "abcde":
+        await bus.handle(
+            UpdateCatalogItem(
+                sku=sku,
+                title=sku,
+                category="",
+                brand="",
+                status="active",
+                updated_at=NOW - timedelta(days=50),
+            ),
+            bus.system,
+        )
+        await bus.handle(
+            UpdateStockLevel(sku=sku, available=5, occurred_at=NOW - timedelta(days=50)),
+            bus.system,
+        )
+    orders = []
+    for order_id, (customer, line, days) in baskets.items():
+        await pay(bus, order_id, customer, *line.split(), days_ago=days)
+        orders.append(
+            evaluation.Order(customer, order_id, NOW - timedelta(days=days), tuple(line.split()))
+        )
+    model = evaluation.train(orders, ModelParams())
+    past = [o for o in orders if o.customer_id == "alice"]
+    for mode in Mode:
+        api = await bus.handle(
+            GetCustomerRecommendations(customer_id="alice", limit=4, mode=mode), OPS
+        )
+        offline = evaluation.served(
+            model,
+            "alice",
+            past,
+            NOW,
+            mode=mode,
+            limit=4,
+            params=PersonalParams(),
+            popular=model.top_popular(10),
+        )
+        assert [(i.sku, i.reason) for i in api.items] == [(i.sku, i.reason) for i in offline]
+        assert [i.score for i in api.items] == pytest.approx([i.score for i in offline])
 
 
 async def test_customers_see_only_their_own_recommendations(bus: Bus) -> None:

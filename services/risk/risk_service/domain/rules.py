@@ -58,6 +58,9 @@ PARAM_SPECS: dict[RuleType, dict[str, ParamSpec]] = {
     RuleType.NEW_ACCOUNT_LARGE_BASKET: {
         "max_account_age_days": ParamSpec(ZERO, Decimal(3650), False, Decimal(7)),
         "min_amount_minor": ParamSpec(ZERO, Decimal(10**15), True, Decimal(50_000)),
+        # 1 (default): an account whose age nobody told risk counts as new (fail closed; rule
+        # sets stored before this parameter existed get it too); 0: the rule needs a known age.
+        "unknown_age_is_new": ParamSpec(ZERO, ONE, True, ONE),
     },
     RuleType.COUNTRY_MISMATCH: {},
     RuleType.BLOCKLIST: {},
@@ -295,7 +298,11 @@ DEFAULT_RULE_SET: dict[str, Any] = {
             "code": "new_account_large_basket",
             "type": "new_account_large_basket",
             "weight": "0.35",
-            "params": {"max_account_age_days": 7, "min_amount_minor": 50000},
+            "params": {
+                "max_account_age_days": 7,
+                "min_amount_minor": 50000,
+                "unknown_age_is_new": 1,
+            },
         },
         {"code": "country_mismatch", "type": "country_mismatch", "weight": "0.2"},
         {"code": "blocklist", "type": "blocklist", "weight": "1"},

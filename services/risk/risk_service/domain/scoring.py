@@ -66,11 +66,23 @@ def evaluate_rule(rule: Rule, order: OrderFacts, signals: Signals) -> list[Hit]:
                 ]
         return []
     if rule.type is RuleType.NEW_ACCOUNT_LARGE_BASKET:
-        if order.account_created_at is None or signals.now is None:
+        minimum = int(rule.param("min_amount_minor"))
+        if order.account_created_at is None:
+            # Unknown age: new when the rule says so (the default rule set does: a first order
+            # from an account nobody can date is the riskiest kind, not the safest).
+            if rule.param("unknown_age_is_new") == ONE and order.amount_minor >= minimum:
+                return [
+                    Hit(
+                        rule.code,
+                        f"account age unknown (treated as new) with an order of "
+                        f"{order.amount_minor} (>= {minimum}) {order.currency}",
+                    )
+                ]
+            return []
+        if signals.now is None:
             return []
         age = signals.now - order.account_created_at
         max_age = timedelta(days=float(rule.param("max_account_age_days")))
-        minimum = int(rule.param("min_amount_minor"))
         if age <= max_age and order.amount_minor >= minimum:
             return [
                 Hit(

@@ -29,7 +29,7 @@ from ..domain.models import (
     ReviewDecision,
     ReviewStatus,
 )
-from ..service_layer.assessments import AssessOrder, GetAssessment
+from ..service_layer.assessments import AssessOrder, FindAssessments, GetAssessment
 from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
 from ..service_layer.kpis import GetKpis
 from ..service_layer.model_versions import ActivateModel, ListModels
@@ -249,6 +249,13 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         caller = caller_for(GetAssessment)
         view = await self.bus.handle(GetAssessment(assessment_id=request.assessment_id), caller)
         return pb.GetAssessmentResponse(assessment=assessment_pb(view))
+
+    async def ListAssessments(
+        self, request: pb.ListAssessmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAssessmentsResponse:
+        caller = caller_for(FindAssessments)
+        found = await self.bus.handle(FindAssessments(order_id=request.order_id), caller)
+        return pb.ListAssessmentsResponse(items=[assessment_pb(v) for v in found.items])
 
     async def GetRules(
         self, request: pb.GetRulesRequest, context: grpc.aio.ServicerContext

@@ -25,7 +25,7 @@ from ..domain.models import (
     ReviewDecision,
     ReviewStatus,
 )
-from ..service_layer.assessments import AssessOrder, GetAssessment
+from ..service_layer.assessments import AssessOrder, FindAssessments, GetAssessment
 from ..service_layer.blocklist import DeleteBlocklistEntry, ListBlocklist, PutBlocklistEntry
 from ..service_layer.kpis import GetKpis
 from ..service_layer.model_versions import ActivateModel, ListModels
@@ -33,6 +33,7 @@ from ..service_layer.ports import Bus
 from ..service_layer.reviews import CreateLabel, DecideReview, GetReview, ListReviews
 from ..service_layer.rules import GetRules, ListRuleVersions, PutRules
 from ..service_layer.views import (
+    AssessmentList,
     AssessmentView,
     BlocklistEntryView,
     BlocklistPage,
@@ -83,6 +84,15 @@ def build_router(bus: Bus) -> APIRouter:
         if not result.created:
             response.status_code = 200
         return result.assessment
+
+    @router.get("/assessments", response_model=s.AssessmentListOut)
+    async def list_assessments(
+        caller: Annotated[Caller, allowed(FindAssessments)],
+        order_id: Annotated[str, Query(min_length=1, max_length=200)],
+    ) -> AssessmentList:
+        """The assessment of an order with its reasons (`items` is empty when the order was
+        never assessed)."""
+        return await bus.handle(FindAssessments(order_id=order_id), caller)
 
     @router.get("/assessments/{assessment_id}", response_model=s.AssessmentOut)
     async def get_assessment(

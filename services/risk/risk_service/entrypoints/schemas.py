@@ -94,6 +94,12 @@ class RuleSetIn(RequestModel):
     rules: list[RuleIn] = Field(max_length=100)
 
 
+class AssessmentListOut(BaseModel):
+    items: list[AssessmentOut] = Field(
+        description="The order's assessments (empty when it was never assessed)"
+    )
+
+
 class RuleOut(BaseModel):
     code: str
     type: str

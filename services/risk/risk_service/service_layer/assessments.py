@@ -19,6 +19,7 @@ from ecomops_platform.errors import (
     DependencyUnavailable,
     NotFound,
     ServiceError,
+    Unprocessable,
     is_transient,
 )
 
@@ -28,7 +29,7 @@ from ..domain.scoring import score_order
 from . import events
 from .ports import AssessmentRecord, Ctx
 from .rules import active_rules
-from .views import Assessed, AssessmentView, ReasonView, ReviewView
+from .views import Assessed, AssessmentList, AssessmentView, ReasonView, ReviewView
 
 log = logging.getLogger("risk.handlers")
 
@@ -67,6 +68,13 @@ class AssessOrder(Command[Assessed], roles=SCORERS):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GetAssessment(Query[AssessmentView], roles=SCORERS):
     assessment_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindAssessments(Query[AssessmentList], roles=SCORERS):
+    """The assessment of an order, with its reasons (ops: why was this order held?)."""
+
+    order_id: str
 
 
 def _fingerprint(order: OrderFacts) -> str:
@@ -191,3 +199,14 @@ async def get_assessment(query: GetAssessment, ctx: Ctx) -> AssessmentView:
     if record is None:
         raise NotFound(f"assessment {query.assessment_id} not found")
     return assessment_view(record)
+
+
+@handler
+@database_unavailable_is_503
+async def find_assessments(query: FindAssessments, ctx: Ctx) -> AssessmentList:
+    order_id = query.order_id.strip()
+    if not order_id or len(order_id) > 200:
+        raise Unprocessable("order_id is required (1..200 characters)", code="validation-error")
+    async with ctx.uow:
+        record = await ctx.uow.assessments.by_order(order_id)
+    return AssessmentList(items=() if record is None else (assessment_view(record),))

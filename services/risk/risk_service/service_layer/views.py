@@ -132,6 +132,13 @@ class ReviewPage:
 
 
 @dataclass(frozen=True, slots=True)
+class AssessmentList:
+    """The assessments of one order (an order id is assessed once: zero or one)."""
+
+    items: tuple[AssessmentView, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LabelView:
     label_id: str
     order_id: str

@@ -97,6 +97,30 @@ async def test_assessment_is_idempotent_by_order_id(client: httpx.AsyncClient) -
     assert bad.status_code == 422
 
 
+async def test_ops_read_an_orders_assessment_with_its_reasons(client: httpx.AsyncClient) -> None:
+    await put_rules(client, QUIET_RULES)
+    body = order(billing_country="US", shipping_country="NG")
+    made = await client.post("/v1/assessments", json=body, headers=service_caller())
+    assert made.status_code == 201, made.text
+    r = await client.get("/v1/assessments", params={"order_id": body["order_id"]}, headers=ops())
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["items"]
+    assert item == made.json()
+    assert item["decision"] == "review"
+    assert [x["code"] for x in item["reasons"]] == ["country_mismatch"]
+    assert "US" in item["reasons"][0]["detail"] and "NG" in item["reasons"][0]["detail"]
+    never = await client.get("/v1/assessments", params={"order_id": unique("o")}, headers=ops())
+    assert never.status_code == 200 and never.json() == {"items": []}
+    missing = await client.get("/v1/assessments", headers=ops())
+    assert missing.status_code == 422
+    blank = await client.get("/v1/assessments", params={"order_id": " "}, headers=ops())
+    assert blank.status_code == 422
+    nosy = await client.get(
+        "/v1/assessments", params={"order_id": body["order_id"]}, headers=bearer("c", "customer")
+    )
+    assert nosy.status_code == 403
+
+
 async def test_concurrent_assessments_are_all_counted(
     client: httpx.AsyncClient, risk: Service
 ) -> None:
@@ -279,6 +303,17 @@ async def test_grpc_assess_order_and_errors(risk: Service) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetRules(pb.GetRulesRequest(), metadata=meta, timeout=5)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        found = await stub.ListAssessments(
+            pb.ListAssessmentsRequest(order_id=req.order_id), metadata=meta, timeout=5
+        )
+        assert [a.assessment_id for a in found.items] == [first.assessment.assessment_id]
+        none = await stub.ListAssessments(
+            pb.ListAssessmentsRequest(order_id=unique("o")), metadata=meta, timeout=5
+        )
+        assert list(none.items) == []
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListAssessments(pb.ListAssessmentsRequest(), metadata=meta, timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await channel.close()
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -84,7 +85,48 @@ def test_new_account_with_large_basket() -> None:
     assert "new_account_large_basket" not in codes(
         facts(amount_minor=100, account_created_at=young), sig
     )
-    assert "new_account_large_basket" not in codes(facts(amount_minor=60000), sig)
+    # Unknown age counts as new unless the rule says unknown_age_is_new: 0 (also for a rule
+    # set stored before the parameter existed: it fails closed too).
+    assert "new_account_large_basket" in codes(facts(amount_minor=60000), sig)
+    assert "new_account_large_basket" not in codes(facts(amount_minor=100), sig)
+
+    def only_new_account(**params: int) -> Any:
+        base = {"max_account_age_days": 7, "min_amount_minor": 50000}
+        rule = {"type": "new_account_large_basket", "weight": "0.35", "params": base | params}
+        return rules(rules=[rule])
+
+    stored_before = only_new_account()
+    assert "new_account_large_basket" in codes(facts(amount_minor=60000), sig, stored_before)
+    known_only = only_new_account(unknown_age_is_new=0)
+    assert "new_account_large_basket" not in codes(facts(amount_minor=60000), sig, known_only)
+    assert "new_account_large_basket" in codes(
+        facts(amount_minor=60000, account_created_at=young), sig, known_only
+    )
+    with pytest.raises(Unprocessable):
+        only_new_account(unknown_age_is_new=2)
+
+
+def test_default_rules_never_approve_a_huge_first_order_billed_and_shipped_apart() -> None:
+    """Issue 15's example: 500,000.00, no history, unknown account age, billed US, shipped NG
+    (it scored 0.2 → approve before). At least review, for a new account too."""
+    huge = facts(
+        amount_minor=50_000_000,
+        lines=(Line("s", 1, 50_000_000),),
+        billing_country="US",
+        shipping_country="NG",
+    )
+    outcome = score_order(rules(), huge, Signals(now=NOW), None)
+    assert outcome.decision is not Decision.APPROVE
+    assert {r.code for r in outcome.reasons} == {"new_account_large_basket", "country_mismatch"}
+    assert outcome.score == Decimal("0.4800")
+    young = replace(huge, account_created_at=NOW - timedelta(days=1))
+    assert score_order(rules(), young, Signals(now=NOW), None).decision is not Decision.APPROVE
+    # Any first order far above typical amounts with a mismatch, whatever the model says.
+    for amount in (60_000, 10**6, 10**12):
+        big = replace(huge, amount_minor=amount, lines=(Line("s", 1, amount),))
+        for p in (Decimal(0), Decimal("0.5"), Decimal(1)):
+            out = score_order(rules(), big, Signals(now=NOW), ModelOutput("m", p))
+            assert out.decision is not Decision.APPROVE
 
 
 def test_country_mismatch() -> None:

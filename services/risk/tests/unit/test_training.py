@@ -39,7 +39,7 @@ def synthetic(path: Path, n: int = 2000, seed: int = 1) -> None:
 def test_train_holds_out_the_last_20_percent_in_time_and_beats_the_baseline(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     synthetic(csv)
-    result = train(csv, "is_fraud", "ts", max_iter=30)
+    result = train(csv, "is_fraud", "ts", max_iter=30, strategy="class_weight")
     assert result.test_rows == 400 and result.train_rows == 1600
     frame = pd.read_csv(csv)
     assert (
@@ -72,11 +72,14 @@ def test_cli_writes_scores_and_a_loadable_verified_artifact(
             str(scores),
             "--max-iter",
             "30",
+            "--imbalance",
+            "class_weight",
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert "ROC-AUC" in printed and "baseline" in printed
+    assert "review thresholds" in printed and "reliability (sigmoid)" in printed
     table = pd.read_csv(scores)
     assert list(table.columns) == ["row", "label", "score"]
     assert len(table) == 400 and set(table["label"]) == {0, 1}
@@ -128,3 +131,50 @@ def test_model_with_foreign_features_is_refused(tmp_path: Path) -> None:
         load_artifact(tmp_path, "v2")
     manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())
     assert len(manifest["sha256"]) == 64
+
+
+def test_imbalance_strategies_are_compared_calibrated_and_thresholded(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    synthetic(csv, n=6000, seed=3)
+    result = train(csv, "is_fraud", "ts", max_iter=30)
+    assert (result.fit_rows, result.validation_rows, result.test_rows) == (3600, 1200, 1200)
+    assert [s.name for s in result.strategies] == ["none", "class_weight", "undersample"]
+    best = max(result.strategies, key=lambda s: s.validation_pr_auc)
+    assert result.strategy == best.name
+    weighted = next(s for s in result.strategies if s.name == "class_weight")
+    # Balanced weights inflate the raw probability of the rare class: calibration fixes it.
+    assert weighted.brier_isotonic < weighted.brier_raw
+    assert weighted.brier_sigmoid < weighted.brier_raw
+    assert result.brier < result.brier_baseline
+    # Reliability: bins cover every held-out row; predicted and observed rates are close.
+    assert sum(b.rows for b in result.reliability) == result.test_rows
+    predicted = sum(b.mean_predicted * b.rows for b in result.reliability) / result.test_rows
+    observed = sum(b.observed_rate * b.rows for b in result.reliability) / result.test_rows
+    assert abs(predicted - observed) < 0.03
+    # Thresholds: more review → more recall, review rates near the asked ones.
+    rates = [t.review_rate for t in result.thresholds]
+    assert rates == [0.005, 0.01, 0.02, 0.05]
+    recalls = [t.recall for t in result.thresholds]
+    assert recalls == sorted(recalls) and recalls[-1] > 0
+    for t in result.thresholds:
+        assert t.test_review_rate < 4 * t.review_rate + 0.01
+        assert 0 <= t.precision <= 1 and 0 <= t.threshold <= 1
+        # The threshold is on the calibrated probability the service scores with.
+        flagged = result.test_scores >= t.threshold
+        assert flagged.mean() == pytest.approx(t.test_review_rate)
+        assert int(result.test_labels[flagged].sum()) == t.frauds_caught
+    # The artifact scores calibrated probabilities, the same as the reported ones.
+    x = pd.read_csv(csv)[result.features].to_numpy(dtype=float)[result.test_index]
+    assert np.allclose(result.estimator.predict_proba(x)[:, 1], result.test_scores)
+
+
+def test_one_strategy_and_isotonic_calibration_can_be_asked_for(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    synthetic(csv)
+    result = train(
+        csv, "is_fraud", "ts", max_iter=20, strategy="undersample", calibration="isotonic"
+    )
+    assert [s.name for s in result.strategies] == ["undersample"]
+    assert (result.strategy, result.calibration) == ("undersample", "isotonic")
+    with pytest.raises(TrainingError):
+        train(csv, "is_fraud", "ts", strategy="smote")

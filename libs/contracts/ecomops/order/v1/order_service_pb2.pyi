@@ -47,7 +47,7 @@ Global___RequestedLine: _TypeAlias = RequestedLine  # noqa: Y015
 
 @_typing.final
 class Address(_message.Message):
-    """A shipping address."""
+    """A postal address (shipping or billing)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -886,10 +886,19 @@ class CheckoutCartRequest(_message.Message):
     SHIPPING_ADDRESS_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
+    PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
     cart_id: _builtins.str
     """Cart id."""
     idempotency_key: _builtins.str
     """Idempotency key (required)."""
+    email: _builtins.str
+    """Customer e-mail for this order (optional, at most 320 characters; sent to risk)."""
+    payment_token: _builtins.str
+    """Payment method token from the provider that the customer will pay with (optional; never a
+    card number). Only the method's fingerprint, derived by the provider, is sent to risk.
+    """
     @_builtins.property
     def coupon_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Coupon codes to apply."""
@@ -902,6 +911,12 @@ class CheckoutCartRequest(_message.Message):
     def client(self) -> Global___Client:
         """Client context."""
 
+    @_builtins.property
+    def billing_address(self) -> Global___Address:
+        """Billing address (optional; the same shape and validation as the shipping address). Its
+        country is compared with the shipping country by risk.
+        """
+
     def __init__(
         self,
         *,
@@ -910,10 +925,13 @@ class CheckoutCartRequest(_message.Message):
         shipping_address: Global___Address | None = ...,
         client: Global___Client | None = ...,
         idempotency_key: _builtins.str = ...,
+        email: _builtins.str = ...,
+        billing_address: Global___Address | None = ...,
+        payment_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "shipping_address", b"shipping_address"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address", "client", b"client", "shipping_address", b"shipping_address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cart_id", b"cart_id", "client", b"client", "coupon_codes", b"coupon_codes", "idempotency_key", b"idempotency_key", "shipping_address", b"shipping_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address", "cart_id", b"cart_id", "client", b"client", "coupon_codes", b"coupon_codes", "email", b"email", "idempotency_key", b"idempotency_key", "payment_token", b"payment_token", "shipping_address", b"shipping_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -956,12 +974,21 @@ class PlaceOrderRequest(_message.Message):
     CLIENT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
+    PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
     """ISO-4217 currency."""
     idempotency_key: _builtins.str
     """Idempotency key (required): a retry returns the same order, never a second one."""
     customer_id: _builtins.str
     """Customer the order is for (partners and ops only; customers leave it empty)."""
+    email: _builtins.str
+    """Customer e-mail for this order (optional, at most 320 characters; sent to risk)."""
+    payment_token: _builtins.str
+    """Payment method token from the provider that the customer will pay with (optional; never a
+    card number). Only the method's fingerprint, derived by the provider, is sent to risk.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestedLine]:
         """Lines to order."""
@@ -978,6 +1005,12 @@ class PlaceOrderRequest(_message.Message):
     def client(self) -> Global___Client:
         """Client context."""
 
+    @_builtins.property
+    def billing_address(self) -> Global___Address:
+        """Billing address (optional; the same shape and validation as the shipping address). Its
+        country is compared with the shipping country by risk.
+        """
+
     def __init__(
         self,
         *,
@@ -988,10 +1021,13 @@ class PlaceOrderRequest(_message.Message):
         client: Global___Client | None = ...,
         idempotency_key: _builtins.str = ...,
         customer_id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        billing_address: Global___Address | None = ...,
+        payment_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "shipping_address", b"shipping_address"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address", "client", b"client", "shipping_address", b"shipping_address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "coupon_codes", b"coupon_codes", "currency", b"currency", "customer_id", b"customer_id", "idempotency_key", b"idempotency_key", "lines", b"lines", "shipping_address", b"shipping_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_address", b"billing_address", "client", b"client", "coupon_codes", b"coupon_codes", "currency", b"currency", "customer_id", b"customer_id", "email", b"email", "idempotency_key", b"idempotency_key", "lines", b"lines", "payment_token", b"payment_token", "shipping_address", b"shipping_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,17 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ecomops.recommendation.v1 import events_pb2 as ecomops_dot_recommendation_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n6ecomops/recommendation/v1/recommendation_service.proto\x12\x19\x65\x63omops.recommendation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&ecomops/recommendation/v1/events.proto\"\xb2\x01\n\x12\x42\x65haviorEventInput\x12\x35\n\x04type\x18\x01 \x01(\x0e\x32\'.ecomops.recommendation.v1.BehaviorType\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x1bRecordBehaviorEventsRequest\x12=\n\x06\x65vents\x18\x01 \x03(\x0b\x32-.ecomops.recommendation.v1.BehaviorEventInput\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"0\n\x1cRecordBehaviorEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\"=\n\x0fRecommendedItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n!GetCustomerRecommendationsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"_\n\"GetCustomerRecommendationsResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"4\n\x16GetSimilarItemsRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"T\n\x17GetSimilarItemsResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"6\n\x18GetBoughtTogetherRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"V\n\x19GetBoughtTogetherResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"5\n\x12GetTrendingRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"P\n\x13GetTrendingResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"0\n\x19GetCustomerSegmentRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"\xd7\x02\n\x1aGetCustomerSegmentResponse\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x14\n\x0crecency_days\x18\x02 \x01(\x05\x12\x11\n\tfrequency\x18\x03 \x01(\x05\x12\x16\n\x0emonetary_minor\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x0f\n\x07r_score\x18\x06 \x01(\x05\x12\x0f\n\x07\x66_score\x18\x07 \x01(\x05\x12\x0f\n\x07m_score\x18\x08 \x01(\x05\x12\x33\n\x07segment\x18\t \x01(\x0e\x32\".ecomops.recommendation.v1.Segment\x12\x38\n\nchurn_risk\x18\n \x01(\x0e\x32$.ecomops.recommendation.v1.ChurnRisk\x12/\n\x0b\x63omputed_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18ListSegmentCountsRequest\"V\n\x0cSegmentCount\x12\x33\n\x07segment\x18\x01 \x01(\x0e\x32\".ecomops.recommendation.v1.Segment\x12\x11\n\tcustomers\x18\x02 \x01(\x03\"c\n\x19ListSegmentCountsResponse\x12\x37\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\'.ecomops.recommendation.v1.SegmentCount\x12\r\n\x05total\x18\x02 \x01(\x03\"v\n\x10GetFunnelRequest\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\"\xa8\x02\n\x11GetFunnelResponse\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05views\x18\x04 \x01(\x03\x12\x14\n\x0c\x61\x64\x64_to_carts\x18\x05 \x01(\x03\x12\x0e\n\x06orders\x18\x06 \x01(\x03\x12\x0c\n\x04paid\x18\x07 \x01(\x03\x12\x19\n\x11view_to_cart_rate\x18\x08 \x01(\t\x12\x1a\n\x12\x63\x61rt_to_order_rate\x18\t \x01(\t\x12\x1a\n\x12order_to_paid_rate\x18\n \x01(\t\x12\x19\n\x11view_to_paid_rate\x18\x0b \x01(\t*\xf1\x01\n\x07Segment\x12\x17\n\x13SEGMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11SEGMENT_CHAMPIONS\x10\x01\x12\x11\n\rSEGMENT_LOYAL\x10\x02\x12\x1e\n\x1aSEGMENT_POTENTIAL_LOYALIST\x10\x03\x12\x0f\n\x0bSEGMENT_NEW\x10\x04\x12\x15\n\x11SEGMENT_PROMISING\x10\x05\x12\x1b\n\x17SEGMENT_NEEDS_ATTENTION\x10\x06\x12\x13\n\x0fSEGMENT_AT_RISK\x10\x07\x12\x17\n\x13SEGMENT_HIBERNATING\x10\x08\x12\x10\n\x0cSEGMENT_LOST\x10\t*g\n\tChurnRisk\x12\x1a\n\x16\x43HURN_RISK_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43HURN_RISK_LOW\x10\x01\x12\x15\n\x11\x43HURN_RISK_MEDIUM\x10\x02\x12\x13\n\x0f\x43HURN_RISK_HIGH\x10\x03\x32\x91\x08\n\x15RecommendationService\x12\x87\x01\n\x14RecordBehaviorEvents\x12\x36.ecomops.recommendation.v1.RecordBehaviorEventsRequest\x1a\x37.ecomops.recommendation.v1.RecordBehaviorEventsResponse\x12\x99\x01\n\x1aGetCustomerRecommendations\x12<.ecomops.recommendation.v1.GetCustomerRecommendationsRequest\x1a=.ecomops.recommendation.v1.GetCustomerRecommendationsResponse\x12x\n\x0fGetSimilarItems\x12\x31.ecomops.recommendation.v1.GetSimilarItemsRequest\x1a\x32.ecomops.recommendation.v1.GetSimilarItemsResponse\x12~\n\x11GetBoughtTogether\x12\x33.ecomops.recommendation.v1.GetBoughtTogetherRequest\x1a\x34.ecomops.recommendation.v1.GetBoughtTogetherResponse\x12l\n\x0bGetTrending\x12-.ecomops.recommendation.v1.GetTrendingRequest\x1a..ecomops.recommendation.v1.GetTrendingResponse\x12\x81\x01\n\x12GetCustomerSegment\x12\x34.ecomops.recommendation.v1.GetCustomerSegmentRequest\x1a\x35.ecomops.recommendation.v1.GetCustomerSegmentResponse\x12~\n\x11ListSegmentCounts\x12\x33.ecomops.recommendation.v1.ListSegmentCountsRequest\x1a\x34.ecomops.recommendation.v1.ListSegmentCountsResponse\x12\x66\n\tGetFunnel\x12+.ecomops.recommendation.v1.GetFunnelRequest\x1a,.ecomops.recommendation.v1.GetFunnelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n6ecomops/recommendation/v1/recommendation_service.proto\x12\x19\x65\x63omops.recommendation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&ecomops/recommendation/v1/events.proto\"\xb2\x01\n\x12\x42\x65haviorEventInput\x12\x35\n\x04type\x18\x01 \x01(\x0e\x32\'.ecomops.recommendation.v1.BehaviorType\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x1bRecordBehaviorEventsRequest\x12=\n\x06\x65vents\x18\x01 \x03(\x0b\x32-.ecomops.recommendation.v1.BehaviorEventInput\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"0\n\x1cRecordBehaviorEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\"=\n\x0fRecommendedItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x84\x01\n!GetCustomerRecommendationsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12;\n\x04mode\x18\x03 \x01(\x0e\x32-.ecomops.recommendation.v1.RecommendationMode\"_\n\"GetCustomerRecommendationsResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"4\n\x16GetSimilarItemsRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"T\n\x17GetSimilarItemsResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"6\n\x18GetBoughtTogetherRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"V\n\x19GetBoughtTogetherResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"5\n\x12GetTrendingRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"P\n\x13GetTrendingResponse\x12\x39\n\x05items\x18\x01 \x03(\x0b\x32*.ecomops.recommendation.v1.RecommendedItem\"0\n\x19GetCustomerSegmentRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"\xd7\x02\n\x1aGetCustomerSegmentResponse\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x14\n\x0crecency_days\x18\x02 \x01(\x05\x12\x11\n\tfrequency\x18\x03 \x01(\x05\x12\x16\n\x0emonetary_minor\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x0f\n\x07r_score\x18\x06 \x01(\x05\x12\x0f\n\x07\x66_score\x18\x07 \x01(\x05\x12\x0f\n\x07m_score\x18\x08 \x01(\x05\x12\x33\n\x07segment\x18\t \x01(\x0e\x32\".ecomops.recommendation.v1.Segment\x12\x38\n\nchurn_risk\x18\n \x01(\x0e\x32$.ecomops.recommendation.v1.ChurnRisk\x12/\n\x0b\x63omputed_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18ListSegmentCountsRequest\"V\n\x0cSegmentCount\x12\x33\n\x07segment\x18\x01 \x01(\x0e\x32\".ecomops.recommendation.v1.Segment\x12\x11\n\tcustomers\x18\x02 \x01(\x03\"c\n\x19ListSegmentCountsResponse\x12\x37\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\'.ecomops.recommendation.v1.SegmentCount\x12\r\n\x05total\x18\x02 \x01(\x03\"v\n\x10GetFunnelRequest\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\"\xa8\x02\n\x11GetFunnelResponse\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05views\x18\x04 \x01(\x03\x12\x14\n\x0c\x61\x64\x64_to_carts\x18\x05 \x01(\x03\x12\x0e\n\x06orders\x18\x06 \x01(\x03\x12\x0c\n\x04paid\x18\x07 \x01(\x03\x12\x19\n\x11view_to_cart_rate\x18\x08 \x01(\t\x12\x1a\n\x12\x63\x61rt_to_order_rate\x18\t \x01(\t\x12\x1a\n\x12order_to_paid_rate\x18\n \x01(\t\x12\x19\n\x11view_to_paid_rate\x18\x0b \x01(\t*}\n\x12RecommendationMode\x12#\n\x1fRECOMMENDATION_MODE_UNSPECIFIED\x10\x00\x12 \n\x1cRECOMMENDATION_MODE_PERSONAL\x10\x01\x12 \n\x1cRECOMMENDATION_MODE_DISCOVER\x10\x02*\xf1\x01\n\x07Segment\x12\x17\n\x13SEGMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11SEGMENT_CHAMPIONS\x10\x01\x12\x11\n\rSEGMENT_LOYAL\x10\x02\x12\x1e\n\x1aSEGMENT_POTENTIAL_LOYALIST\x10\x03\x12\x0f\n\x0bSEGMENT_NEW\x10\x04\x12\x15\n\x11SEGMENT_PROMISING\x10\x05\x12\x1b\n\x17SEGMENT_NEEDS_ATTENTION\x10\x06\x12\x13\n\x0fSEGMENT_AT_RISK\x10\x07\x12\x17\n\x13SEGMENT_HIBERNATING\x10\x08\x12\x10\n\x0cSEGMENT_LOST\x10\t*g\n\tChurnRisk\x12\x1a\n\x16\x43HURN_RISK_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43HURN_RISK_LOW\x10\x01\x12\x15\n\x11\x43HURN_RISK_MEDIUM\x10\x02\x12\x13\n\x0f\x43HURN_RISK_HIGH\x10\x03\x32\x91\x08\n\x15RecommendationService\x12\x87\x01\n\x14RecordBehaviorEvents\x12\x36.ecomops.recommendation.v1.RecordBehaviorEventsRequest\x1a\x37.ecomops.recommendation.v1.RecordBehaviorEventsResponse\x12\x99\x01\n\x1aGetCustomerRecommendations\x12<.ecomops.recommendation.v1.GetCustomerRecommendationsRequest\x1a=.ecomops.recommendation.v1.GetCustomerRecommendationsResponse\x12x\n\x0fGetSimilarItems\x12\x31.ecomops.recommendation.v1.GetSimilarItemsRequest\x1a\x32.ecomops.recommendation.v1.GetSimilarItemsResponse\x12~\n\x11GetBoughtTogether\x12\x33.ecomops.recommendation.v1.GetBoughtTogetherRequest\x1a\x34.ecomops.recommendation.v1.GetBoughtTogetherResponse\x12l\n\x0bGetTrending\x12-.ecomops.recommendation.v1.GetTrendingRequest\x1a..ecomops.recommendation.v1.GetTrendingResponse\x12\x81\x01\n\x12GetCustomerSegment\x12\x34.ecomops.recommendation.v1.GetCustomerSegmentRequest\x1a\x35.ecomops.recommendation.v1.GetCustomerSegmentResponse\x12~\n\x11ListSegmentCounts\x12\x33.ecomops.recommendation.v1.ListSegmentCountsRequest\x1a\x34.ecomops.recommendation.v1.ListSegmentCountsResponse\x12\x66\n\tGetFunnel\x12+.ecomops.recommendation.v1.GetFunnelRequest\x1a,.ecomops.recommendation.v1.GetFunnelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ecomops.recommendation.v1.recommendation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEGMENT']._serialized_start=2195
-  _globals['_SEGMENT']._serialized_end=2436
-  _globals['_CHURNRISK']._serialized_start=2438
-  _globals['_CHURNRISK']._serialized_end=2541
+  _globals['_RECOMMENDATIONMODE']._serialized_start=2256
+  _globals['_RECOMMENDATIONMODE']._serialized_end=2381
+  _globals['_SEGMENT']._serialized_start=2384
+  _globals['_SEGMENT']._serialized_end=2625
+  _globals['_CHURNRISK']._serialized_start=2627
+  _globals['_CHURNRISK']._serialized_end=2730
   _globals['_BEHAVIOREVENTINPUT']._serialized_start=159
   _globals['_BEHAVIOREVENTINPUT']._serialized_end=337
   _globals['_RECORDBEHAVIOREVENTSREQUEST']._serialized_start=339
@@ -45,36 +47,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDBEHAVIOREVENTSRESPONSE']._serialized_end=506
   _globals['_RECOMMENDEDITEM']._serialized_start=508
   _globals['_RECOMMENDEDITEM']._serialized_end=569
-  _globals['_GETCUSTOMERRECOMMENDATIONSREQUEST']._serialized_start=571
-  _globals['_GETCUSTOMERRECOMMENDATIONSREQUEST']._serialized_end=642
-  _globals['_GETCUSTOMERRECOMMENDATIONSRESPONSE']._serialized_start=644
-  _globals['_GETCUSTOMERRECOMMENDATIONSRESPONSE']._serialized_end=739
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=741
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=793
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=795
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=879
-  _globals['_GETBOUGHTTOGETHERREQUEST']._serialized_start=881
-  _globals['_GETBOUGHTTOGETHERREQUEST']._serialized_end=935
-  _globals['_GETBOUGHTTOGETHERRESPONSE']._serialized_start=937
-  _globals['_GETBOUGHTTOGETHERRESPONSE']._serialized_end=1023
-  _globals['_GETTRENDINGREQUEST']._serialized_start=1025
-  _globals['_GETTRENDINGREQUEST']._serialized_end=1078
-  _globals['_GETTRENDINGRESPONSE']._serialized_start=1080
-  _globals['_GETTRENDINGRESPONSE']._serialized_end=1160
-  _globals['_GETCUSTOMERSEGMENTREQUEST']._serialized_start=1162
-  _globals['_GETCUSTOMERSEGMENTREQUEST']._serialized_end=1210
-  _globals['_GETCUSTOMERSEGMENTRESPONSE']._serialized_start=1213
-  _globals['_GETCUSTOMERSEGMENTRESPONSE']._serialized_end=1556
-  _globals['_LISTSEGMENTCOUNTSREQUEST']._serialized_start=1558
-  _globals['_LISTSEGMENTCOUNTSREQUEST']._serialized_end=1584
-  _globals['_SEGMENTCOUNT']._serialized_start=1586
-  _globals['_SEGMENTCOUNT']._serialized_end=1672
-  _globals['_LISTSEGMENTCOUNTSRESPONSE']._serialized_start=1674
-  _globals['_LISTSEGMENTCOUNTSRESPONSE']._serialized_end=1773
-  _globals['_GETFUNNELREQUEST']._serialized_start=1775
-  _globals['_GETFUNNELREQUEST']._serialized_end=1893
-  _globals['_GETFUNNELRESPONSE']._serialized_start=1896
-  _globals['_GETFUNNELRESPONSE']._serialized_end=2192
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=2544
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=3585
+  _globals['_GETCUSTOMERRECOMMENDATIONSREQUEST']._serialized_start=572
+  _globals['_GETCUSTOMERRECOMMENDATIONSREQUEST']._serialized_end=704
+  _globals['_GETCUSTOMERRECOMMENDATIONSRESPONSE']._serialized_start=706
+  _globals['_GETCUSTOMERRECOMMENDATIONSRESPONSE']._serialized_end=801
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=803
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=855
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=857
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=941
+  _globals['_GETBOUGHTTOGETHERREQUEST']._serialized_start=943
+  _globals['_GETBOUGHTTOGETHERREQUEST']._serialized_end=997
+  _globals['_GETBOUGHTTOGETHERRESPONSE']._serialized_start=999
+  _globals['_GETBOUGHTTOGETHERRESPONSE']._serialized_end=1085
+  _globals['_GETTRENDINGREQUEST']._serialized_start=1087
+  _globals['_GETTRENDINGREQUEST']._serialized_end=1140
+  _globals['_GETTRENDINGRESPONSE']._serialized_start=1142
+  _globals['_GETTRENDINGRESPONSE']._serialized_end=1222
+  _globals['_GETCUSTOMERSEGMENTREQUEST']._serialized_start=1224
+  _globals['_GETCUSTOMERSEGMENTREQUEST']._serialized_end=1272
+  _globals['_GETCUSTOMERSEGMENTRESPONSE']._serialized_start=1275
+  _globals['_GETCUSTOMERSEGMENTRESPONSE']._serialized_end=1618
+  _globals['_LISTSEGMENTCOUNTSREQUEST']._serialized_start=1620
+  _globals['_LISTSEGMENTCOUNTSREQUEST']._serialized_end=1646
+  _globals['_SEGMENTCOUNT']._serialized_start=1648
+  _globals['_SEGMENTCOUNT']._serialized_end=1734
+  _globals['_LISTSEGMENTCOUNTSRESPONSE']._serialized_start=1736
+  _globals['_LISTSEGMENTCOUNTSRESPONSE']._serialized_end=1835
+  _globals['_GETFUNNELREQUEST']._serialized_start=1837
+  _globals['_GETFUNNELREQUEST']._serialized_end=1955
+  _globals['_GETFUNNELRESPONSE']._serialized_start=1958
+  _globals['_GETFUNNELRESPONSE']._serialized_end=2254
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=2733
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=3774
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _RecommendationMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecommendationModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecommendationMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECOMMENDATION_MODE_UNSPECIFIED: _RecommendationMode.ValueType  # 0
+    """Not set: RECOMMENDATION_MODE_PERSONAL."""
+    RECOMMENDATION_MODE_PERSONAL: _RecommendationMode.ValueType  # 1
+    """Buy again (the customer's own purchase frequency and recency, reason "you buy this about
+    every 2 weeks") blended with items bought with what the customer buys (discovery).
+    """
+    RECOMMENDATION_MODE_DISCOVER: _RecommendationMode.ValueType  # 2
+    """Only items the customer never bought (pages that want novelty)."""
+
+class RecommendationMode(_RecommendationMode, metaclass=_RecommendationModeEnumTypeWrapper):
+    """What a personalised answer may contain."""
+
+RECOMMENDATION_MODE_UNSPECIFIED: RecommendationMode.ValueType  # 0
+"""Not set: RECOMMENDATION_MODE_PERSONAL."""
+RECOMMENDATION_MODE_PERSONAL: RecommendationMode.ValueType  # 1
+"""Buy again (the customer's own purchase frequency and recency, reason "you buy this about
+every 2 weeks") blended with items bought with what the customer buys (discovery).
+"""
+RECOMMENDATION_MODE_DISCOVER: RecommendationMode.ValueType  # 2
+"""Only items the customer never bought (pages that want novelty)."""
+Global___RecommendationMode: _TypeAlias = RecommendationMode  # noqa: Y015
+
 class _Segment:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -205,7 +233,9 @@ class RecommendedItem(_message.Message):
     score: _builtins.float
     """Relevance score, higher is better; comparable only within one answer."""
     reason: _builtins.str
-    """Why, readable by a person ("often bought with Blue mug", "trending in kitchen")."""
+    """Why, readable by a person ("often bought with Blue mug", "you buy this about every 2 weeks",
+    "trending in kitchen").
+    """
     def __init__(
         self,
         *,
@@ -229,19 +259,23 @@ class GetCustomerRecommendationsRequest(_message.Message):
 
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """Customer id."""
     limit: _builtins.int
     """Maximum number of items (1..100; 0 means 10)."""
+    mode: Global___RecommendationMode.ValueType
+    """What the answer may contain (unspecified: personal)."""
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
         limit: _builtins.int = ...,
+        mode: Global___RecommendationMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "limit", b"limit", "mode", b"mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

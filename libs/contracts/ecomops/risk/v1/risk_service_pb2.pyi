@@ -462,6 +462,52 @@ class GetAssessmentResponse(_message.Message):
 Global___GetAssessmentResponse: _TypeAlias = GetAssessmentResponse  # noqa: Y015
 
 @_typing.final
+class ListAssessmentsRequest(_message.Message):
+    """Request of ListAssessments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Order id (required)."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssessmentsRequest: _TypeAlias = ListAssessmentsRequest  # noqa: Y015
+
+@_typing.final
+class ListAssessmentsResponse(_message.Message):
+    """Response of ListAssessments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assessment]:
+        """The order's assessments (empty when the order was never assessed)."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Assessment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssessmentsResponse: _TypeAlias = ListAssessmentsResponse  # noqa: Y015
+
+@_typing.final
 class Rule(_message.Message):
     """One rule of a rule set."""
 

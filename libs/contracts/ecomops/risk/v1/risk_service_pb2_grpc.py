@@ -49,6 +49,11 @@ class RiskServiceStub:
                 request_serializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentRequest.SerializeToString,
                 response_deserializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentResponse.FromString,
                 _registered_method=True)
+        self.ListAssessments = channel.unary_unary(
+                '/ecomops.risk.v1.RiskService/ListAssessments',
+                request_serializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsRequest.SerializeToString,
+                response_deserializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsResponse.FromString,
+                _registered_method=True)
         self.GetRules = channel.unary_unary(
                 '/ecomops.risk.v1.RiskService/GetRules',
                 request_serializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetRulesRequest.SerializeToString,
@@ -136,6 +141,14 @@ class RiskServiceServicer:
 
     def GetAssessment(self, request, context):
         """Read one assessment by id (roles: service, ops).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssessments(self, request, context):
+        """The assessments of one order, with their reasons (roles: service, ops); at most one today
+        (an order id is assessed once). REST: GET /v1/assessments?order_id=.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +259,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
                     servicer.GetAssessment,
                     request_deserializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentRequest.FromString,
                     response_serializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentResponse.SerializeToString,
+            ),
+            'ListAssessments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssessments,
+                    request_deserializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsRequest.FromString,
+                    response_serializer=ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsResponse.SerializeToString,
             ),
             'GetRules': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRules,
@@ -372,6 +390,33 @@ class RiskService:
             '/ecomops.risk.v1.RiskService/GetAssessment',
             ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentRequest.SerializeToString,
             ecomops_dot_risk_dot_v1_dot_risk__service__pb2.GetAssessmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssessments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.risk.v1.RiskService/ListAssessments',
+            ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsRequest.SerializeToString,
+            ecomops_dot_risk_dot_v1_dot_risk__service__pb2.ListAssessmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...service_layer.ports import CatalogEntry
 from ..tables import catalog_items
+from .model import eligible
 
 
 class SqlCatalogRepository:
@@ -61,8 +62,14 @@ class SqlCatalogRepository:
         if not wanted:
             return {}
         rows = await self.session.execute(
-            sa.select(catalog_items.c.sku, catalog_items.c.title, catalog_items.c.category).where(
-                catalog_items.c.sku.in_(wanted)
-            )
+            sa.select(
+                catalog_items.c.sku,
+                catalog_items.c.title,
+                catalog_items.c.category,
+                sa.and_(*eligible()).label("recommendable"),
+            ).where(catalog_items.c.sku.in_(wanted))
         )
-        return {r.sku: CatalogEntry(r.sku, r.title or r.sku, r.category) for r in rows}
+        return {
+            r.sku: CatalogEntry(r.sku, r.title or r.sku, r.category, bool(r.recommendable))
+            for r in rows
+        }

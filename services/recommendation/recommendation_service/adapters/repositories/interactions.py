@@ -11,12 +11,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...domain.models import InteractionKind
+from ...service_layer.personalised import HISTORY_LIMIT
 from ...service_layer.ports import Interaction
 from ..tables import interactions
 
 #: Most SKUs of a session window, and most interactions of a customer's history.
 SESSION_LIMIT = 200
-HISTORY_LIMIT = 500
 
 
 def _interaction(row: Row[tuple[object, ...]]) -> Interaction:
