@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the developer tools the project needs that PyPI does not ship (helm; vegeta and ghz, the
+# Builds the developer tools the project needs that PyPI does not ship (helm; promtool, which
+# checks the chart's alert rules; vegeta and ghz, the
 # HTTP and gRPC load generators of `make bench`) from the Go module proxy into
 # .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
 # Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
@@ -7,12 +8,16 @@
 # buf comes from PyPI (`buf-bin`, in the dev dependency group: .venv/bin/buf), not from here.
 #
 #   bash deploy/local/fetch-tools.sh            # helm
+#   bash deploy/local/fetch-tools.sh promtool   # promtool (deploy/k8s-check.sh asks for it)
 #   bash deploy/local/fetch-tools.sh vegeta ghz # the load generators (scripts/bench.sh asks for them)
 set -euo pipefail
 
 HELM_VERSION="v3.22.0"
 VEGETA_VERSION="v12.13.0"
 GHZ_VERSION="v0.93.0"
+# promtool (`promtool check rules` / `promtool test rules` on the chart's PrometheusRule):
+# Prometheus v3.16.0, published on the Go module proxy as github.com/prometheus/prometheus v0.316.0.
+PROMTOOL_VERSION="v0.316.0"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN_DIR="$ROOT/.local/bin"
@@ -98,7 +103,11 @@ for tool in "${tools[@]}"; do
         ghz)
             build ghz "$GHZ_VERSION" github.com/bojand/ghz/cmd/ghz "-X main.version=$GHZ_VERSION"
             ;;
-        *) die "unknown tool '$tool' (known: helm vegeta ghz)" ;;
+        promtool)
+            build promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool \
+                "-X github.com/prometheus/common/version.Version=3.${PROMTOOL_VERSION#v0.3}"
+            ;;
+        *) die "unknown tool '$tool' (known: helm promtool vegeta ghz)" ;;
     esac
 done
 

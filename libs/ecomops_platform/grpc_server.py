@@ -34,6 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import metrics, tracing
+from .access_log import grpc_interceptors
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message
 from .cards import card_number_refused, message_has_card_number
@@ -425,9 +426,12 @@ class GrpcServer:
         tls_key_file: str | None = None,
         tls_client_ca_file: str | None = None,
         max_deadline: float = DEFAULT_MAX_DEADLINE,
+        access_log: bool = True,
     ) -> None:
         self.server = grpc.aio.server(
-            interceptors=[PlatformInterceptor(service, verifier, max_deadline)],
+            interceptors=grpc_interceptors(
+                access_log, [PlatformInterceptor(service, verifier, max_deadline)]
+            ),
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),

@@ -1,4 +1,10 @@
-"""Prometheus metrics shared by every service (names documented in docs/deploy.md)."""
+"""Prometheus metrics shared by every service (names documented in docs/deploy.md).
+
+Every exported name starts with ``ecomops_`` (so that no exporter's ``kafka_consumer_lag`` or
+``http_requests_total`` collides with ours); the Python identifiers keep the short names. The
+chart's alert rules and dashboard (k8s/ecomops/files/) name these metrics, and
+tests/deploy/test_observability.py checks that every name they use is exported here.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +13,53 @@ from prometheus_client import Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 http_requests_total = Counter(
-    "http_requests_total", "REST requests handled", ["service", "method", "route", "status"]
+    "ecomops_http_requests_total", "REST requests handled", ["service", "method", "route", "status"]
 )
 http_request_duration_seconds = Histogram(
-    "http_request_duration_seconds",
+    "ecomops_http_request_duration_seconds",
     "REST request latency",
     ["service", "method", "route"],
     buckets=LATENCY_BUCKETS,
 )
 grpc_server_handled_total = Counter(
-    "grpc_server_handled_total", "gRPC calls handled", ["service", "grpc_method", "grpc_code"]
+    "ecomops_grpc_server_handled_total",
+    "gRPC calls handled",
+    ["service", "grpc_method", "grpc_code"],
 )
 grpc_server_handling_seconds = Histogram(
-    "grpc_server_handling_seconds",
+    "ecomops_grpc_server_handling_seconds",
     "gRPC call latency",
     ["service", "grpc_method"],
     buckets=LATENCY_BUCKETS,
 )
-outbox_backlog = Gauge("outbox_backlog", "Outbox rows not yet published", ["service"])
+outbox_backlog = Gauge("ecomops_outbox_backlog", "Outbox rows not yet published", ["service"])
 outbox_published_total = Counter(
-    "outbox_published_total", "Events published from the outbox", ["service", "topic"]
+    "ecomops_outbox_published_total", "Events published from the outbox", ["service", "topic"]
 )
 outbox_publish_failures_total = Counter(
-    "outbox_publish_failures_total", "Failed outbox publish attempts", ["service"]
+    "ecomops_outbox_publish_failures_total", "Failed outbox publish attempts", ["service"]
 )
 events_consumed_total = Counter(
-    "events_consumed_total", "Events handled by consumers", ["service", "topic", "outcome"]
+    "ecomops_events_consumed_total", "Events handled by consumers", ["service", "topic", "outcome"]
 )
 events_dead_lettered_total = Counter(
-    "events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "topic"]
+    "ecomops_events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "topic"]
 )
 kafka_consumer_lag = Gauge(
-    "kafka_consumer_lag",
+    "ecomops_kafka_consumer_lag",
     "Messages behind the end of the partition",
     ["service", "topic", "partition"],
 )
 event_handling_delay_seconds = Histogram(
-    "event_handling_delay_seconds",
+    "ecomops_event_handling_delay_seconds",
     "Time from an event's creation (ce_time) to its handling by a consumer",
     ["service", "topic"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
 )
 dependency_up = Gauge(
-    "dependency_up", "1 when a dependency answered its last check", ["service", "dependency"]
+    "ecomops_dependency_up",
+    "1 when a dependency answered its last check",
+    ["service", "dependency"],
 )
 kafka_producer_resets_total = Counter(
     "ecomops_kafka_producer_resets_total",

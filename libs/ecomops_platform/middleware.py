@@ -279,9 +279,9 @@ class ObserveMiddleware:
     - a NUL character in the path or query (raw or percent-encoded) → 422 before routing;
     - ``/v1/`` routes count against the caller's rate limit (``rate_limit_key``: ``None``
       exempts the request) → 429 with ``Retry-After``;
-    - ``http_requests_total`` and ``http_request_duration_seconds`` by route template, once the
-      app has answered (an exception escaping the app is answered and counted by the outer
-      error handler).
+    - ``ecomops_http_requests_total`` and ``ecomops_http_request_duration_seconds`` by route
+      template, once the app has answered (an exception escaping the app is answered and
+      counted by the outer error handler).
     """
 
     def __init__(

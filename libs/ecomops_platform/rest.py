@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .access_log import AccessLogMiddleware
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message as BusMessage
 from .bus import Outcome
@@ -251,6 +252,7 @@ def create_app(
     max_body_bytes: int,
     rate_limit_per_minute: int,
     cors_allowed_origins: Sequence[str] = (),
+    access_log: bool = True,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -276,8 +278,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     _install_locations(app)
     if cors_allowed_origins:
-        # Outermost: a preflight is answered before any screen, and every answer (a 413 or a
-        # 429 included) carries the CORS headers a browser needs to read it.
+        # Outside the screens (only the access log is further out): a preflight is answered
+        # before any screen, and every answer (a 413 or a 429 included) carries the CORS
+        # headers a browser needs to read it.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(cors_allowed_origins),
@@ -287,6 +290,8 @@ def create_app(
             allow_credentials=False,  # bearer tokens travel in a header, never in cookies
             max_age=600,
         )
+    if access_log:  # around everything, so 413s, screened 422s and preflights are logged too
+        app.add_middleware(AccessLogMiddleware)
 
     @app.get("/healthz", tags=["operations"], include_in_schema=True)
     async def healthz() -> dict[str, str]:

@@ -178,6 +178,7 @@ class Service:
                 max_body_bytes=self.common.max_body_bytes,
                 rate_limit_per_minute=self.common.rate_limit_per_minute,
                 cors_allowed_origins=parse_origins(self.common.cors_allowed_origins),
+                access_log=self.common.access_log,
             )
         return self.app
 
@@ -274,6 +275,7 @@ class Service:
             tls_cert_file=self.settings.grpc_tls_cert_file,
             tls_key_file=self.settings.grpc_tls_key_file,
             tls_client_ca_file=self.settings.grpc_tls_client_ca_file,
+            access_log=self.common.access_log,
         )
         await self.grpc.start()
         self.grpc_port = self.grpc.port

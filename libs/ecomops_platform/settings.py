@@ -49,6 +49,8 @@ class CommonSettings(BaseSettings):
     grpc_client_cert_file: str | None = None
     grpc_client_key_file: str | None = None
     log_level: str = "INFO"
+    # One JSON access line per REST request and gRPC call (probes excluded): access_log.py.
+    access_log: bool = True
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     # Browser origins allowed to call the REST API (CORS), comma-separated, e.g.

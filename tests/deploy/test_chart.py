@@ -38,6 +38,18 @@ ALL_ON = (
     "components.risk.grpcTLS.secretName=risk-tls",
     "components.risk.grpcTLS.clientAuth=true",
     "auth.serviceToken.secretName=svc-token",
+    "metrics.prometheusRule.enabled=true",
+    "metrics.grafanaDashboard.enabled=true",
+    "gateway.parentRefs[0].name=shop",
+    "gateway.http.enabled=true",
+    "gateway.grpc.enabled=true",
+    "gateway.grpc.serviceHostnames.order[0]=order-grpc.example.com",
+    "default.extraVolumes[0].name=extra",
+    "default.extraVolumes[0].emptyDir.sizeLimit=1Mi",
+    "default.extraVolumeMounts[0].name=extra",
+    "default.extraVolumeMounts[0].mountPath=/var/extra",
+    "default.extraEnv[0].name=EXTRA",
+    "default.extraEnv[0].value=on",
 )
 CASES = [
     pytest.param((), (), id="defaults"),
@@ -339,6 +351,8 @@ def test_network_policies_allow_only_what_each_service_needs(
         allowed_callers = (
             {"order"} & set(deploys) if comp in ("inventory", "pricing", "risk") else set()
         )
+        # Its own `helm test` Pod (tests.enabled, the default) checks /readyz and gRPC health.
+        allowed_callers |= {f"{comp}-test"}
         assert callers == allowed_callers, comp
 
 
@@ -471,9 +485,35 @@ def test_grpc_ingress_per_service_uses_grpc_backends(render: Any) -> None:
         assert proto == ("GRPCS" if comp == "risk" else "GRPC"), comp
         for rule in ing["spec"]["rules"]:
             for p in rule["http"]["paths"]:
+                if p["path"].startswith("/grpc."):  # reflection/health on a service's own host
+                    assert rule["host"] != "grpc.example.com", comp
+                    continue
                 assert p["path"].startswith(f"/ecomops.{comp}.v1."), p["path"]
                 assert services[p["backend"]["service"]["name"]] == comp
                 assert p["backend"]["service"]["port"] == {"name": "grpc"}
+
+
+def test_grpc_ingress_routes_reflection_and_health_only_on_a_service_host(render: Any) -> None:
+    sets = ("ingress.grpc.enabled=true", "ingress.grpc.hosts.order=order-grpc.example.com")
+    grpc = {
+        component_of(i): i
+        for i in by_kind(render((), sets), "Ingress")
+        if i["metadata"]["name"].endswith("-grpc")
+    }
+    extra = {
+        "/grpc.reflection.v1.ServerReflection",
+        "/grpc.reflection.v1alpha.ServerReflection",
+        "/grpc.health.v1.Health",
+    }
+    for comp, ing in grpc.items():
+        (rule,) = ing["spec"]["rules"]
+        paths = {p["path"] for p in rule["http"]["paths"]}
+        if comp == "order":
+            assert rule["host"] == "order-grpc.example.com"
+            assert paths == {"/ecomops.order.v1.OrderService"} | extra
+        else:
+            assert rule["host"] == "grpc.example.com"
+            assert not paths & extra, comp
 
 
 def test_service_monitor_is_optional(render: Any) -> None:
@@ -568,3 +608,4 @@ def test_notes_render(helm: str, render: Any, tmp_path: Path) -> None:
     (text,) = [d["notes"] for d in docs if "notes" in d]
     assert "order: ecomops-order (8001 / 9001), gRPC over TLS with client certificates" in text
     assert "ecomops-kafka (key password)" in text
+    assert "helm test ecomops -n shop --logs" in text

@@ -34,8 +34,9 @@ order inventory pricing recommendation risk
 {{- end -}}
 
 {{/*
-Merged settings of one component: `default` overlaid with `components.<name>`; `env` and
-`envFrom` are concatenated. Call with (dict "root" $ "name" "order"); returns YAML.
+Merged settings of one component: `default` overlaid with `components.<name>`; `env`,
+`envFrom`, `extraEnv`, `extraVolumes` and `extraVolumeMounts` are concatenated (default first).
+Call with (dict "root" $ "name" "order"); returns YAML.
 */}}
 {{- define "ecomops.component" -}}
 {{- $root := .root -}}
@@ -43,6 +44,9 @@ Merged settings of one component: `default` overlaid with `components.<name>`; `
 {{- $c := mergeOverwrite (deepCopy $root.Values.default) (deepCopy $own) -}}
 {{- $_ := set $c "env" (concat ($root.Values.default.env | default list) ($own.env | default list)) -}}
 {{- $_ := set $c "envFrom" (concat ($root.Values.default.envFrom | default list) ($own.envFrom | default list)) -}}
+{{- range $key := list "extraEnv" "extraVolumes" "extraVolumeMounts" }}
+{{- $_ := set $c $key (concat ((index $root.Values.default $key) | default list) ((index $own $key) | default list)) -}}
+{{- end }}
 {{- $_ := set $c "name" .name -}}
 {{- $_ := set $c "fullname" (printf "%s-%s" (include "ecomops.fullname" $root) .name) -}}
 {{- $_ := set $c "prefix" (upper .name) -}}
@@ -140,6 +144,8 @@ Environment shared by every ecomops process (services and hook Jobs). Call with 
   value: {{ $v.config.maxBodyBytes | int64 | quote }}
 - name: ECOMOPS_RATE_LIMIT_PER_MINUTE
   value: {{ $v.config.rateLimitPerMinute | int64 | quote }}
+- name: ECOMOPS_ACCESS_LOG
+  value: {{ $v.config.accessLog | toString | quote }}
 - name: ECOMOPS_KAFKA_BOOTSTRAP
   value: {{ required "kafka.bootstrap is required" $v.kafka.bootstrap | quote }}
 - name: ECOMOPS_KAFKA_SECURITY_PROTOCOL

@@ -224,7 +224,7 @@ async def test_health_ready_and_metrics(client) -> None:
     await client.get("/v1/notes/x", headers=ops(unique("ops")))
     text = (await client.get("/metrics")).text
     assert (
-        'http_requests_total{method="GET",route="/v1/notes/{note_id}",service="probe",status="404"}'
+        'ecomops_http_requests_total{method="GET",route="/v1/notes/{note_id}",service="probe",status="404"}'
         in text
     )
 
