@@ -10,10 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecomops_platform.db import driver
+
 from ...domain.records import (
     SkuInfo,
 )
 from .. import tables as t
+
+_SKUS_SQL = "SELECT sku, category, status FROM skus WHERE sku = ANY($1::varchar[])"
 
 
 class SqlCatalog:
@@ -23,8 +27,10 @@ class SqlCatalog:
         self.session = session
 
     async def skus(self, skus: Sequence[str]) -> dict[str, SkuInfo]:
-        rows = await self.session.execute(sa.select(t.skus).where(t.skus.c.sku.in_(list(skus))))
-        return {r.sku: SkuInfo(r.sku, r.category, r.status) for r in rows}
+        # The quote's hot path: an asyncpg prepared statement on the unit of work's connection.
+        conn = await driver(self.session)
+        rows = await conn.fetch(_SKUS_SQL, list(skus))
+        return {r["sku"]: SkuInfo(r["sku"], r["category"], r["status"]) for r in rows}
 
     async def skus_in_categories(self, categories: Sequence[str]) -> list[str]:
         rows = await self.session.execute(

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecomops_platform.db import attrs, driver
+
 from ...domain.records import (
     PriceChangeRecord,
     PriceRecord,
@@ -18,6 +20,8 @@ from .. import tables as t
 from .rows import (
     price_from_row,
 )
+
+_PRICES_FOR_SQL = "SELECT * FROM prices WHERE sku = ANY($1::varchar[]) AND currency = $2"
 
 
 class SqlPrices:
@@ -34,12 +38,10 @@ class SqlPrices:
         return price_from_row(row) if row is not None else None
 
     async def prices_for(self, skus: Sequence[str], currency: str) -> dict[str, PriceRecord]:
-        rows = await self.session.execute(
-            sa.select(t.prices).where(
-                t.prices.c.sku.in_(list(skus)), t.prices.c.currency == currency
-            )
-        )
-        return {r.sku: price_from_row(r) for r in rows}
+        # The quote's hot path: an asyncpg prepared statement on the unit of work's connection.
+        conn = await driver(self.session)
+        rows = await conn.fetch(_PRICES_FOR_SQL, list(skus), currency)
+        return {r["sku"]: price_from_row(attrs(r)) for r in rows}
 
     async def all_prices_for(self, skus: Sequence[str]) -> list[PriceRecord]:
         rows = await self.session.execute(sa.select(t.prices).where(t.prices.c.sku.in_(list(skus))))
