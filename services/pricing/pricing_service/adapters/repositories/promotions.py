@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,7 @@ from ecomops_platform.db import attrs, driver
 
 from ...domain.models import Promotion
 from .. import tables as t
+from ..read_cache import PROMOTIONS, ReadCache, live_automatic
 from .rows import (
     promotion_from_row,
     promotion_values,
@@ -29,6 +30,10 @@ WHERE active AND starts_at <= $1 AND ends_at > $1
   AND (coupon_code IS NULL OR $6::boolean OR coupon_code = ANY($5::varchar[]))
   AND (scope_all OR scope_skus && $3::varchar[] OR scope_categories && $4::varchar[])
 """
+# Every automatic promotion ending after $1 (those not yet started too: the cached list is
+# filtered by the clock of each quote, ``read_cache.live_automatic``).
+_AUTOMATIC_SQL = "SELECT * FROM promotions WHERE active AND coupon_code IS NULL AND ends_at > $1"
+_AUTOMATIC_SLACK = timedelta(days=1)
 _BY_CODE_SQL = (
     "SELECT * FROM promotions WHERE coupon_code = ANY($1::varchar[]) "
     "ORDER BY active ASC, created_at ASC"
@@ -55,13 +60,16 @@ RETURNING used
 class SqlPromotions:
     """Promotions, their change log, and the uses taken and given back."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReadCache | None = None) -> None:
         self.session = session
+        self.cache = cache or ReadCache(0)
 
     async def insert(self, p: Promotion) -> None:
+        self.cache.touched(self.session, PROMOTIONS)
         await self.session.execute(sa.insert(t.promotions).values(**promotion_values(p), used=0))
 
     async def update(self, p: Promotion) -> None:
+        self.cache.touched(self.session, PROMOTIONS)
         values = promotion_values(p)
         values.pop("id")
         values.pop("created_at")
@@ -132,6 +140,20 @@ class SqlPromotions:
     ) -> list[Promotion]:
         """Live promotions that could touch this basket: automatic ones and the coupons asked
         (every coupon promotion with ``all_coupons``)."""
+        if self.cache.enabled and not codes and not all_coupons:
+            # Automatic promotions only: the live ones of the short read cache's list, which
+            # holds every automatic promotion ending after ``since`` (a day before the clock of
+            # the quote that read it: quotes with another clock, jobs' and tests', share it).
+            found, _ = self.cache.get(PROMOTIONS, ["automatic"])
+            cached = found.get("automatic")
+            if cached is None or now < cached[0]:
+                generation = self.cache.generation(PROMOTIONS)
+                since = now - _AUTOMATIC_SLACK
+                conn = await driver(self.session)
+                rows = await conn.fetch(_AUTOMATIC_SQL, since)
+                cached = (since, [promotion_from_row(attrs(r)) for r in rows])
+                self.cache.put(PROMOTIONS, generation, {"automatic": cached})
+            return live_automatic(cached[1], now, currency, skus, categories)
         conn = await driver(self.session)
         rows = await conn.fetch(
             _CANDIDATES_SQL, now, currency, list(skus), list(categories), list(codes), all_coupons
@@ -154,6 +176,7 @@ class SqlPromotions:
     async def consume_use(self, promotion_id: str, now: datetime) -> bool:
         """One conditional write: a use is taken only while the promotion is live and under its
         limit. Concurrent callers serialise on the row and re-check the condition."""
+        self.cache.touched(self.session, PROMOTIONS)  # ``used`` decides "exhausted"
         conn = await driver(self.session)
         return await conn.fetchval(_CONSUME_USE_SQL, promotion_id, now) is not None
 
@@ -163,6 +186,7 @@ class SqlPromotions:
         return used is not None and used <= limit
 
     async def give_back_use(self, promotion_id: str, customer_id: str | None) -> None:
+        self.cache.touched(self.session, PROMOTIONS)
         p = t.promotions
         await self.session.execute(
             sa.update(p).where(p.c.id == promotion_id, p.c.used > 0).values(used=p.c.used - 1)
