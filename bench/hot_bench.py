@@ -95,6 +95,34 @@ async def _seed_pricing(url: str, tag: str) -> list[str]:
     return skus
 
 
+def _py_spy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes] | None:
+    """With ``HOT_BENCH_PYSPY=DIR``: a py-spy profile (collapsed stacks, ``.txt``) of the
+    service during the attack."""
+    out = os.environ.get("HOT_BENCH_PYSPY")
+    if not out:
+        return None
+    Path(out).mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    return subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(Path(out) / f"{slug}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class Meter:
     """Statements, transactions (one database) and CPU (one process) over a measured window."""
 
@@ -196,9 +224,12 @@ async def run(seconds: float) -> None:
             meter = Meter(pg, db, pids[svc])
             tools.vegeta(tgts[-150:], workers=WORKERS, duration=1)  # warm
             idle = await meter.idle()
+            spy = _py_spy(pids[svc], name, seconds)
             res, st, xa, cpu = await meter.around(
                 lambda t=tgts: tools.vegeta(t[:-150], workers=WORKERS, duration=seconds)
             )
+            if spy is not None:
+                spy.wait(timeout=60)
             count = len(res.codes)
             lines.append(
                 _line(
