@@ -199,8 +199,13 @@ def ghz(
     cmd = [
         tool("ghz"),
         "--insecure",
-        f"--proto={proto}",
-        *(f"--import-paths={p}" for p in import_paths),
+        # A compiled image (``buf build -o x.binpb``) for contracts ghz's own parser refuses
+        # (proto3 ``optional`` fields); a .proto file otherwise.
+        *(
+            [f"--protoset={proto}"]
+            if proto.suffix == ".binpb"
+            else [f"--proto={proto}", *(f"--import-paths={p}" for p in import_paths)]
+        ),
         f"--call={call}",
         f"--concurrency={concurrency}",
         f"--connections={min(concurrency, 4)}",
@@ -220,7 +225,11 @@ def ghz(
         int(d["percentage"]): int(d["latency"]) / 1e6 for d in rep.get("latencyDistribution") or []
     }
     codes = rep.get("statusCodeDistribution") or {}
-    shown = [c for c in cmd[1:] if not c.startswith(("--data=", "--metadata=", "--proto="))]
+    shown = [
+        c
+        for c in cmd[1:]
+        if not c.startswith(("--data=", "--metadata=", "--proto=", "--protoset="))
+    ]
     return GrpcResult(
         count=int(rep.get("count", 0)),
         ok=int(codes.get("OK", 0)),

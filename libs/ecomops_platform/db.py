@@ -201,6 +201,51 @@ async def _begin_now(conn: AsyncConnection) -> None:
         raise
 
 
+_DRIVER = "ecomops_driver"
+
+
+async def driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under ``session``'s transaction, the transaction begun: for hot
+    paths that run their statements as asyncpg prepared statements (SQL text prepared once per
+    connection by asyncpg's statement cache) instead of through SQLAlchemy's execution
+    machinery (compilation, cache keys, result processing, a greenlet hop per statement).
+
+    Everything it runs is part of the unit of work's transaction: it commits or rolls back with
+    the session, and outbox rows and SQLAlchemy statements of the same unit of work see it.
+    The connection is remembered for the transaction only (commit and rollback forget it: the
+    pool may hand it to someone else). Parameters follow asyncpg's types (``json``/``jsonb``
+    take a serialised ``str``: SQLAlchemy's codecs on the connection decode results to Python);
+    a row is an ``asyncpg.Record`` (``row["name"]``; :func:`attrs` for attribute access)."""
+    cached = session.info.get(_DRIVER)
+    if cached is not None:
+        return cached
+    conn = await session.connection()
+    fairy = await conn.get_raw_connection()
+    adapted = fairy.dbapi_connection
+    start = getattr(adapted, "_start_transaction", None)
+    if start is not None and getattr(adapted, "_transaction", True) is None:
+        await start()  # SQLAlchemy's adapter begins lazily, in front of its first statement
+    raw = fairy.driver_connection
+    session.info[_DRIVER] = raw
+    return raw
+
+
+class attrs:
+    """Attribute access to an ``asyncpg.Record`` (``row.sku``), for mappers written against
+    SQLAlchemy rows."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class _DeadConnection(ConnectionError):
     """The pooled connection was dead at BEGIN (nothing of the caller's ran on it)."""
 
@@ -278,6 +323,7 @@ class UnitOfWork:
             return
         session, self._session = self._session, None
         assert session is not None
+        session.info.pop(_DRIVER, None)
         try:
             if session.in_transaction():
                 await session.rollback()
@@ -381,6 +427,7 @@ def _write_outbox_before_commit(session: Any) -> None:
 
 @sa.event.listens_for(AsyncSession.sync_session_class, "after_commit")
 def _signal_outbox_after_commit(session: Any) -> None:
+    session.info.pop(_DRIVER, None)
     if session.info.pop("outbox_written", False):
         signal = session.info.get("outbox_committed")
         if signal is not None:
@@ -389,5 +436,6 @@ def _signal_outbox_after_commit(session: Any) -> None:
 
 @sa.event.listens_for(AsyncSession.sync_session_class, "after_rollback")
 def _drop_outbox_after_rollback(session: Any) -> None:
+    session.info.pop(_DRIVER, None)
     session.info.pop("outbox_rows", None)
     session.info.pop("outbox_written", None)

@@ -17,6 +17,7 @@ a retry once its lease has run out (the database's clock decides); a live claim 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import idempotency_table, utcnow
+from .db import driver, idempotency_table, utcnow
 from .errors import AlreadyInProgress, Unprocessable
 from .ports import MAX_KEY_LENGTH, Lease, StoredResponse, check_key, fingerprint
 
@@ -37,10 +38,45 @@ __all__ = [
     "fingerprint",
 ]
 
+# The claim, one statement: ``cfg`` keeps the transaction's lock timeout and sets the short one
+# (before the insert can wait: the insert reads from it), the insert claims the key unless it
+# exists, and the outer select restores the previous timeout once the insert is done (its
+# argument depends on the insert's result). ``SET LOCAL`` semantics: the settings end with the
+# transaction anyway.
+_CLAIM_SQL = """
+WITH cfg AS MATERIALIZED (
+    SELECT p.prev, set_config('lock_timeout', $6, true) AS applied
+    FROM (SELECT current_setting('lock_timeout') AS prev OFFSET 0) AS p
+), ins AS (
+    INSERT INTO idempotency_keys (caller, operation, key, fingerprint, status_code, body,
+                                  created_at)
+    SELECT $1, $2, $3, $4, 0, '{}'::json, $5 FROM cfg
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS claimed
+), done AS (
+    SELECT count(*) AS n FROM ins
+)
+SELECT done.n > 0 AS claimed
+FROM done, cfg
+WHERE set_config('lock_timeout', cfg.prev || left(done.n::text, 0), true) IS NOT NULL
+"""
+_EXISTING_SQL = (
+    "SELECT fingerprint, status_code, body FROM idempotency_keys "
+    "WHERE caller = $1 AND operation = $2 AND key = $3"
+)
+_STORE_SQL = (
+    "UPDATE idempotency_keys SET status_code = $4, body = $5::json "
+    "WHERE caller = $1 AND operation = $2 AND key = $3"
+)
+
 _IN_PROGRESS = "a request with this Idempotency-Key is still being processed; retry later"
 
 
-def _lock_timeout(exc: DBAPIError) -> bool:
+def _lock_timeout(exc: BaseException) -> bool:
+    if getattr(exc, "sqlstate", None) == "55P03":  # asyncpg's LockNotAvailableError
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
@@ -66,54 +102,41 @@ class SqlIdempotencyStore:
     async def claim(
         self, *, caller: str, operation: str, key: str, fingerprint: str
     ) -> StoredResponse | None:
-        session = self._session
-        # Claim first (one round trip in the common case); a concurrent duplicate blocks on the
-        # uncommitted row, and the short lock timeout turns that wait into 409.
-        await session.execute(sa.text(f"SET LOCAL lock_timeout = '{self._lock_timeout_ms}ms'"))
+        # One round trip in the common case (a new key): the short lock timeout is set, the
+        # claim row inserted and the previous timeout restored by one statement. A concurrent
+        # duplicate blocks on the uncommitted row, and the lock timeout turns that wait into 409.
+        conn = await driver(self._session)
         try:
-            inserted = await session.execute(
-                pg_insert(idempotency_table)
-                .values(
-                    caller=caller,
-                    operation=operation,
-                    key=key,
-                    fingerprint=fingerprint,
-                    status_code=0,
-                    body={},
-                    created_at=utcnow(),
-                )
-                .on_conflict_do_nothing()
-                .returning(idempotency_table.c.key)
+            inserted = await conn.fetchval(
+                _CLAIM_SQL,
+                caller,
+                operation,
+                key,
+                fingerprint,
+                utcnow(),
+                f"{self._lock_timeout_ms}ms",
             )
-        except DBAPIError as exc:
+        except Exception as exc:
             if _lock_timeout(exc):
                 raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"}) from None
             raise
-        await session.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
-        if inserted.first() is not None:
+        if inserted:
             return None
-        existing = (
-            await session.execute(
-                sa.select(idempotency_table).where(self._where(caller, operation, key))
-            )
-        ).first()
+        existing = await conn.fetchrow(_EXISTING_SQL, caller, operation, key)
         assert existing is not None
-        if existing.fingerprint != fingerprint:
+        if existing["fingerprint"] != fingerprint:
             raise Unprocessable(
                 "this Idempotency-Key was already used with a different request body",
                 code="idempotency-key-reused",
                 title="Idempotency-Key reused with another request",
             )
-        return StoredResponse(existing.status_code, existing.body, replayed=True)
+        return StoredResponse(existing["status_code"], existing["body"], replayed=True)
 
     async def store(
         self, *, caller: str, operation: str, key: str, status_code: int, body: Any
     ) -> None:
-        await self._session.execute(
-            sa.update(idempotency_table)
-            .where(self._where(caller, operation, key))
-            .values(status_code=status_code, body=body)
-        )
+        conn = await driver(self._session)
+        await conn.execute(_STORE_SQL, caller, operation, key, status_code, json.dumps(body))
 
     async def lease(
         self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float

@@ -212,6 +212,9 @@ class RateLimiter:
             self._buckets.clear()
 
 
+_VERIFIED = "ecomops_verified_authorization"
+
+
 def _rate_limit_key(scope: Scope, verifier: TokenVerifier) -> str | None:
     """Whom a request counts against: the verified subject, else the client address.
 
@@ -230,6 +233,9 @@ def _rate_limit_key(scope: Scope, verifier: TokenVerifier) -> str | None:
         caller = verifier.verify_header(auth)
     except ServiceError:
         return address
+    # Verified once per request: ``authenticated`` takes it from the request's state.
+    if isinstance(scope, dict):
+        scope.setdefault("state", {})[_VERIFIED] = (auth, caller)
     if caller.role is Role.SERVICE:
         return None
     return f"sub:{caller.role.value}:{caller.subject}"
@@ -660,9 +666,14 @@ async def authenticated(
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> Caller:
     # ``_bearer`` only declares the HTTP bearer scheme in the OpenAPI document (the Authorize
-    # button of /docs, the auth of generated clients); the raw header is verified here.
-    verifier: TokenVerifier = request.app.state.verifier
-    caller = await verifier.verify_header_async(authorization)
+    # button of /docs, the auth of generated clients); the raw header is verified here, once per
+    # request: the rate limiter's key already verified this very header.
+    verified = request.scope.get("state", {}).get(_VERIFIED)
+    if verified is not None and authorization is not None and verified[0] == authorization:
+        caller: Caller = verified[1]
+    else:
+        verifier: TokenVerifier = request.app.state.verifier
+        caller = await verifier.verify_header_async(authorization)
     current_caller.set(caller)
     return caller
 

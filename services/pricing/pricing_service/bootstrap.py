@@ -10,6 +10,7 @@ from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
 from ecomops_platform.spec import GrpcService, Job, ServiceSpec, Subscription
 
+from .adapters.read_cache import configure
 from .adapters.unit_of_work import SqlPricingUnitOfWork
 from .entrypoints import consumers, grpc, rest
 from .service_layer import price_book, promotions, quotes, signals
@@ -20,6 +21,10 @@ GRPC_SERVICE = pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"]
 
 
 def dependencies(service: Service, settings: PricingSettings) -> Deps:
+    async def configure_read_cache() -> None:
+        configure(service.db, settings.read_cache_seconds)
+
+    service.on_start(configure_read_cache)
     return Deps(settings=settings)
 
 

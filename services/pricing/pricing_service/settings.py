@@ -17,6 +17,10 @@ class PricingSettings(ServiceSettings):
     grpc_port: int = Field(default=9003, ge=0, le=65535)
     # Lowest gross margin a price or promotion may produce without an explicit override.
     margin_floor: Decimal = Field(default=Decimal("0.30"), ge=0, lt=1)
+    # How long this process may quote from the SKUs, prices and automatic promotions it read
+    # (adapters/read_cache.py): a change through another replica is in force within this bound,
+    # one through this process at once. 0 reads them from the database for every quote.
+    read_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     # How long a quote is trusted.
     quote_ttl_seconds: int = Field(default=900, ge=10)
     # Largest quantity of one line in a quote (the API documents 1,000: it may only be lowered).

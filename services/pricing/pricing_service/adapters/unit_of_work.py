@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ecomops_platform.db import UnitOfWork
 
+from .read_cache import ReadCache, read_cache
 from .repositories import (
     SqlCatalog,
     SqlCompetitorPrices,
@@ -17,16 +18,21 @@ from .repositories import (
 
 class SqlPricingUnitOfWork(UnitOfWork):
     @property
+    def read_cache(self) -> ReadCache:
+        """The short cache of SKUs, prices and automatic promotions (``read_cache``)."""
+        return read_cache(self._db)
+
+    @property
     def catalog(self) -> SqlCatalog:
-        return SqlCatalog(self.session)
+        return SqlCatalog(self.session, self.read_cache)
 
     @property
     def prices(self) -> SqlPrices:
-        return SqlPrices(self.session)
+        return SqlPrices(self.session, self.read_cache)
 
     @property
     def promotions(self) -> SqlPromotions:
-        return SqlPromotions(self.session)
+        return SqlPromotions(self.session, self.read_cache)
 
     @property
     def quotes(self) -> SqlQuotes:

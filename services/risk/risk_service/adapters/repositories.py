@@ -3,6 +3,7 @@ service is here (and in ``queries.py`` for the KPIs)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecomops_platform.db import attrs, driver
 
 from ..domain.models import BlocklistKind, CustomerHistory, Dimension
 from ..domain.rules import RuleSet, parse_rule_set
@@ -27,6 +30,51 @@ from .tables import (
 )
 
 RULES_LOCK = 0x5249534B  # "RISK": serialises rule set versions
+
+# The assessment's hot path runs as asyncpg prepared statements on the unit of work's connection
+# (``ecomops_platform.db.driver``): no SQLAlchemy compilation or result processing per request.
+# Velocity: the per-key advisory locks (sorted, so concurrent assessments never deadlock) are
+# taken by the same statement, before its insert (the insert reads from them); the counts that
+# follow are another statement, so their snapshot sees every row committed under those locks.
+_RECORD_SQL = """
+INSERT INTO velocity_events (dimension, value, order_id, at)
+SELECT d, v, $3, $4 FROM unnest($1::varchar[], $2::varchar[]) AS u(d, v)
+WHERE $5::text[] IS NULL
+ON CONFLICT DO NOTHING
+"""
+_RECORD_LOCKED_SQL = """
+WITH locks AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+    FROM unnest($5::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n
+)
+INSERT INTO velocity_events (dimension, value, order_id, at)
+SELECT d, v, $3, $4 FROM unnest($1::varchar[], $2::varchar[]) AS u(d, v)
+WHERE (SELECT count(*) FROM locks) >= 0
+ON CONFLICT DO NOTHING
+"""
+_HISTORY_SQL = """
+SELECT count(*), coalesce(avg(amount_minor), 0), coalesce(max(amount_minor), 0)
+FROM payments
+WHERE customer_id = $1 AND currency = $2 AND refunded IS false AND order_id != $3
+"""
+_BLOCKLIST_HITS_SQL = """
+SELECT kind FROM blocklist
+WHERE (kind, value) IN (SELECT * FROM unnest($1::varchar[], $2::varchar[]))
+"""
+_BY_ORDER_SQL = "SELECT * FROM assessments WHERE order_id = $1"
+_ADD_ASSESSMENT_SQL = """
+INSERT INTO assessments (assessment_id, order_id, customer_id, amount_minor, currency, score,
+                         decision, final_decision, reasons, rules_version, model_version,
+                         features, request_fingerprint, review_id, assessed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13, $14, $15)
+ON CONFLICT (order_id) DO NOTHING
+RETURNING assessment_id
+"""
+_ADD_REVIEW_SQL = """
+INSERT INTO reviews (review_id, assessment_id, order_id, customer_id, status, score, reasons,
+                     amount_minor, currency, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
+"""
 
 
 class _Repository:
@@ -62,8 +110,38 @@ def _rule_set(row: Any) -> RuleSet:
     )
 
 
+# The newest rule set is read on every assessment. A version is never changed once written
+# (a change is a new version), so the parsed rule set is kept per process, keyed by its version
+# and creation time; the statement sends the definition only when the newest version is
+# another one. Still one round trip: a new version is in force for the next assessment.
+_LATEST_RULES_SQL = """
+SELECT version, created_by, created_at,
+       CASE WHEN version = $1 AND created_at = $2 THEN NULL ELSE definition END AS definition
+FROM rule_sets ORDER BY version DESC LIMIT 1
+"""
+_latest_rules: list[RuleSet] = []
+
+
 class SqlRuleSetRepository(_Repository):
+    async def latest(self) -> RuleSet | None:
+        cached = _latest_rules[0] if _latest_rules else None
+        conn = await driver(self.session)
+        row = await conn.fetchrow(
+            _LATEST_RULES_SQL,
+            cached.version if cached else None,
+            cached.created_at if cached else None,
+        )
+        if row is None:
+            return None
+        if row["definition"] is None and cached is not None:
+            return cached
+        rules = _rule_set(attrs(row))
+        _latest_rules[:] = [rules]
+        return rules
+
     async def get(self, version: int | None = None) -> RuleSet | None:
+        if version is None:
+            return await self.latest()
         query = sa.select(rule_sets)
         if version is None:
             query = query.order_by(rule_sets.c.version.desc()).limit(1)
@@ -115,24 +193,15 @@ class SqlVelocityRepository(_Repository):
         """
         if not keys:
             return
-        if lock:
-            names = sorted(f"{dim.value}:{value}" for dim, value in keys.items())
-            await self.session.execute(
-                sa.text(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
-                ),
-                {"keys": names},
-            )
-        await self.session.execute(
-            pg_insert(velocity_events)
-            .values(
-                [
-                    {"dimension": dim.value, "value": value, "order_id": order_id, "at": at}
-                    for dim, value in sorted(keys.items())
-                ]
-            )
-            .on_conflict_do_nothing()
+        ordered = sorted(keys.items())
+        conn = await driver(self.session)
+        await conn.execute(
+            _RECORD_LOCKED_SQL if lock else _RECORD_SQL,
+            [dim.value for dim, _ in ordered],
+            [value for _, value in ordered],
+            order_id,
+            at,
+            sorted(f"{dim.value}:{value}" for dim, value in ordered) if lock else None,
         )
 
     async def counts(
@@ -142,35 +211,37 @@ class SqlVelocityRepository(_Repository):
         now: datetime,
     ) -> dict[tuple[Dimension, int], int]:
         """Orders per (dimension, window) for the given keys, in one query."""
-        columns: list[sa.ColumnElement[int]] = []
         wanted: list[tuple[Dimension, int]] = []
+        columns: list[str] = []
+        args: list[Any] = []
         for dim, value in sorted(keys.items()):
             for window in sorted(set(windows.get(dim, ()))):
-                since = now - timedelta(seconds=window)
+                n = len(args)
                 columns.append(
-                    sa.func.count()
-                    .filter(
-                        velocity_events.c.dimension == dim.value,
-                        velocity_events.c.value == value,
-                        velocity_events.c.at > since,
-                    )
-                    .label(f"c{len(wanted)}")
+                    f"count(*) FILTER (WHERE e.dimension = ${n + 1} AND e.value = ${n + 2} "
+                    f"AND e.at > ${n + 3})"
                 )
+                args += [dim.value, value, now - timedelta(seconds=window)]
                 wanted.append((dim, window))
         if not wanted:
             return {}
         longest = max(w for _, w in wanted)
-        conditions = [
-            sa.and_(velocity_events.c.dimension == dim.value, velocity_events.c.value == value)
-            for dim, value in keys.items()
+        n = len(args)
+        args += [
+            [dim.value for dim in keys],
+            list(keys.values()),
+            now - timedelta(seconds=longest),
         ]
-        row = (
-            await self.session.execute(
-                sa.select(*columns).where(
-                    sa.or_(*conditions), velocity_events.c.at > now - timedelta(seconds=longest)
-                )
-            )
-        ).one()
+        # One statement; its text depends only on how many counts the rules ask for, so asyncpg
+        # prepares it once per connection (only placeholders are formatted into it). Joined
+        # from the keys, so that even the generic plan reads ix_velocity_key_at per key.
+        sql = (
+            f"SELECT {', '.join(columns)} "  # noqa: S608
+            f"FROM unnest(${n + 1}::varchar[], ${n + 2}::varchar[]) AS k(d, v) "
+            f"JOIN velocity_events e ON e.dimension = k.d AND e.value = k.v AND e.at > ${n + 3}"
+        )
+        conn = await driver(self.session)
+        row = await conn.fetchrow(sql, *args)
         return {key: int(row[i]) for i, key in enumerate(wanted)}
 
     async def prune(self, before: datetime) -> int:
@@ -182,20 +253,8 @@ class SqlVelocityRepository(_Repository):
 
 class SqlPaymentRepository(_Repository):
     async def history(self, customer_id: str, currency: str, exclude_order: str) -> CustomerHistory:
-        row = (
-            await self.session.execute(
-                sa.select(
-                    sa.func.count(),
-                    sa.func.coalesce(sa.func.avg(payments.c.amount_minor), 0),
-                    sa.func.coalesce(sa.func.max(payments.c.amount_minor), 0),
-                ).where(
-                    payments.c.customer_id == customer_id,
-                    payments.c.currency == currency,
-                    payments.c.refunded.is_(False),
-                    payments.c.order_id != exclude_order,
-                )
-            )
-        ).one()
+        conn = await driver(self.session)
+        row = await conn.fetchrow(_HISTORY_SQL, customer_id, currency, exclude_order)
         return CustomerHistory(int(row[0]), Decimal(row[1]), int(row[2]))
 
     async def record(self, payment: PaidOrder) -> None:
@@ -232,12 +291,11 @@ class SqlBlocklistRepository(_Repository):
     async def hits(self, keys: Mapping[BlocklistKind, str]) -> frozenset[BlocklistKind]:
         if not keys:
             return frozenset()
-        pairs = [
-            sa.and_(blocklist.c.kind == kind.value, blocklist.c.value == value)
-            for kind, value in keys.items()
-        ]
-        rows = (await self.session.execute(sa.select(blocklist.c.kind).where(sa.or_(*pairs)))).all()
-        return frozenset(BlocklistKind(r.kind) for r in rows)
+        conn = await driver(self.session)
+        rows = await conn.fetch(
+            _BLOCKLIST_HITS_SQL, [kind.value for kind in keys], list(keys.values())
+        )
+        return frozenset(BlocklistKind(r["kind"]) for r in rows)
 
     async def put(
         self, kind: BlocklistKind, value: str, reason: str, by: str, now: datetime
@@ -297,12 +355,9 @@ def _assessment(row: Any) -> AssessmentRecord:
 
 class SqlAssessmentRepository(_Repository):
     async def by_order(self, order_id: str) -> AssessmentRecord | None:
-        row = (
-            await self.session.execute(
-                sa.select(assessments).where(assessments.c.order_id == order_id)
-            )
-        ).first()
-        return None if row is None else _assessment(row)
+        conn = await driver(self.session)
+        row = await conn.fetchrow(_BY_ORDER_SQL, order_id)
+        return None if row is None else _assessment(attrs(row))
 
     async def get(self, assessment_id: str) -> AssessmentRecord | None:
         row = (
@@ -313,31 +368,26 @@ class SqlAssessmentRepository(_Repository):
         return None if row is None else _assessment(row)
 
     async def add(self, record: AssessmentRecord) -> bool:
-        row = (
-            await self.session.execute(
-                pg_insert(assessments)
-                .values(
-                    assessment_id=record.assessment_id,
-                    order_id=record.order_id,
-                    customer_id=record.customer_id,
-                    amount_minor=record.amount_minor,
-                    currency=record.currency,
-                    score=record.score,
-                    decision=record.decision,
-                    final_decision=record.final_decision,
-                    reasons=_reasons_json(record.reasons),
-                    rules_version=record.rules_version,
-                    model_version=record.model_version,
-                    features=dict(record.features),
-                    request_fingerprint=record.request_fingerprint,
-                    review_id=record.review_id,
-                    assessed_at=record.assessed_at,
-                )
-                .on_conflict_do_nothing(index_elements=[assessments.c.order_id])
-                .returning(assessments.c.assessment_id)
-            )
-        ).first()
-        return row is not None
+        conn = await driver(self.session)
+        inserted = await conn.fetchval(
+            _ADD_ASSESSMENT_SQL,
+            record.assessment_id,
+            record.order_id,
+            record.customer_id,
+            record.amount_minor,
+            record.currency,
+            record.score,
+            record.decision,
+            record.final_decision,
+            json.dumps(_reasons_json(record.reasons)),
+            record.rules_version,
+            record.model_version,
+            json.dumps(dict(record.features)),
+            record.request_fingerprint,
+            record.review_id,
+            record.assessed_at,
+        )
+        return inserted is not None
 
     async def set_final_decision(self, assessment_id: str, decision: str) -> None:
         await self.session.execute(
@@ -369,19 +419,19 @@ def _review(row: Any) -> ReviewView:
 
 class SqlReviewRepository(_Repository):
     async def add(self, review: ReviewView) -> None:
-        await self.session.execute(
-            sa.insert(reviews).values(
-                review_id=review.review_id,
-                assessment_id=review.assessment_id,
-                order_id=review.order_id,
-                customer_id=review.customer_id,
-                status=review.status,
-                score=Decimal(review.score),
-                reasons=_reasons_json(review.reasons),
-                amount_minor=review.amount_minor,
-                currency=review.currency,
-                created_at=review.created_at,
-            )
+        conn = await driver(self.session)
+        await conn.execute(
+            _ADD_REVIEW_SQL,
+            review.review_id,
+            review.assessment_id,
+            review.order_id,
+            review.customer_id,
+            review.status,
+            Decimal(review.score),
+            json.dumps(_reasons_json(review.reasons)),
+            review.amount_minor,
+            review.currency,
+            review.created_at,
         )
 
     async def get(self, review_id: str) -> ReviewView | None:

@@ -10,21 +10,37 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecomops_platform.db import driver
+
 from ...domain.records import (
     SkuInfo,
 )
 from .. import tables as t
+from ..read_cache import CATALOG, ReadCache
+
+_SKUS_SQL = "SELECT sku, category, status FROM skus WHERE sku = ANY($1::varchar[])"
 
 
 class SqlCatalog:
     """SKUs, stock, segments and sales, upserted from events (the newest fact wins)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReadCache | None = None) -> None:
         self.session = session
+        self.cache = cache or ReadCache(0)
 
     async def skus(self, skus: Sequence[str]) -> dict[str, SkuInfo]:
-        rows = await self.session.execute(sa.select(t.skus).where(t.skus.c.sku.in_(list(skus))))
-        return {r.sku: SkuInfo(r.sku, r.category, r.status) for r in rows}
+        # The quote's hot path: the short read cache, then an asyncpg prepared statement on the
+        # unit of work's connection for what it does not hold.
+        found, missing = self.cache.get(CATALOG, [("sku", s) for s in skus])
+        out: dict[str, SkuInfo] = {key[1]: info for key, info in found.items()}
+        if missing:
+            generation = self.cache.generation(CATALOG)
+            conn = await driver(self.session)
+            rows = await conn.fetch(_SKUS_SQL, [key[1] for key in missing])
+            read = {r["sku"]: SkuInfo(r["sku"], r["category"], r["status"]) for r in rows}
+            self.cache.put(CATALOG, generation, {("sku", s): info for s, info in read.items()})
+            out.update(read)
+        return out
 
     async def skus_in_categories(self, categories: Sequence[str]) -> list[str]:
         rows = await self.session.execute(
@@ -35,6 +51,7 @@ class SqlCatalog:
     async def upsert_sku(
         self, sku: str, title: str, category: str | None, status: str, at: datetime
     ) -> None:
+        self.cache.touched(self.session, CATALOG)
         stmt = pg_insert(t.skus).values(
             sku=sku, title=title, category=category, status=status, updated_at=at
         )

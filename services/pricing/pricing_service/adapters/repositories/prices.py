@@ -10,21 +10,27 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecomops_platform.db import attrs, driver
+
 from ...domain.records import (
     PriceChangeRecord,
     PriceRecord,
 )
 from .. import tables as t
+from ..read_cache import CATALOG, ReadCache
 from .rows import (
     price_from_row,
 )
+
+_PRICES_FOR_SQL = "SELECT * FROM prices WHERE sku = ANY($1::varchar[]) AND currency = $2"
 
 
 class SqlPrices:
     """Prices per SKU and currency, and every change."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReadCache | None = None) -> None:
         self.session = session
+        self.cache = cache or ReadCache(0)
 
     async def price(self, sku: str, currency: str, *, lock: bool = False) -> PriceRecord | None:
         stmt = sa.select(t.prices).where(t.prices.c.sku == sku, t.prices.c.currency == currency)
@@ -34,12 +40,20 @@ class SqlPrices:
         return price_from_row(row) if row is not None else None
 
     async def prices_for(self, skus: Sequence[str], currency: str) -> dict[str, PriceRecord]:
-        rows = await self.session.execute(
-            sa.select(t.prices).where(
-                t.prices.c.sku.in_(list(skus)), t.prices.c.currency == currency
+        # The quote's hot path: the short read cache, then an asyncpg prepared statement on the
+        # unit of work's connection for what it does not hold.
+        found, missing = self.cache.get(CATALOG, [("price", s, currency) for s in skus])
+        out: dict[str, PriceRecord] = {key[1]: price for key, price in found.items()}
+        if missing:
+            generation = self.cache.generation(CATALOG)
+            conn = await driver(self.session)
+            rows = await conn.fetch(_PRICES_FOR_SQL, [key[1] for key in missing], currency)
+            read = {r["sku"]: price_from_row(attrs(r)) for r in rows}
+            self.cache.put(
+                CATALOG, generation, {("price", s, currency): p for s, p in read.items()}
             )
-        )
-        return {r.sku: price_from_row(r) for r in rows}
+            out.update(read)
+        return out
 
     async def all_prices_for(self, skus: Sequence[str]) -> list[PriceRecord]:
         rows = await self.session.execute(sa.select(t.prices).where(t.prices.c.sku.in_(list(skus))))
@@ -50,6 +64,7 @@ class SqlPrices:
         return [r.sku for r in rows]
 
     async def save_price(self, record: PriceRecord, previous_minor: int) -> None:
+        self.cache.touched(self.session, CATALOG)
         values = {
             "sku": record.sku,
             "currency": record.currency,

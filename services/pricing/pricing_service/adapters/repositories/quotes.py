@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecomops_platform.db import attrs, driver
 
 from ...domain.records import (
     CONFIRMED,
@@ -22,6 +25,24 @@ from .rows import (
     redemption_from_row,
 )
 
+# The quote and checkout hot paths: asyncpg prepared statements on the unit of work's
+# connection (``ecomops_platform.db.driver``).
+_INSERT_SQL = """
+INSERT INTO quotes (id, customer_id, currency, lines, subtotal_minor, discount_total_minor,
+                    total_minor, coupon_codes, promotion_ids, created_at, expires_at)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8::varchar[], $9::varchar[], $10, $11)
+"""
+_GET_SQL = "SELECT * FROM quotes WHERE id = $1"
+_GET_LOCKED_SQL = "SELECT * FROM quotes WHERE id = $1 FOR UPDATE"
+_OF_ORDER_SQL = "SELECT id FROM quotes WHERE order_id = $1"
+_BIND_SQL = "UPDATE quotes SET order_id = $2 WHERE id = $1 AND order_id IS NULL RETURNING id"
+_INSERT_REDEMPTIONS_SQL = """
+INSERT INTO redemptions (promotion_id, order_id, quote_id, customer_id, coupon_code, state,
+                         redeemed_at)
+SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[],
+                     $6::varchar[], $7::timestamptz[])
+"""
+
 
 class SqlQuotes:
     """Stored quotes; binding one to an order is a conditional write."""
@@ -30,45 +51,35 @@ class SqlQuotes:
         self.session = session
 
     async def insert(self, q: QuoteRecord) -> None:
-        await self.session.execute(
-            sa.insert(t.quotes).values(
-                id=q.quote_id,
-                customer_id=q.customer_id,
-                currency=q.currency,
-                lines=lines_to_json(q.lines),
-                subtotal_minor=q.subtotal_minor,
-                discount_total_minor=q.discount_total_minor,
-                total_minor=q.total_minor,
-                coupon_codes=q.coupon_codes,
-                promotion_ids=q.promotion_ids,
-                created_at=q.created_at,
-                expires_at=q.expires_at,
-            )
+        conn = await driver(self.session)
+        await conn.execute(
+            _INSERT_SQL,
+            q.quote_id,
+            q.customer_id,
+            q.currency,
+            json.dumps(lines_to_json(q.lines)),
+            q.subtotal_minor,
+            q.discount_total_minor,
+            q.total_minor,
+            list(q.coupon_codes),
+            list(q.promotion_ids),
+            q.created_at,
+            q.expires_at,
         )
 
     async def get(self, quote_id: str, *, lock: bool = False) -> QuoteRecord | None:
-        stmt = sa.select(t.quotes).where(t.quotes.c.id == quote_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = (await self.session.execute(stmt)).first()
-        return quote_from_row(row) if row is not None else None
+        conn = await driver(self.session)
+        row = await conn.fetchrow(_GET_LOCKED_SQL if lock else _GET_SQL, quote_id)
+        return quote_from_row(attrs(row)) if row is not None else None
 
     async def quote_of_order(self, order_id: str) -> str | None:
-        value = await self.session.scalar(
-            sa.select(t.quotes.c.id).where(t.quotes.c.order_id == order_id)
-        )
+        conn = await driver(self.session)
+        value = await conn.fetchval(_OF_ORDER_SQL, order_id)
         return str(value) if value is not None else None
 
     async def bind(self, quote_id: str, order_id: str) -> bool:
-        row = (
-            await self.session.execute(
-                sa.update(t.quotes)
-                .where(t.quotes.c.id == quote_id, t.quotes.c.order_id.is_(None))
-                .values(order_id=order_id)
-                .returning(t.quotes.c.id)
-            )
-        ).first()
-        return row is not None
+        conn = await driver(self.session)
+        return await conn.fetchval(_BIND_SQL, quote_id, order_id) is not None
 
 
 class SqlRedemptions:
@@ -78,21 +89,17 @@ class SqlRedemptions:
         self.session = session
 
     async def insert(self, rows: Sequence[RedemptionRecord]) -> None:
-        if rows:
-            await self.session.execute(
-                sa.insert(t.redemptions),
-                [
-                    {
-                        "promotion_id": r.promotion_id,
-                        "order_id": r.order_id,
-                        "quote_id": r.quote_id,
-                        "customer_id": r.customer_id,
-                        "coupon_code": r.coupon_code,
-                        "state": r.state,
-                        "redeemed_at": r.redeemed_at,
-                    }
-                    for r in rows
-                ],
+        if rows:  # one statement for every row
+            conn = await driver(self.session)
+            await conn.execute(
+                _INSERT_REDEMPTIONS_SQL,
+                [r.promotion_id for r in rows],
+                [r.order_id for r in rows],
+                [r.quote_id for r in rows],
+                [r.customer_id for r in rows],
+                [r.coupon_code for r in rows],
+                [r.state for r in rows],
+                [r.redeemed_at for r in rows],
             )
 
     async def of_order(self, order_id: str) -> list[RedemptionRecord]:
