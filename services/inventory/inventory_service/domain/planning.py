@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import NormalDist
 
+import numpy as np
+import numpy.typing as npt
+
 
 class AbcClass(enum.StrEnum):
     A = "A"
@@ -34,10 +37,41 @@ def z_score(service_level: Decimal | float) -> float:
 
 
 def safety_stock(sigma_daily: float, lead_time_days: int, service_level: Decimal | float) -> int:
-    """z · σ_d · √L, rounded up (0 when demand does not vary or lead time is zero)."""
+    """z · σ_d · √L, rounded up (0 when σ_d is 0 or lead time is zero). The planning job's σ_d
+    comes from the forecaster's errors (see :func:`safety_stock_from_errors`)."""
     if sigma_daily <= 0 or lead_time_days <= 0:
         return 0
-    return max(0, math.ceil(z_score(service_level) * sigma_daily * math.sqrt(lead_time_days)))
+    return max(
+        0, math.ceil(z_score(service_level) * sigma_daily * math.sqrt(lead_time_days) - 1e-9)
+    )
+
+
+def safety_stock_from_errors(
+    lead_time_errors: Sequence[float] | npt.NDArray[np.float64], service_level: Decimal | float
+) -> float:
+    """Safety stock from the distribution of forecast errors: the ``service_level`` quantile of
+    the lead-time errors (actual minus forecast demand summed over the lead time, one per rolling
+    origin), at least 0. Stocking forecast + this covers lead-time demand in that share of the
+    past origins — whatever the shape of the errors (skewed for intermittent demand) and however
+    much demand itself varies when the forecaster anticipates it (a weekly pattern)."""
+    level = float(service_level)
+    if not 0.0 < level < 1.0:
+        raise ValueError("service level must be in (0, 1)")
+    errors = np.asarray(lead_time_errors, dtype=np.float64)
+    if errors.size == 0:
+        return 0.0
+    return max(0.0, float(np.quantile(errors, level)))
+
+
+def equivalent_daily_sigma(
+    safety: float, lead_time_days: int, service_level: Decimal | float
+) -> float:
+    """The σ_d for which :func:`safety_stock` gives ``safety`` at this lead time and service
+    level: how the planning job caches an error-quantile safety stock in the σ_d column."""
+    z = z_score(service_level)
+    if safety <= 0 or lead_time_days <= 0 or z <= 0:
+        return 0.0
+    return safety / (z * math.sqrt(lead_time_days))
 
 
 def reorder_point(lead_time_demand: float, safety: int) -> int:
