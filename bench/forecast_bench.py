@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import resource
 import time
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def shaped_series(path: Path, n: int, days: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", required=True, type=Path)
@@ -59,15 +66,18 @@ def main() -> None:
     series = shaped_series(args.csv, args.series, args.days, args.seed)
     requests = [forecasting.SeriesRequest(i, y, 90, 7) for i, y in enumerate(series)]
     started = time.perf_counter()
+    cpu_before = _cpu_seconds()
     results = forecasting.forecast_many(requests, 7, error_window=90, workers=args.jobs)
     elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     methods = collections.Counter(
         r.method.split("(")[0] if isinstance(r, forecasting.Forecast) else "failed" for r in results
     )
     failed = sum(1 for r in results if isinstance(r, str))
     print(
         f"{len(series)} series × {args.days} days, {args.jobs} process(es): {elapsed:.1f} s "
-        f"({len(series) / elapsed:.1f} series/s); failed {failed}; methods {dict(methods)}"
+        f"({len(series) / elapsed:.1f} series/s); CPU {cpu:.1f} s ({cpu / len(series):.3f} s "
+        f"per series, this process and its workers); failed {failed}; methods {dict(methods)}"
     )
 
 

@@ -133,3 +133,16 @@ def test_backtest_command_refuses_mixed_periods(tmp_path: Path) -> None:
     bad.write_text("series_id,period,value\nA,1,2\nA,2,3\nB,2024-01-01,1\nB,7,2\n")
     with pytest.raises(SystemExit, match="series 'B' mixes numeric periods and dates"):
         cli.main(["backtest", "--csv", str(bad), "--season-length", "1", "--horizon", "1"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_forecast_many_keeps_order_and_one_bad_series_never_stops_the_others(
+    workers: int,
+) -> None:
+    requests = [f.SeriesRequest(i, np.array([float(i), float(i)]), 3) for i in range(10)]
+    requests[4] = f.SeriesRequest(4, np.array([1.0, 2.0]), -1)  # a horizon no model can give
+    results = f.forecast_many(requests, 7, workers=workers, chunk_size=3)
+    assert isinstance(results[4], str) and "negative" in results[4]
+    for i, r in enumerate(results):
+        if i != 4:
+            assert isinstance(r, f.Forecast) and list(r.mean) == [float(i)] * 3
