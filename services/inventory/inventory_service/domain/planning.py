@@ -104,6 +104,9 @@ class SeriesPlan:
     lead_time_days: int
     method: str
     history_days: int
+    # The forecaster's lead-time errors by rolling origin (not cached in the database: a plan
+    # read back has none, and its sigma_daily already holds the equivalent σ_d).
+    lead_time_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class PlanningInputs:
     sigma_daily: float
     lead_time_days: int
     abc: AbcClass | None
+    lead_time_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +159,14 @@ def suggest(
     holding_cost: int | None,
 ) -> Suggestion:
     """Reorder when available stock is at or below the reorder point; order up to the reorder
-    point plus one cycle (the cycle is EOQ when costs are known, else cover days by class)."""
-    ss = safety_stock(p.sigma_daily, p.lead_time_days, service_level)
+    point plus one cycle (the cycle is EOQ when costs are known, else cover days by class).
+    Safety stock: the service-level quantile of ``lead_time_errors`` when the plan carries them
+    (a fresh fit), else z · σ_d · √L from the cached σ_d."""
+    if p.lead_time_errors and p.lead_time_days > 0:
+        # the quantile at this very service level (exact also when it is not the configured one)
+        ss = max(0, math.ceil(safety_stock_from_errors(p.lead_time_errors, service_level) - 1e-9))
+    else:
+        ss = safety_stock(p.sigma_daily, p.lead_time_days, service_level)
     rop = reorder_point(p.lead_time_demand, ss)
     mode = replenishment_mode(p.abc)
     cover = days_of_cover(p.available, p.daily_demand)

@@ -106,7 +106,8 @@ def plan_from_forecast(
     if f.lead_time_errors.size and lead_time > 0:
         safety = safety_stock_from_errors(f.lead_time_errors, settings.service_level)
         sigma = equivalent_daily_sigma(safety, lead_time, settings.service_level)
-    return SeriesPlan(key[0], key[1], daily, ltd, sigma, lead_time, f.method, history_days)
+    errors = tuple(float(e) for e in f.lead_time_errors) if lead_time > 0 else ()
+    return SeriesPlan(key[0], key[1], daily, ltd, sigma, lead_time, f.method, history_days, errors)
 
 
 def fit_series(
@@ -182,6 +183,7 @@ def _suggest(
             sigma_daily=p.sigma_daily,
             lead_time_days=p.lead_time_days,
             abc=abc,
+            lead_time_errors=p.lead_time_errors,
         ),
         service_level=settings.service_level,
         jit_cover_days=settings.jit_cover_days,

@@ -99,3 +99,44 @@ def test_short_history_falls_back_to_one_step_error_rmse() -> None:
     fc = f.forecast(values, 90, 7, lead_time=7, error_window=90)
     assert fc.lead_time_errors.size == 0  # 4 origins with a full lead time: too few
     assert plan.sigma_daily == pytest.approx(fc.sigma) and fc.sigma > 0
+
+
+def test_a_fresh_plan_gives_the_error_quantile_at_any_service_level() -> None:
+    # One fit, suggestions at several service levels (as the replay does): each uses the
+    # quantile at its own level, not the configured level's quantile rescaled by z.
+    rng = np.random.default_rng(5)
+    values = rng.poisson(rng.choice([2.0, 12.0], 365, p=[0.8, 0.2])).astype(float)
+    end = date(2026, 6, 30)
+    hist, start = _history(values, end)
+    plan = fit_series(("sku", "wh"), hist, start, end, 7, _settings())
+    assert len(plan.lead_time_errors) >= f.MIN_ERROR_ORIGINS
+    for level in (Decimal("0.8"), Decimal("0.95"), Decimal("0.99")):
+        inputs = pl.PlanningInputs(
+            "sku",
+            "wh",
+            0,
+            0,
+            plan.daily_demand,
+            plan.lead_time_demand,
+            plan.sigma_daily,
+            7,
+            None,
+            plan.lead_time_errors,
+        )
+        sug = pl.suggest(
+            inputs,
+            service_level=level,
+            jit_cover_days=7,
+            standard_cover_days=30,
+            batch_cover_days=60,
+            ordering_cost=None,
+            holding_cost=None,
+        )
+        q = pl.safety_stock_from_errors(plan.lead_time_errors, level)
+        assert sug.safety_stock == math.ceil(q - 1e-9)
+    # read back from the cache (no errors): the configured level's quantile through σ_d
+    cached = pl.PlanningInputs(
+        "sku", "wh", 0, 0, plan.daily_demand, plan.lead_time_demand, plan.sigma_daily, 7, None
+    )
+    ss = pl.safety_stock(cached.sigma_daily, 7, LEVEL)
+    assert ss == math.ceil(pl.safety_stock_from_errors(plan.lead_time_errors, LEVEL) - 1e-9)
