@@ -12,11 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .domain.forecasting import BacktestResult, backtest
+from .domain.forecasting import BacktestResult, PeriodError, backtest, order_periods
 
 
 def read_series(path: Path) -> list[tuple[str, list[float]]]:
-    """``series_id,period,value`` rows (with a header); each series sorted by period."""
+    """``series_id,period,value`` rows (with a header); each series in period order: numeric
+    periods numerically, ISO 8601 dates chronologically (``forecasting.order_periods``); a series
+    mixing both, an unparseable or a repeated period stops with an error naming it."""
     rows: dict[str, list[tuple[str, float]]] = defaultdict(list)
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -31,7 +33,10 @@ def read_series(path: Path) -> list[tuple[str, list[float]]]:
             if not math.isfinite(value):
                 raise SystemExit(f"{path}:{n}: value must be finite")
             rows[row["series_id"]].append((row["period"], value))
-    return [(sid, [v for _, v in sorted(points)]) for sid, points in sorted(rows.items())]
+    try:
+        return [(sid, order_periods(sid, points)) for sid, points in sorted(rows.items())]
+    except PeriodError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
 
 
 def _fmt(x: float) -> str:
@@ -45,16 +50,20 @@ def _row(name: str, smape: float, mase: float) -> str:
 def report(result: BacktestResult) -> str:
     s = result.summary()
     lines = [
-        f"series evaluated: {s['series']} (skipped, too short: {s['skipped']}); "
+        f"series evaluated: {s['series']} (skipped, too short: {s['skipped']}; "
+        f"failed: {s['failed']}); "
         f"horizon {result.horizon}, season length {result.season_length}",
         f"{'method':<22}{'sMAPE %':>10}{'MASE':>10}",
         _row("forecaster", float(s["smape_model"]), float(s["mase_model"])),
         _row("seasonal naive", float(s["smape_naive"]), float(s["mase_naive"])),
+        _row("theta (standard)", float(s["smape_theta"]), float(s["mase_theta"])),
         f"forecaster better than seasonal naive on {s['model_better_smape']}/{s['series']} "
         f"series by sMAPE, {s['model_better_mase']}/{s['series']} by MASE",
         "",
         f"{'series_id':<28}{'method':<26}{'sMAPE':>9}{'naive':>9}{'MASE':>9}{'naive':>9}",
     ]
+    for sid, why in result.failed:
+        lines.append(f"{sid[:27]:<28}failed: {why}")
     for sc in result.series:
         lines.append(
             f"{sc.series_id[:27]:<28}{sc.method[:25]:<26}{_fmt(sc.smape_model):>9}"
@@ -64,14 +73,14 @@ def report(result: BacktestResult) -> str:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    if args.horizon < 1 or args.season_length < 1:
-        raise SystemExit("--horizon and --season-length must be positive")
+    if args.horizon < 1 or args.season_length < 1 or args.jobs < 1:
+        raise SystemExit("--horizon, --season-length and --jobs must be positive")
     series = read_series(Path(args.csv))
     started = time.perf_counter()
     import statsforecast.models  # noqa: F401 - timed apart: the library's start-up cost
 
     imported = time.perf_counter()
-    result = backtest(series, args.horizon, args.season_length)
+    result = backtest(series, args.horizon, args.season_length, workers=args.jobs)
     elapsed = time.perf_counter() - imported
     print(report(result))
     print(
@@ -129,12 +138,19 @@ def main(argv: list[str]) -> int:
         "backtest",
         help="score the forecaster against seasonal naive on held-out data",
         description="Reads series_id,period,value; holds out the last H points of each series; "
-        "prints sMAPE and MASE of the service's forecaster and of seasonal naive.",
+        "prints sMAPE and MASE of the service's forecaster, of seasonal naive and of the "
+        "standard Theta method.",
     )
     p.add_argument("--csv", required=True, help="input CSV: series_id,period,value")
     p.add_argument("--season-length", type=int, required=True, help="periods per season (M)")
     p.add_argument("--horizon", type=int, required=True, help="held-out points per series (H)")
     p.add_argument("--output", help="also write series_id,step,forecast here")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes to fit in (default 1; the planning job's INVENTORY_FORECAST_WORKERS)",
+    )
     p.set_defaults(func=cmd_backtest)
     p = sub.add_parser(
         "plan", help="recompute forecasts and reorder points now (normally a periodic job)"

@@ -37,6 +37,7 @@ class InventorySettings(ServiceSettings):
     forecast_horizon_days: int = Field(default=90, ge=1)
     forecast_history_days: int = Field(default=365, ge=14)
     forecast_season_length: int = Field(default=7, ge=1)
+    forecast_workers: int = Field(default=0, ge=0, le=64)
     service_level: Decimal = Field(default=Decimal("0.95"), gt=0, lt=1)
     default_lead_time_days: int = Field(default=7, ge=0)
     jit_cover_days: int = Field(default=7, ge=1)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import NormalDist
 
+import numpy as np
+import numpy.typing as npt
+
 
 class AbcClass(enum.StrEnum):
     A = "A"
@@ -34,10 +37,41 @@ def z_score(service_level: Decimal | float) -> float:
 
 
 def safety_stock(sigma_daily: float, lead_time_days: int, service_level: Decimal | float) -> int:
-    """z · σ_d · √L, rounded up (0 when demand does not vary or lead time is zero)."""
+    """z · σ_d · √L, rounded up (0 when σ_d is 0 or lead time is zero). The planning job's σ_d
+    comes from the forecaster's errors (see :func:`safety_stock_from_errors`)."""
     if sigma_daily <= 0 or lead_time_days <= 0:
         return 0
-    return max(0, math.ceil(z_score(service_level) * sigma_daily * math.sqrt(lead_time_days)))
+    return max(
+        0, math.ceil(z_score(service_level) * sigma_daily * math.sqrt(lead_time_days) - 1e-9)
+    )
+
+
+def safety_stock_from_errors(
+    lead_time_errors: Sequence[float] | npt.NDArray[np.float64], service_level: Decimal | float
+) -> float:
+    """Safety stock from the distribution of forecast errors: the ``service_level`` quantile of
+    the lead-time errors (actual minus forecast demand summed over the lead time, one per rolling
+    origin), at least 0. Stocking forecast + this covers lead-time demand in that share of the
+    past origins — whatever the shape of the errors (skewed for intermittent demand) and however
+    much demand itself varies when the forecaster anticipates it (a weekly pattern)."""
+    level = float(service_level)
+    if not 0.0 < level < 1.0:
+        raise ValueError("service level must be in (0, 1)")
+    errors = np.asarray(lead_time_errors, dtype=np.float64)
+    if errors.size == 0:
+        return 0.0
+    return max(0.0, float(np.quantile(errors, level)))
+
+
+def equivalent_daily_sigma(
+    safety: float, lead_time_days: int, service_level: Decimal | float
+) -> float:
+    """The σ_d for which :func:`safety_stock` gives ``safety`` at this lead time and service
+    level: how the planning job caches an error-quantile safety stock in the σ_d column."""
+    z = z_score(service_level)
+    if safety <= 0 or lead_time_days <= 0 or z <= 0:
+        return 0.0
+    return safety / (z * math.sqrt(lead_time_days))
 
 
 def reorder_point(lead_time_demand: float, safety: int) -> int:
@@ -70,6 +104,9 @@ class SeriesPlan:
     lead_time_days: int
     method: str
     history_days: int
+    # The forecaster's lead-time errors by rolling origin (not cached in the database: a plan
+    # read back has none, and its sigma_daily already holds the equivalent σ_d).
+    lead_time_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +120,7 @@ class PlanningInputs:
     sigma_daily: float
     lead_time_days: int
     abc: AbcClass | None
+    lead_time_errors: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +159,14 @@ def suggest(
     holding_cost: int | None,
 ) -> Suggestion:
     """Reorder when available stock is at or below the reorder point; order up to the reorder
-    point plus one cycle (the cycle is EOQ when costs are known, else cover days by class)."""
-    ss = safety_stock(p.sigma_daily, p.lead_time_days, service_level)
+    point plus one cycle (the cycle is EOQ when costs are known, else cover days by class).
+    Safety stock: the service-level quantile of ``lead_time_errors`` when the plan carries them
+    (a fresh fit), else z · σ_d · √L from the cached σ_d."""
+    if p.lead_time_errors and p.lead_time_days > 0:
+        # the quantile at this very service level (exact also when it is not the configured one)
+        ss = max(0, math.ceil(safety_stock_from_errors(p.lead_time_errors, service_level) - 1e-9))
+    else:
+        ss = safety_stock(p.sigma_daily, p.lead_time_days, service_level)
     rop = reorder_point(p.lead_time_demand, ss)
     mode = replenishment_mode(p.abc)
     cover = days_of_cover(p.available, p.daily_demand)

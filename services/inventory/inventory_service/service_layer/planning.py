@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import cast
+
+import numpy as np
 
 from ecomops_platform.auth import Role
 from ecomops_platform.bus import Command, Query, handler
@@ -25,6 +29,8 @@ from ..domain.planning import (
     SeriesPlan,
     Suggestion,
     classify_abc,
+    equivalent_daily_sigma,
+    safety_stock_from_errors,
     suggest,
 )
 from ..settings import InventorySettings
@@ -77,6 +83,33 @@ class GetInventoryKpis(Query[Kpis], roles=STAFF):
 # --- fitting (CPU-bound, in a worker thread) ------------------------------------------------------
 
 
+def _daily_history(history: dict[date, int], start: date, end: date) -> list[float]:
+    days = (end - start).days + 1
+    return [float(history.get(start + timedelta(days=i), 0)) for i in range(max(days, 0))]
+
+
+def plan_from_forecast(
+    key: tuple[str, str],
+    f: forecasting.Forecast,
+    history_days: int,
+    lead_time: int,
+    settings: InventorySettings,
+) -> SeriesPlan:
+    """Cache row of one series. Safety stock comes from the forecaster's own errors over the
+    last ``forecast_horizon_days`` (rolling origin): the service-level quantile of its lead-time
+    errors, cached as the equivalent σ_d; with too few origins for a distribution, the RMSE of its
+    one-day-ahead errors as σ_d (z · σ_d · √L). Never the spread of demand."""
+    window = f.mean[: settings.forecast_horizon_days]
+    daily = float(window.mean()) if window.size else 0.0
+    ltd = float(f.mean[:lead_time].sum()) if lead_time > 0 else 0.0
+    sigma = f.sigma
+    if f.lead_time_errors.size and lead_time > 0:
+        safety = safety_stock_from_errors(f.lead_time_errors, settings.service_level)
+        sigma = equivalent_daily_sigma(safety, lead_time, settings.service_level)
+    errors = tuple(float(e) for e in f.lead_time_errors) if lead_time > 0 else ()
+    return SeriesPlan(key[0], key[1], daily, ltd, sigma, lead_time, f.method, history_days, errors)
+
+
 def fit_series(
     key: tuple[str, str],
     history: dict[date, int],
@@ -86,14 +119,16 @@ def fit_series(
     settings: InventorySettings,
 ) -> SeriesPlan:
     """Fit one SKU/warehouse series (CPU-bound; runs in a worker thread)."""
-    days = (end - start).days + 1
-    y = [float(history.get(start + timedelta(days=i), 0)) for i in range(days)] if days > 0 else []
+    y = _daily_history(history, start, end)
     horizon = max(settings.forecast_horizon_days, lead_time, 1)
-    f = forecasting.forecast(y, horizon, settings.forecast_season_length)
-    window = f.mean[: settings.forecast_horizon_days]
-    daily = float(window.mean()) if window.size else 0.0
-    ltd = float(f.mean[:lead_time].sum()) if lead_time > 0 else 0.0
-    return SeriesPlan(key[0], key[1], daily, ltd, f.sigma, lead_time, f.method, len(y))
+    f = forecasting.forecast(
+        y,
+        horizon,
+        settings.forecast_season_length,
+        lead_time=lead_time,
+        error_window=settings.forecast_horizon_days,
+    )
+    return plan_from_forecast(key, f, len(y), lead_time, settings)
 
 
 def fit_all(
@@ -102,13 +137,31 @@ def fit_all(
     today: date,
     settings: InventorySettings,
 ) -> list[SeriesPlan]:
+    """Fit every series, over ``forecast_workers`` processes (0: one per core). A series whose
+    fit fails is logged and left out (its previous cached forecast stays); the others go on."""
     end = today - timedelta(days=1)  # whole days only
     floor = today - timedelta(days=settings.forecast_history_days)
-    out = []
+    requests = []
     for key, hist in series.items():
         first = min(hist) if hist else end
-        start = max(first, floor)
-        out.append(fit_series(key, hist, start, end, leads[key[0]], settings))
+        y = np.asarray(_daily_history(hist, max(first, floor), end), dtype=np.float64)
+        lead = leads[key[0]]
+        horizon = max(settings.forecast_horizon_days, lead, 1)
+        requests.append(forecasting.SeriesRequest(key, y, horizon, lead))
+    workers = settings.forecast_workers or os.cpu_count() or 1
+    results = forecasting.forecast_many(
+        requests,
+        settings.forecast_season_length,
+        error_window=settings.forecast_horizon_days,
+        workers=workers,
+    )
+    out = []
+    for req, f in zip(requests, results, strict=True):
+        key = cast(tuple[str, str], req.key)
+        if isinstance(f, str):
+            log.warning("planning: forecast of %s/%s failed: %s", key[0], key[1], f)
+            continue
+        out.append(plan_from_forecast(key, f, int(req.y.size), req.lead_time, settings))
     return out
 
 
@@ -130,6 +183,7 @@ def _suggest(
             sigma_daily=p.sigma_daily,
             lead_time_days=p.lead_time_days,
             abc=abc,
+            lead_time_errors=p.lead_time_errors,
         ),
         service_level=settings.service_level,
         jit_cover_days=settings.jit_cover_days,

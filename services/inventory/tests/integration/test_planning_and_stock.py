@@ -112,7 +112,9 @@ async def test_planning_sets_reorder_point_and_low_stock_fires(
                     "sku": sku,
                     "warehouse": wh,
                     "day": today - timedelta(days=d),
-                    "units": weekly[d % 7],
+                    # a weekly pattern plus noise the forecaster cannot anticipate: safety stock
+                    # comes from forecast errors, so a pure pattern would need none
+                    "units": weekly[d % 7] + (d * 7919) % 5,
                 }
                 for d in range(1, 57)
             ],
@@ -136,7 +138,7 @@ async def test_planning_sets_reorder_point_and_low_stock_fires(
     ).json()
     [s] = page["items"]
     assert s["sku"] == sku and s["lead_time_days"] == 5
-    assert 8 <= s["forecast_daily_demand"] <= 12
+    assert 9 <= s["forecast_daily_demand"] <= 14
     assert s["safety_stock"] > 0
     assert s["reorder_point"] >= 5 * 8 + s["safety_stock"]
     assert s["suggested_order_quantity"] == 0 and s["abc_class"] == "A"
