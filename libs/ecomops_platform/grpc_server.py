@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
 
 from . import metrics, tracing
 from .access_log import grpc_interceptors
@@ -49,6 +50,23 @@ from .errors import (
     is_transient,
 )
 from .timestamps import to_datetime as to_datetime
+
+
+def invalid_request(exc: ValidationError) -> Unprocessable:
+    """A request that failed its pydantic model, as the REST 422 describes it: a summary of the
+    first five problems, and every problem in ``errors`` (location, message, type), so the
+    gRPC answer carries them as BadRequest field violations."""
+    errors = [
+        {
+            "location": [str(p) for p in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors[:5])
+    return Unprocessable(summary, code="validation-error", errors=errors)
+
 
 log = logging.getLogger("ecomops.grpc")
 

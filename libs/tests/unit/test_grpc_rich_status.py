@@ -15,6 +15,7 @@ import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from pydantic import BaseModel, Field, ValidationError
 
 from ecomops_platform.auth import Role, TokenVerifier, mint_token
 from ecomops_platform.errors import DependencyUnavailable, Unprocessable
@@ -25,12 +26,31 @@ from ecomops_platform.grpc_server import (
     STATUS_DETAILS_METADATA_KEY,
     GrpcServer,
     error_trailers,
+    invalid_request,
     metadata_value,
 )
 from ecomops_platform.settings import CommonSettings
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 SETTINGS = CommonSettings(jwt_secret=SECRET, env="test")
+
+
+class _Line(BaseModel):
+    sku: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+
+
+class _Order(BaseModel):
+    email: str = Field(max_length=5)
+    lines: list[_Line]
+
+
+def _pydantic_refusal() -> BaseException:
+    try:
+        _Order.model_validate({"email": "far-too-long", "lines": [{"sku": "", "quantity": 0}]})
+    except ValidationError as exc:
+        return invalid_request(exc)
+    raise AssertionError("the model accepted it")
 
 
 class OutOfRangeTestError(Exception):
@@ -54,6 +74,7 @@ ERRORS: dict[str, Callable[[], BaseException]] = {
         note="plain text",
         limit=5,
     ),
+    "pydantic": _pydantic_refusal,
     "unavailable": lambda: DependencyUnavailable("pricing is unavailable", retry_after=3),
     "database": lambda: OutOfRangeTestError(),
     "bug": lambda: RuntimeError("secret internals"),
@@ -148,6 +169,18 @@ async def test_errors_listed_as_text_become_one_violation_each(target: str) -> N
     assert status is not None
     violations = [(v.field, v.description) for v in _details(status)["BadRequest"].field_violations]
     assert violations == [("email", "at most 320 characters"), ("ip", "an IPv4 or IPv6 address")]
+
+
+async def test_a_request_model_refusal_names_every_field_as_rest_does(target: str) -> None:
+    err = await _fail(target, "pydantic")
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err)
+    assert status is not None
+    details = _details(status)
+    assert details["ErrorInfo"].reason == "VALIDATION_ERROR"
+    fields = [v.field for v in details["BadRequest"].field_violations]
+    assert fields == ["email", "lines.0.sku", "lines.0.quantity"]
+    assert err.details().startswith("email: String should have at most 5 characters")
 
 
 async def test_the_screen_names_the_field_holding_a_nul_character(target: str) -> None:

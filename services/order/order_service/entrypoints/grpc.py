@@ -20,7 +20,7 @@ from ecomops.order.v1 import order_service_pb2 as pb
 from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
 from ecomops_platform.bus import MessageBus
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.grpc_server import caller_for
+from ecomops_platform.grpc_server import caller_for, invalid_request
 from ecomops_platform.ports import check_key
 from ecomops_platform.strict import message_to_data
 from ecomops_platform.timestamps import to_datetime
@@ -76,10 +76,7 @@ def decode(model: type[M], request: Message, *, drop: tuple[str, ...] = ()) -> M
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-        )
-        raise Unprocessable(summary, code="validation-error") from None
+        raise invalid_request(exc) from None
 
 
 class _Keyed(Protocol):

@@ -15,7 +15,7 @@ from ecomops.common.v1 import common_pb2
 from ecomops.risk.v1 import risk_service_pb2 as pb
 from ecomops.risk.v1 import risk_service_pb2_grpc as pb_grpc
 from ecomops_platform.errors import Unprocessable
-from ecomops_platform.grpc_server import caller_for
+from ecomops_platform.grpc_server import caller_for, invalid_request
 from ecomops_platform.iso_codes import is_country, is_currency
 from ecomops_platform.ports import check_key
 from ecomops_platform.timestamps import optional_timestamp, to_datetime, to_timestamp
@@ -366,10 +366,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         try:
             body = DecisionIn.model_validate({"decision": decision.value, "note": request.note})
         except ValidationError as exc:
-            summary = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-            )
-            raise Unprocessable(summary) from None
+            raise invalid_request(exc) from None
         command = DecideReview(review_id=request.review_id, decision=decision, note=body.note)
         return pb.DecideReviewResponse(review=review_pb(await self.bus.handle(command, caller)))
 
