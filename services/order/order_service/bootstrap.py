@@ -16,7 +16,16 @@ from .adapters.clients import Channels, GrpcInventory, GrpcPricing, GrpcRisk
 from .adapters.payments import SandboxPaymentProvider
 from .adapters.unit_of_work import SqlOrderUnitOfWork
 from .entrypoints import consumers, grpc, rest
-from .service_layer import carts, checkout, fulfilment, kpis, orders, payments, returns
+from .service_layer import (
+    carts,
+    checkout,
+    fulfilment,
+    imports,
+    kpis,
+    orders,
+    payments,
+    returns,
+)
 from .service_layer.carts import AbandonIdleCarts
 from .service_layer.payments import ExpireUnpaidOrders
 from .service_layer.ports import Deps, PaymentProvider, Ports
@@ -73,7 +82,7 @@ SPEC: ServiceSpec[OrderSettings, Deps] = ServiceSpec(
     settings=OrderSettings,
     unit_of_work=SqlOrderUnitOfWork,
     dependencies=build_dependencies,
-    handlers=handlers_in(carts, checkout, orders, payments, fulfilment, returns, kpis),
+    handlers=handlers_in(carts, checkout, orders, payments, fulfilment, returns, kpis, imports),
     rest=[rest.build_router],
     grpc=[
         GrpcService(

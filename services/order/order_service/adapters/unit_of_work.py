@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ecomops_platform.db import Database, UnitOfWork
 
+from .imports import SqlImportRepository
 from .kpis import SqlKpiReader
 from .repositories import SqlCartRepository, SqlOrderRepository, SqlReturnRepository
 
@@ -32,3 +33,7 @@ class SqlOrderUnitOfWork(UnitOfWork):
     @property
     def kpis(self) -> SqlKpiReader:
         return SqlKpiReader(self.session)
+
+    @property
+    def imports(self) -> SqlImportRepository:
+        return SqlImportRepository(self.session)

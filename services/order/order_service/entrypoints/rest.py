@@ -22,6 +22,7 @@ from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotenc
 from ..service_layer.carts import CreateCart, GetCart, SetCartItem
 from ..service_layer.checkout import CheckoutCart, PlaceOrder
 from ..service_layer.fulfilment import ConfirmDelivery, CreateShipment
+from ..service_layer.imports import ImportOrders
 from ..service_layer.kpis import GetOrderKpis
 from ..service_layer.orders import CancelOrder, GetOrder, ListOrders
 from ..service_layer.payments import PayOrder
@@ -33,11 +34,19 @@ from ..service_layer.returns import (
     RejectReturn,
     RequestReturn,
 )
-from ..service_layer.views import CartView, KpisView, OrderPage, OrderView, ReturnView
+from ..service_layer.views import (
+    CartView,
+    ImportResultView,
+    KpisView,
+    OrderPage,
+    OrderView,
+    ReturnView,
+)
 from .schemas import (
     CancelIn,
     CheckoutCartIn,
     CreateCartIn,
+    ImportOrdersIn,
     PaymentIn,
     PlaceOrderIn,
     ReceiveReturnIn,
@@ -149,6 +158,22 @@ def build_router(bus: Bus) -> APIRouter:
             **fraud_signals_of(body),
         )
         return replayed(await bus.execute(command, caller, idempotency_key=key), response)
+
+    @router.post("/order-imports", response_model=ImportResultView)
+    async def import_orders(
+        body: ImportOrdersIn, caller: Annotated[Caller, allowed(ImportOrders)]
+    ) -> ImportResultView:
+        """Import historical orders (ops; `ecomops import orders --csv FILE` sends them): each
+        is stored once per order id as a delivered order that took no stock, payment or risk
+        decision, and announced with OrderImported. A batch is validated whole (422, nothing
+        stored) and written in one transaction; a re-sent order is skipped; an id used by a
+        live order, or imported before with other facts, is a conflict and nothing of the batch
+        is stored. ``dry_run`` stores nothing and says what would happen. Safe to retry without
+        an Idempotency-Key."""
+        command = ImportOrders(
+            orders=body.to_domain(), import_id=body.import_id, dry_run=body.dry_run
+        )
+        return await bus.handle(command, caller)
 
     @router.get("/orders/kpis", response_model=KpisView)
     async def get_order_kpis(

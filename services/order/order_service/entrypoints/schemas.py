@@ -7,8 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictInt, StringConstraints
 
-from ecomops_platform.strict import CountryCode, CurrencyCode, IpAddress, StrictRequestModel
+from ecomops_platform.strict import (
+    CountryCode,
+    CurrencyCode,
+    IpAddress,
+    Rfc3339Time,
+    StrictRequestModel,
+)
 
+from ..domain.history import ImportedLine, ImportedOrder
 from ..domain.models import MAX_LINE_QUANTITY, MAX_LINES
 
 Currency = CurrencyCode
@@ -178,3 +185,47 @@ def fraud_signals_of(body: PlaceOrderIn | CheckoutCartIn) -> dict[str, Any]:
         "billing_address": body.billing_address.model_dump() if body.billing_address else None,
         "payment_token": body.payment_token,
     }
+
+
+# --- history import ---------------------------------------------------------------------------
+class ImportedLineIn(RequestModel):
+    sku: Sku
+    quantity: Quantity
+    unit_price_minor: StrictInt = Field(
+        ge=0, le=10**10, description="Unit price in minor units of the currency", examples=[1999]
+    )
+
+
+class ImportedOrderIn(RequestModel):
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    currency: Currency
+    ordered_at: Rfc3339Time
+    lines: list[ImportedLineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class ImportOrdersIn(RequestModel):
+    orders: list[ImportedOrderIn] = Field(
+        min_length=1, max_length=1000, description="At most 1000 orders per request"
+    )
+    import_id: Annotated[str, StringConstraints(max_length=100)] = Field(
+        default="", description="Names the import run (timeline notes, OrderImported events)"
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Validate and report what would be imported and any conflicts; store nothing",
+    )
+
+    def to_domain(self) -> tuple[ImportedOrder, ...]:
+        return tuple(
+            ImportedOrder(
+                order_id=o.order_id,
+                customer_id=o.customer_id,
+                currency=o.currency,
+                ordered_at=o.ordered_at,
+                lines=tuple(
+                    ImportedLine(ln.sku, ln.quantity, ln.unit_price_minor) for ln in o.lines
+                ),
+            )
+            for o in self.orders
+        )

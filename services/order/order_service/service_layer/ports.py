@@ -24,6 +24,7 @@ from ecomops_platform.errors import Conflict
 from ecomops_platform.ports import UnitOfWorkPort
 from ecomops_platform.timestamps import utcnow
 
+from ..domain.history import ImportedOrder
 from ..domain.models import Order, OrderStatus, Return
 from ..settings import OrderSettings
 
@@ -330,6 +331,29 @@ class KpiReader(Protocol):
     async def counts(self, *, start: datetime, end: datetime) -> KpiCounts: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredImport:
+    """What is already stored under an imported order's id (to tell a re-run from a clash)."""
+
+    order_id: str
+    customer_id: str
+    total_minor: int
+    placed_at: datetime
+    imported: bool
+
+
+class ImportRepository(Protocol):
+    """Historical orders (``ecomops import orders``)."""
+
+    async def existing(self, order_ids: list[str]) -> dict[str, StoredImport]:
+        """The orders, live or imported, already stored under any of these ids."""
+        ...
+
+    async def add(self, orders: list[ImportedOrder], *, actor: str, note: str) -> set[str]:
+        """Store each order as delivered history unless its id exists; the ids stored now."""
+        ...
+
+
 class OrderUnitOfWork(UnitOfWorkPort, Protocol):
     @property
     def orders(self) -> OrderRepository: ...
@@ -342,6 +366,9 @@ class OrderUnitOfWork(UnitOfWorkPort, Protocol):
 
     @property
     def kpis(self) -> KpiReader: ...
+
+    @property
+    def imports(self) -> ImportRepository: ...
 
 
 @dataclass

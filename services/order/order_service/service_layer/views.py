@@ -275,3 +275,22 @@ class KpisView(View):
     cancellation_rate: str
     return_rate: str
     cart_abandonment_rate: str
+
+
+# --- history import -------------------------------------------------------------------------
+class ImportConflictView(View):
+    order_id: str
+    reason: str
+
+
+class ImportResultView(View):
+    """What a batch of ``POST /v1/orders/imports`` did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool
+    imported: int = Field(description="orders stored by this request")
+    to_import: int = Field(description="dry run: orders that would be stored")
+    already_imported: int = Field(description="orders skipped: imported before, same facts")
+    conflicts: list[ImportConflictView] = Field(
+        description="ids already used by a live order or by an imported order with other "
+        "facts; when any, nothing of the batch is stored"
+    )

@@ -9,7 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from ecomops_testing.fakes import FakeUnitOfWork
-from order_service.domain.models import Order, OrderStatus, Return, ReturnStatus
+from order_service.domain.history import ImportedOrder
+from order_service.domain.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    Return,
+    ReturnStatus,
+    TimelineEntry,
+)
 from order_service.service_layer.ports import (
     CartRecord,
     CurrencyTotal,
@@ -19,6 +27,7 @@ from order_service.service_layer.ports import (
     PaymentRecord,
     Placement,
     ShipmentRecord,
+    StoredImport,
 )
 
 
@@ -250,6 +259,64 @@ class FakeKpiReader:
         )
 
 
+class FakeImportRepository:
+    """Imported orders as delivered, paid records (risk_decision "imported")."""
+
+    def __init__(self, uow: FakeOrderUnitOfWork) -> None:
+        self.uow = uow
+
+    async def existing(self, order_ids: list[str]) -> dict[str, StoredImport]:
+        t = self.uow.tables
+        return {
+            i: StoredImport(
+                order_id=i,
+                customer_id=t.orders[i].order.customer_id,
+                total_minor=t.orders[i].order.total_minor,
+                placed_at=t.orders[i].order.placed_at,
+                imported=t.orders[i].risk_decision == "imported",
+            )
+            for i in order_ids
+            if i in t.orders
+        }
+
+    async def add(self, orders: list[ImportedOrder], *, actor: str, note: str) -> set[str]:
+        added: set[str] = set()
+        for o in orders:
+            if o.order_id in self.uow.tables.orders:
+                continue
+            order = Order(
+                order_id=o.order_id,
+                customer_id=o.customer_id,
+                status=OrderStatus.DELIVERED,
+                currency=o.currency,
+                lines=[
+                    OrderLine(ln.sku, ln.quantity, ln.unit_price_minor, 0, ln.total_minor)
+                    for ln in o.lines
+                ],
+                placed_at=o.ordered_at,
+                delivered_at=o.ordered_at,
+                timeline=[TimelineEntry("delivered", o.ordered_at, actor, note)],
+            )
+            self.uow.tables.orders[o.order_id] = OrderRecord(
+                order=order,
+                coupon_codes=[],
+                shipping_address={},
+                quote_id="",
+                assessment_id="",
+                risk_decision="imported",
+                risk_reasons=[],
+                cart_id=None,
+                placed_by=actor,
+                reservation_expires_at=None,
+                payment_id=None,
+                payment_last4=None,
+                paid_at=o.ordered_at,
+                cancel_reason=None,
+            )
+            added.add(o.order_id)
+        return added
+
+
 class FakeOrderUnitOfWork(FakeUnitOfWork):
     def __init__(self) -> None:
         self.tables = Tables()
@@ -258,6 +325,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork):
         self.carts = FakeCartRepository(self)
         self.returns = FakeReturnRepository(self)
         self.kpis = FakeKpiReader(self)
+        self.imports = FakeImportRepository(self)
 
     def snapshot(self) -> Any:
         return (super().snapshot(), copy.deepcopy(self.tables))

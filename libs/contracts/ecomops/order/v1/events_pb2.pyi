@@ -658,3 +658,57 @@ class CartAbandoned(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CartAbandoned: _TypeAlias = CartAbandoned  # noqa: Y015
+
+@_typing.final
+class OrderImported(_message.Message):
+    """A historical order was imported (`ecomops import orders`): stored as a delivered order that
+    took no stock, no payment and no risk decision. Inventory adds its lines to the demand and
+    revenue history (forecasts, ABC); recommendation learns its basket, purchases and spend
+    (co-purchases, RFM segments) as from a paid order. Published once per order id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    TOTAL_MINOR_FIELD_NUMBER: _builtins.int
+    ORDERED_AT_FIELD_NUMBER: _builtins.int
+    IMPORT_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Order id (the retailer's own, unique across live and imported orders)."""
+    customer_id: _builtins.str
+    """Customer who placed it."""
+    currency: _builtins.str
+    """ISO-4217 currency of every amount."""
+    total_minor: _builtins.int
+    """Sum of the line totals."""
+    import_id: _builtins.str
+    """Import batch the order came with (for tracing a run of the importer)."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """The lines (no discount: discount_minor is 0, total = quantity * unit price)."""
+
+    @_builtins.property
+    def ordered_at(self) -> _timestamp_pb2.Timestamp:
+        """When the order was placed, as the history says."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
+        total_minor: _builtins.int = ...,
+        ordered_at: _timestamp_pb2.Timestamp | None = ...,
+        import_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ordered_at", b"ordered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "customer_id", b"customer_id", "import_id", b"import_id", "lines", b"lines", "order_id", b"order_id", "ordered_at", b"ordered_at", "total_minor", b"total_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderImported: _TypeAlias = OrderImported  # noqa: Y015
