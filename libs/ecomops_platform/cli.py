@@ -168,6 +168,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_orders(args: argparse.Namespace) -> int:
+    from .history_import import main as import_main
+
+    return import_main(args)
+
+
+def cmd_demo_seed(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -353,6 +365,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["customer", "ops", "partner", "service"])
     p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("import", help="import a retailer's history")
+    isub = p.add_subparsers(dest="import_command", required=True, metavar="WHAT")
+    i = isub.add_parser(
+        "orders",
+        help="import historical orders from a CSV file",
+        description="Rows: customer_id, order_id, sku, quantity, unit_price_minor, currency, "
+        "ordered_at (RFC 3339 with a time zone), one per order line, with a header. The whole "
+        "file is checked (then dry-run by the order service) before anything is stored; a bad "
+        "row is reported with its line number. Idempotent per order_id: running it again "
+        "(e.g. after an interruption) stores only what is missing. Imported orders take no "
+        "stock, no payment and no risk decision; they reach inventory (demand history) and "
+        "recommendation (co-purchases, RFM) through the OrderImported event.",
+    )
+    i.add_argument("--csv", required=True, help="the file")
+    i.add_argument("--url", help="the order service's base URL (default: the local stack's)")
+    i.add_argument(
+        "--token",
+        help="an ops bearer token (default: $ECOMOPS_TOKEN, else one minted with the local "
+        "stack's secret)",
+    )
+    i.add_argument("--batch", type=int, default=500, help="orders per request (1..1000)")
+    i.add_argument("--quiet", action="store_true", help="no progress line")
+    i.set_defaults(func=cmd_import_orders)
+
+    p = sub.add_parser("demo", help="a demo shop for a local stack")
+    dsub = p.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    d = dsub.add_parser(
+        "seed",
+        help="fill a running local stack with a believable shop",
+        description="Catalogue, two warehouses, stock, prices and costs, promotions with coupons, "
+        "customers, DAYS of order history (through the import) and live traffic through the "
+        "public APIs (orders, payments, shipments, returns, risk reviews, behaviour). "
+        "Deterministic for a --seed; running it again adds nothing broken.",
+    )
+    d.add_argument("--days", type=int, default=90, help="days of order history (default 90)")
+    d.add_argument("--customers", type=int, default=3000, help="customers (default 3000)")
+    d.add_argument("--skus", type=int, default=300, help="SKUs (default 300)")
+    d.add_argument("--live-orders", type=int, default=120, help="orders placed live (default 120)")
+    d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.add_argument("--quiet", action="store_true", help="no progress lines")
+    d.set_defaults(func=cmd_demo_seed)
 
     for name, info in registry.SERVICES.items():
         if importlib.util.find_spec(f"{info.package}.cli") is None:

@@ -12,7 +12,7 @@ from ecomops_platform.spec import GrpcService, Job, ServiceSpec
 
 from .adapters.unit_of_work import SqlRecommendationUnitOfWork
 from .entrypoints import consumers, grpc, rest
-from .service_layer import funnel, ingestion, learning, rebuild, segments, serving
+from .service_layer import funnel, history, ingestion, learning, rebuild, segments, serving
 from .service_layer.ports import Deps, IngestionPolicy
 from .service_layer.read_cache import ReadCache
 from .settings import RecommendationSettings
@@ -58,7 +58,7 @@ SPEC: ServiceSpec[RecommendationSettings, Deps] = ServiceSpec(
     settings=RecommendationSettings,
     unit_of_work=SqlRecommendationUnitOfWork,
     dependencies=build_dependencies,
-    handlers=handlers_in(ingestion, learning, serving, segments, funnel, rebuild),
+    handlers=handlers_in(ingestion, learning, serving, segments, funnel, rebuild, history),
     rest=[rest.build_router],
     grpc=[
         GrpcService(

@@ -19,6 +19,7 @@ from ..service_layer.fulfilment import (
     RestockReturn,
     ReturnedLine,
 )
+from ..service_layer.history import RecordImportedSales
 from ..service_layer.ports import Deps, InventoryUnitOfWork
 
 
@@ -50,9 +51,25 @@ def _return_received(envelope: Envelope) -> RestockReturn:
     )
 
 
+def _order_imported(envelope: Envelope) -> RecordImportedSales:
+    msg = envelope.message
+    assert isinstance(msg, order_events.OrderImported)
+    return RecordImportedSales(
+        order_id=msg.order_id,
+        lines=tuple(PaidLine(ln.sku, ln.quantity, ln.total_minor) for ln in msg.lines),
+        currency=msg.currency,
+        ordered_at=(
+            to_datetime(msg.ordered_at, "ordered_at")
+            if msg.HasField("ordered_at")
+            else envelope.time
+        ),
+    )
+
+
 def handlers(bus: MessageBus[InventoryUnitOfWork, Deps]) -> Mapping[str, EventHandler]:
     return {
         order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, _order_paid),
         order_events.OrderCancelled.DESCRIPTOR.full_name: on_event(bus, _order_cancelled),
         order_events.ReturnReceived.DESCRIPTOR.full_name: on_event(bus, _return_received),
+        order_events.OrderImported.DESCRIPTOR.full_name: on_event(bus, _order_imported),
     }

@@ -17,6 +17,8 @@ from .tables import order_timeline, orders
 
 #: The ``risk_decision`` of an imported order: it never met the risk service.
 IMPORTED = "imported"
+#: The history file has no addresses: the order view shows empty fields.
+NO_ADDRESS = {"name": "", "line1": "", "city": "", "postal_code": "", "country": ""}
 #: Rows per INSERT (PostgreSQL takes at most 32767 bind parameters per statement).
 _CHUNK = 500
 
@@ -100,7 +102,7 @@ def _row(order: ImportedOrder, actor: str) -> dict[str, Any]:
         "discount_total_minor": 0,
         "total_minor": total,
         "coupon_codes": [],
-        "shipping_address": {},
+        "shipping_address": NO_ADDRESS,
         "client": {},
         "quote_id": "",
         "assessment_id": "",

@@ -300,7 +300,9 @@ class FakeImportRepository:
             self.uow.tables.orders[o.order_id] = OrderRecord(
                 order=order,
                 coupon_codes=[],
-                shipping_address={},
+                shipping_address=dict.fromkeys(
+                    ("name", "line1", "city", "postal_code", "country"), ""
+                ),
                 quote_id="",
                 assessment_id="",
                 risk_decision="imported",

@@ -14,6 +14,7 @@ from order_service.domain.history import ImportedLine, ImportedOrder
 from order_service.domain.models import OrderStatus
 from order_service.service_layer.imports import ImportOrders
 from order_service.service_layer.kpis import GetOrderKpis
+from order_service.service_layer.orders import GetOrder
 
 from .handler_support import OPS, Harness, customer, harness
 
@@ -44,6 +45,8 @@ async def test_imported_orders_are_delivered_history_with_one_event_each(h: Harn
     assert record.order.status is OrderStatus.DELIVERED
     assert record.paid_at == record.order.placed_at == h.clock.now - timedelta(days=3)
     assert record.risk_decision == "imported" and record.payment_id is None
+    view = await h.bus.handle(GetOrder(order_id="h-1"), OPS)
+    assert view.status == "delivered" and view.total_minor == 1250
     events = h.uow.events_of(order_events.OrderImported)
     assert sorted(e.order_id for e in events) == ["h-1", "h-2"]
     assert events[0].total_minor == 1250 and events[0].import_id == "run-1"

@@ -20,6 +20,7 @@ from ecomops_platform.topics import topic_of
 
 from ..domain.models import BehaviorEvent
 from ..service_layer.events import BEHAVIOR_TOPIC, PB_TO_BEHAVIOR
+from ..service_layer.history import LearnFromImportedOrder
 from ..service_layer.learning import (
     LearnFromBehavior,
     LearnFromPaidOrder,
@@ -96,6 +97,23 @@ def learn_from_paid_order(envelope: Envelope) -> LearnFromPaidOrder:
     )
 
 
+def learn_from_imported_order(envelope: Envelope) -> LearnFromImportedOrder:
+    msg = envelope.message
+    assert isinstance(msg, order_events.OrderImported)
+    if not msg.order_id or not msg.customer_id:
+        raise PoisonEvent(f"OrderImported {envelope.event_id} has no order or customer id")
+    return LearnFromImportedOrder(
+        event_id=envelope.event_id,
+        order_id=msg.order_id,
+        customer_id=msg.customer_id,
+        currency=msg.currency,
+        total_minor=msg.total_minor,
+        ordered_at=_time(msg, "ordered_at") or envelope.time,
+        lines=_lines(msg.lines),
+        sent_at=envelope.time,
+    )
+
+
 def take_back_cancelled_order(envelope: Envelope) -> TakeBackCancelledOrder:
     msg = envelope.message
     assert isinstance(msg, order_events.OrderCancelled)
@@ -132,6 +150,7 @@ def domain_handlers(bus: Bus) -> Mapping[str, EventHandler]:
         order_events.OrderPlaced.DESCRIPTOR.full_name: on_event(bus, record_placed_order),
         order_events.OrderPaid.DESCRIPTOR.full_name: on_event(bus, learn_from_paid_order),
         order_events.OrderCancelled.DESCRIPTOR.full_name: on_event(bus, take_back_cancelled_order),
+        order_events.OrderImported.DESCRIPTOR.full_name: on_event(bus, learn_from_imported_order),
         inventory_events.SkuUpserted.DESCRIPTOR.full_name: on_event(bus, update_catalog_item),
         inventory_events.StockLevelChanged.DESCRIPTOR.full_name: on_event(bus, update_stock_level),
     }
