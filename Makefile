@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: help run stop clean test deps tools proto proto-check lint typecheck architecture contracts k8s-check \
         pytest unit bench fuzz stack-up stack-down test-stack-up test-stack-down \
-        image image-test openapi ts-client contracts-wheel
+        image image-test openapi ts-client contracts-wheel demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,6 +20,10 @@ tools: ## build helm and promtool from the Go module proxy into .local/bin (cach
 
 run: deps ## start PostgreSQL, Kafka and every service; Ctrl-C stops everything
 	@bash scripts/run.sh
+
+DEMO_ARGS ?=
+demo: deps ## fill the running local stack (make run) with a demo shop: catalogue, stock, prices, promotions, 90 days of history, live traffic (DEMO_ARGS="--seed 3 --customers 500")
+	@$(BIN)/ecomops demo seed $(DEMO_ARGS)
 
 stop: ## stop a local stack left running (services, Kafka, PostgreSQL)
 	@bash scripts/stop.sh

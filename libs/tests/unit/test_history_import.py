@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ecomops_platform.history_import import ImportFailed, Importer, read_file
+from ecomops_platform.history_import import Importer, ImportFailed, read_file
 
 HEADER = "customer_id,order_id,sku,quantity,unit_price_minor,currency,ordered_at\n"
 
