@@ -23,6 +23,13 @@ NO_ADDRESS = {"name": "", "line1": "", "city": "", "postal_code": "", "country":
 _CHUNK = 500
 
 
+_INSERT = (
+    pg_insert(orders)
+    .on_conflict_do_nothing(index_elements=[orders.c.id])
+    .returning(orders.c.id)
+)
+
+
 class SqlImportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -55,12 +62,10 @@ class SqlImportRepository:
         for start in range(0, len(batch), _CHUNK):
             chunk = batch[start : start + _CHUNK]
             values: list[dict[str, Any]] = [_row(o, actor) for o in chunk]
-            result = await self.session.execute(
-                pg_insert(orders)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=[orders.c.id])
-                .returning(orders.c.id)
-            )
+            # executemany of one cached statement (SQLAlchemy batches it into multi-row
+            # INSERTs itself): compiling a fresh 500-row VALUES statement per batch costs more
+            # than the insert.
+            result = await self.session.execute(_INSERT, values)
             now_added = {str(r.id) for r in result}
             added |= now_added
             timeline = [
