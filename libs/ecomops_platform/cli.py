@@ -401,9 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Deterministic for a --seed; running it again adds nothing broken.",
     )
     d.add_argument("--days", type=int, default=90, help="days of order history (default 90)")
-    d.add_argument("--customers", type=int, default=3000, help="customers (default 3000)")
-    d.add_argument("--skus", type=int, default=300, help="SKUs (default 300)")
-    d.add_argument("--live-orders", type=int, default=120, help="orders placed live (default 120)")
+    d.add_argument("--customers", type=int, default=2000, help="customers (default 2000)")
+    d.add_argument("--skus", type=int, default=200, help="SKUs (default 200)")
+    d.add_argument("--live-orders", type=int, default=80, help="orders placed live (default 80)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     d.add_argument("--quiet", action="store_true", help="no progress lines")
     d.set_defaults(func=cmd_demo_seed)
