@@ -24,9 +24,7 @@ _CHUNK = 500
 
 
 _INSERT = (
-    pg_insert(orders)
-    .on_conflict_do_nothing(index_elements=[orders.c.id])
-    .returning(orders.c.id)
+    pg_insert(orders).on_conflict_do_nothing(index_elements=[orders.c.id]).returning(orders.c.id)
 )
 
 
