@@ -23,6 +23,7 @@ from recommendation_service.domain.models import (
 )
 from recommendation_service.service_layer import (
     funnel,
+    history,
     ingestion,
     learning,
     rebuild,
@@ -410,5 +411,5 @@ def make_bus(uow: FakeRecommendationUnitOfWork, **overrides: Any) -> Bus:
         service="recommendation",
         uow=lambda: uow,
         deps=deps(**overrides),
-        handlers=handlers_in(ingestion, learning, serving, segments, funnel, rebuild),
+        handlers=handlers_in(ingestion, learning, serving, segments, funnel, rebuild, history),
     )
