@@ -20,6 +20,8 @@ MAX_CUSTOMER_ID = 200
 MAX_SKU = 100
 #: A unit price above this (minor units) is a typo, not history (10^10 minor = 100 M units).
 MAX_UNIT_PRICE_MINOR = 10**10
+#: Orders before this year are typos (and year 1 with a positive offset is not a UTC time).
+EARLIEST_YEAR = 1970
 #: How far in the future an ``ordered_at`` may be (clock skew between the shop and us).
 FUTURE_SLACK = timedelta(minutes=5)
 
@@ -83,6 +85,8 @@ def validate_imported(index: int, order: ImportedOrder, now: datetime) -> list[I
         bad("currency", "an ISO 4217 code: three capital letters")
     if order.ordered_at.tzinfo is None:
         bad("ordered_at", "needs a time zone")
+    elif order.ordered_at.year < EARLIEST_YEAR:
+        bad("ordered_at", f"before {EARLIEST_YEAR}: not a date the shop can have sold on")
     elif order.ordered_at > now + FUTURE_SLACK:
         bad("ordered_at", "is in the future; history only")
     if not order.lines:

@@ -3,7 +3,7 @@ order id, conflicts, dry runs, the OrderImported events and the KPIs counting im
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -93,6 +93,7 @@ async def test_a_dry_run_stores_nothing(h: Harness) -> None:
         ({"lines": (ImportedLine("A", 1, -1),)}, "unit_price_minor"),
         ({"lines": (ImportedLine("A", 1, 1), ImportedLine("A", 2, 1))}, "sku"),
         ({"days_ago": -2}, "ordered_at"),
+        ({"ordered_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}, "ordered_at"),
     ],
 )
 async def test_one_bad_order_refuses_the_whole_batch(
