@@ -244,3 +244,57 @@ async def test_a_sigkilled_import_run_again_stores_every_order_once(
 
 async def _some(count: Any) -> None:
     assert await count() > 0
+
+
+async def test_grpc_import_orders_mirrors_rest(shop: Any, http: Any) -> None:
+    """ImportOrders over gRPC: the same handler (dry run, a bad order → INVALID_ARGUMENT naming
+    it, idempotent re-send, ops only)."""
+    import grpc
+
+    from ecomops.order.v1 import order_service_pb2 as pb
+    from ecomops.order.v1 import order_service_pb2_grpc as pb_grpc
+
+    stack = shop.stack
+    prefix = new_id("histg")
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+
+    def order(n: int, price: int = 700) -> Any:
+        o = pb.ImportedOrder(
+            order_id=f"{prefix}-{n}",
+            customer_id=f"c-{prefix}",
+            currency="EUR",
+            lines=[pb.ImportedOrderLine(sku="sku-x", quantity=2, unit_price_minor=price)],
+        )
+        o.ordered_at.FromDatetime(when)
+        return o
+
+    ops_md = [("authorization", bearer("ops-import-test", "ops")["Authorization"])]
+    customer_md = [("authorization", bearer("c-1", "customer")["Authorization"])]
+    async with grpc.aio.insecure_channel(stack.grpc_target("order")) as channel:
+        orders = pb_grpc.OrderServiceStub(channel)
+        dry = await orders.ImportOrders(
+            pb.ImportOrdersRequest(orders=[order(1), order(2)], dry_run=True), metadata=ops_md
+        )
+        assert (dry.dry_run, dry.to_import, dry.imported) == (True, 2, 0)
+        assert await _status(http, stack, f"{prefix}-1") == 404
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await orders.ImportOrders(
+                pb.ImportOrdersRequest(orders=[order(1), order(2, price=-1)]), metadata=ops_md
+            )
+        assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "orders" in (bad.value.details() or "")
+        done = await orders.ImportOrders(
+            pb.ImportOrdersRequest(orders=[order(1), order(2)], import_id="grpc"),
+            metadata=ops_md,
+        )
+        assert (done.imported, done.already_imported) == (2, 0)
+        again = await orders.ImportOrders(
+            pb.ImportOrdersRequest(orders=[order(1), order(2)]), metadata=ops_md
+        )
+        assert (again.imported, again.already_imported) == (0, 2)
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await orders.ImportOrders(
+                pb.ImportOrdersRequest(orders=[order(3)]), metadata=customer_md
+            )
+        assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert (await shop.order(f"{prefix}-2"))["total_minor"] == 1400

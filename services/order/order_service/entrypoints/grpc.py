@@ -28,6 +28,7 @@ from ecomops_platform.timestamps import to_datetime
 from ..service_layer.carts import CreateCart, GetCart, SetCartItem
 from ..service_layer.checkout import CheckoutCart, PlaceOrder
 from ..service_layer.fulfilment import ConfirmDelivery, CreateShipment
+from ..service_layer.imports import ImportOrders
 from ..service_layer.kpis import GetOrderKpis
 from ..service_layer.orders import CancelOrder, GetOrder, ListOrders
 from ..service_layer.payments import PayOrder
@@ -270,3 +271,15 @@ class OrderServicer(pb_grpc.OrderServiceServicer):
         )
         kpis = await self.bus.handle(query, caller)
         return to_message(pb.GetOrderKpisResponse, **kpis.model_dump(mode="json", by_alias=True))
+
+    # --- history import -------------------------------------------------------------------
+    async def ImportOrders(
+        self, request: pb.ImportOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportOrdersResponse:
+        caller = caller_for(ImportOrders)
+        body = decode(schemas.ImportOrdersIn, request)
+        command = ImportOrders(
+            orders=body.to_domain(), import_id=body.import_id, dry_run=body.dry_run
+        )
+        result = await self.bus.handle(command, caller)
+        return to_message(pb.ImportOrdersResponse, **result.model_dump(mode="json"))

@@ -1688,3 +1688,175 @@ class GetOrderKpisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOrderKpisResponse: _TypeAlias = GetOrderKpisResponse  # noqa: Y015
+
+@_typing.final
+class ImportedOrderLine(_message.Message):
+    """One line of a historical order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_MINOR_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Stock keeping unit."""
+    quantity: _builtins.int
+    """Units (1..1000)."""
+    unit_price_minor: _builtins.int
+    """Unit price in minor units of the order currency (0..10^10; required, 0 for a free item)."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        unit_price_minor: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_unit_price_minor", b"_unit_price_minor", "unit_price_minor", b"unit_price_minor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_unit_price_minor", b"_unit_price_minor", "quantity", b"quantity", "sku", b"sku", "unit_price_minor", b"unit_price_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__unit_price_minor: _TypeAlias = _typing.Literal["unit_price_minor"]  # noqa: Y015
+    _WhichOneofArgType__unit_price_minor: _TypeAlias = _typing.Literal["_unit_price_minor", b"_unit_price_minor"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__unit_price_minor) -> _WhichOneofReturnType__unit_price_minor | None: ...
+
+Global___ImportedOrderLine: _TypeAlias = ImportedOrderLine  # noqa: Y015
+
+@_typing.final
+class ImportedOrder(_message.Message):
+    """A historical order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    ORDERED_AT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The retailer's order id (unique across live and imported orders)."""
+    customer_id: _builtins.str
+    """Customer who placed it."""
+    currency: _builtins.str
+    """ISO-4217 currency."""
+    @_builtins.property
+    def ordered_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was placed (from 1970, not in the future)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedOrderLine]:
+        """Its lines (1..100, one per SKU)."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        ordered_at: _timestamp_pb2.Timestamp | None = ...,
+        lines: _abc.Iterable[Global___ImportedOrderLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ordered_at", b"ordered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "customer_id", b"customer_id", "lines", b"lines", "order_id", b"order_id", "ordered_at", b"ordered_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedOrder: _TypeAlias = ImportedOrder  # noqa: Y015
+
+@_typing.final
+class ImportOrdersRequest(_message.Message):
+    """Request of ImportOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDERS_FIELD_NUMBER: _builtins.int
+    IMPORT_ID_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    import_id: _builtins.str
+    """Names the import run (timeline notes, OrderImported events)."""
+    dry_run: _builtins.bool
+    """Validate and report what would be imported and any conflicts; store nothing."""
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedOrder]:
+        """1..1000 orders."""
+
+    def __init__(
+        self,
+        *,
+        orders: _abc.Iterable[Global___ImportedOrder] | None = ...,
+        import_id: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "import_id", b"import_id", "orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOrdersRequest: _TypeAlias = ImportOrdersRequest  # noqa: Y015
+
+@_typing.final
+class ImportConflict(_message.Message):
+    """An order id the import cannot use."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order id."""
+    reason: _builtins.str
+    """Why: used by a live order, or imported before with another customer, total or time."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportConflict: _TypeAlias = ImportConflict  # noqa: Y015
+
+@_typing.final
+class ImportOrdersResponse(_message.Message):
+    """Response of ImportOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    IMPORTED_FIELD_NUMBER: _builtins.int
+    TO_IMPORT_FIELD_NUMBER: _builtins.int
+    ALREADY_IMPORTED_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """True when nothing was stored (a dry run)."""
+    imported: _builtins.int
+    """Orders stored by this request."""
+    to_import: _builtins.int
+    """Dry run: orders that would be stored."""
+    already_imported: _builtins.int
+    """Orders skipped: imported before with the same facts."""
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportConflict]:
+        """Conflicting ids; when any, nothing of the batch is stored."""
+
+    def __init__(
+        self,
+        *,
+        dry_run: _builtins.bool = ...,
+        imported: _builtins.int = ...,
+        to_import: _builtins.int = ...,
+        already_imported: _builtins.int = ...,
+        conflicts: _abc.Iterable[Global___ImportConflict] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_imported", b"already_imported", "conflicts", b"conflicts", "dry_run", b"dry_run", "imported", b"imported", "to_import", b"to_import"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOrdersResponse: _TypeAlias = ImportOrdersResponse  # noqa: Y015

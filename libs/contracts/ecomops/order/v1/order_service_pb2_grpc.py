@@ -124,6 +124,11 @@ class OrderServiceStub:
                 request_serializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisRequest.SerializeToString,
                 response_deserializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisResponse.FromString,
                 _registered_method=True)
+        self.ImportOrders = channel.unary_unary(
+                '/ecomops.order.v1.OrderService/ImportOrders',
+                request_serializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersRequest.SerializeToString,
+                response_deserializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -253,6 +258,14 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportOrders(self, request, context):
+        """Import historical orders (ops): stored once per order id as delivered history that took no
+        stock, payment or risk decision, announced with OrderImported. A batch is validated whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -340,6 +353,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.GetOrderKpis,
                     request_deserializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisRequest.FromString,
                     response_serializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisResponse.SerializeToString,
+            ),
+            'ImportOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportOrders,
+                    request_deserializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersRequest.FromString,
+                    response_serializer=ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -806,6 +824,33 @@ class OrderService:
             '/ecomops.order.v1.OrderService/GetOrderKpis',
             ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisRequest.SerializeToString,
             ecomops_dot_order_dot_v1_dot_order__service__pb2.GetOrderKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.order.v1.OrderService/ImportOrders',
+            ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersRequest.SerializeToString,
+            ecomops_dot_order_dot_v1_dot_order__service__pb2.ImportOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,10 @@ class OrderServiceStub:
     """Record the goods of an approved return as received: refund and restock (ops)."""
     GetOrderKpis: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderKpisRequest, _order_service_pb2.GetOrderKpisResponse]
     """Order KPIs over a period (ops)."""
+    ImportOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ImportOrdersRequest, _order_service_pb2.ImportOrdersResponse]
+    """Import historical orders (ops): stored once per order id as delivered history that took no
+    stock, payment or risk decision, announced with OrderImported. A batch is validated whole.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -117,6 +121,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Record the goods of an approved return as received: refund and restock (ops)."""
     GetOrderKpis: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderKpisRequest, _order_service_pb2.GetOrderKpisResponse]  # type: ignore[assignment]
     """Order KPIs over a period (ops)."""
+    ImportOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ImportOrdersRequest, _order_service_pb2.ImportOrdersResponse]  # type: ignore[assignment]
+    """Import historical orders (ops): stored once per order id as delivered history that took no
+    stock, payment or risk decision, announced with OrderImported. A batch is validated whole.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """The order service: carts, idempotent checkout across pricing, risk and inventory, tokenised
@@ -261,5 +269,15 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.GetOrderKpisResponse, _abc.Awaitable[_order_service_pb2.GetOrderKpisResponse]]:
         """Order KPIs over a period (ops)."""
+
+    @_abc_1.abstractmethod
+    def ImportOrders(
+        self,
+        request: _order_service_pb2.ImportOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_service_pb2.ImportOrdersResponse, _abc.Awaitable[_order_service_pb2.ImportOrdersResponse]]:
+        """Import historical orders (ops): stored once per order id as delivered history that took no
+        stock, payment or risk decision, announced with OrderImported. A batch is validated whole.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
