@@ -262,7 +262,9 @@ class Stack:
         return self.token("ops-demo", "ops")
 
     def key(self, *parts: object) -> dict[str, str]:
-        return {"Idempotency-Key": "demo-" + "-".join(str(p) for p in (self.seed, *parts))}
+        """An Idempotency-Key derived from the seed. Parts are joined with "_": digits joined
+        with "-" could read as a card number, which every service refuses."""
+        return {"Idempotency-Key": "demo_" + "_".join(str(p) for p in (self.seed, *parts))}
 
     async def call(
         self,
@@ -514,46 +516,87 @@ def import_history(st: Stack, p: Plan, out: Progress) -> None:
     )
 
 
-async def seed_behaviour(st: Stack, p: Plan, out: Progress, sessions: int) -> None:
-    rng = _r(p.seed, "behaviour")
-    weights = [s.popularity for s in p.skus]
-    events: list[dict[str, Any]] = []
-    for n in range(sessions):
-        who = (
-            {"customer_id": rng.choice(p.customers)}
-            if rng.random() < 0.6
-            else {"session_id": f"demo-s{p.seed}-{n}"}
-        )
-        at = p.now - timedelta(hours=rng.uniform(0.2, 72))
-        first = rng.choices(p.skus, weights=weights)[0]
-        seen = [
-            first,
-            *rng.sample(
-                p.by_category[first.category], k=min(3, len(p.by_category[first.category]))
-            ),
-        ]
-        for i, s in enumerate(seen[: rng.randint(1, 4)]):
-            t = at + timedelta(seconds=40 * i)
-            events.append({"type": "view", "sku": s.sku, "occurred_at": t.isoformat(), **who})
-            if rng.random() < 0.3:
-                t2 = t + timedelta(seconds=20)
-                events.append(
-                    {"type": "add_to_cart", "sku": s.sku, "occurred_at": t2.isoformat(), **who}
-                )
-    batches = [events[i : i + 100] for i in range(0, len(events), 100)]
+#: Days of storefront behaviour before today (recommendation keeps events up to 30 days old).
+BEHAVIOUR_DAYS = 7
 
-    async def send(batch_no: int) -> None:
+
+def behaviour_plan(p: Plan, browsing_per_day: int) -> dict[str, list[dict[str, Any]]]:
+    """Storefront events per day (ISO date) for the days before today: the visit behind each
+    history order of that day (views, then add-to-carts of its lines, minutes before it), and
+    browsing visits that bought nothing (three per order, plus ``browsing_per_day``). A day's
+    events depend only on the seed, the sizes and the date."""
+    weights = list(itertools.accumulate(s.popularity for s in p.skus))
+    by_day: dict[str, list[Order]] = {}
+    for order in p.history:
+        by_day.setdefault(order.ordered_at.date().isoformat(), []).append(order)
+    plan_: dict[str, list[dict[str, Any]]] = {}
+    for back in range(BEHAVIOUR_DAYS, 0, -1):
+        day = (p.now - timedelta(days=back)).date()
+        rng = _r(p.seed, "behaviour", len(p.customers), len(p.skus), day.isoformat())
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        events: list[dict[str, Any]] = []
+
+        def event(
+            kind: str,
+            sku: str,
+            at: datetime,
+            who: dict[str, str],
+            events: list[dict[str, Any]] = events,
+        ) -> None:
+            events.append({"type": kind, "sku": sku, "occurred_at": at.isoformat(), **who})
+
+        orders = by_day.get(day.isoformat(), [])
+        for order in orders:
+            who = {"customer_id": order.customer_id}
+            at = order.ordered_at - timedelta(minutes=rng.uniform(8, 40))
+            for i, line in enumerate(order.lines):
+                event("view", line.sku, at + timedelta(seconds=50 * i), who)
+                event("add_to_cart", line.sku, at + timedelta(seconds=50 * i + 30), who)
+        for n in range(3 * len(orders) + browsing_per_day):
+            who = (
+                {"customer_id": rng.choice(p.customers)}
+                if rng.random() < 0.5
+                else {"session_id": f"demo-v{p.seed}-{day:%Y%m%d}x{n}"}
+            )
+            at = start + timedelta(seconds=int(rng.triangular(7 * 3600, 23.5 * 3600, 20 * 3600)))
+            first = rng.choices(p.skus, cum_weights=weights)[0]
+            pool = p.by_category[first.category]
+            for i, s in enumerate([first, *rng.sample(pool, k=min(2, len(pool)))]):
+                if i and rng.random() < 0.5:
+                    break
+                event("view", s.sku, at + timedelta(seconds=45 * i), who)
+                if rng.random() < 0.12:
+                    event("add_to_cart", s.sku, at + timedelta(seconds=45 * i + 20), who)
+        plan_[day.isoformat()] = events
+    return plan_
+
+
+async def seed_behaviour(st: Stack, p: Plan, out: Progress, browsing_per_day: int) -> None:
+    per_day = behaviour_plan(p, browsing_per_day)
+    batches = [
+        (day, n // 100, events[n : n + 100])
+        for day, events in per_day.items()
+        for n in range(0, len(events), 100)
+    ]
+
+    async def send(batch: tuple[str, int, list[dict[str, Any]]]) -> None:
+        day, n, events = batch
+        # A day's batches are the same on every run that day: a re-run replays them.
         await st.call(
             "POST",
             "recommendation",
             "/v1/behavior-events",
-            json={"events": batches[batch_no]},
-            # No Idempotency-Key: the events' times follow the clock, so a re-run sends new
-            # visits (more behaviour, nothing broken).
+            json={"events": events},
+            headers={**st.ops, **st.key("behaviour", len(p.customers), len(p.skus), day, n)},
         )
 
-    await gather(range(len(batches)), send)
-    out.note(f"behaviour: {len(events)} storefront events from {sessions} visits")
+    await gather(batches, send)
+    total = sum(len(e) for e in per_day.values())
+    views = sum(1 for e in per_day.values() for x in e if x["type"] == "view")
+    out.note(
+        f"behaviour: {total} storefront events over {BEHAVIOUR_DAYS} days "
+        f"({views} views, {total - views} add-to-carts)"
+    )
 
 
 @dataclass
@@ -813,7 +856,7 @@ async def seed(args: Any) -> Progress:
         history = asyncio.create_task(asyncio.to_thread(import_history, st, p, out))
         try:
             await seed_promotions(st, p, out)
-            await seed_behaviour(st, p, out, sessions=max(20, args.live_orders * 4))
+            await seed_behaviour(st, p, out, browsing_per_day=max(5, args.live_orders // 2))
             await seed_live(st, p, out, args.live_orders)
             await seed_carts(st, p, out, max(3, args.live_orders // 8))
         finally:
