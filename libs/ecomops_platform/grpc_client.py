@@ -1,4 +1,5 @@
-"""gRPC clients of other services: bearer token and trace context on every call, and the
+"""gRPC clients of other services: bearer token and trace context (the OpenTelemetry client
+interceptors: a client span per call) on every call, and the
 structured problem a server attached to its error (read from the standard rich status,
 ``grpc-status-details-bin``; from the deprecated ``ecomops-problem`` trailer of older servers)."""
 
@@ -28,7 +29,6 @@ class _OutgoingMetadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[m
     ) -> Any:
         metadata = list(client_call_details.metadata or ())
         metadata.append(("authorization", f"Bearer {self._token()}"))
-        metadata.extend(tracing.inject_headers().items())
         details = client_call_details._replace(metadata=metadata)
         return await continuation(details, request)
 
@@ -85,7 +85,7 @@ def make_channel(
     """
     if tls is None and settings is not None:
         tls = client_tls(settings)
-    interceptors = [_OutgoingMetadata(token)]
+    interceptors = [_OutgoingMetadata(token), *tracing.grpc_client_interceptors()]
     options = [
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 0),

@@ -1,5 +1,6 @@
-"""gRPC server runner (grpc.aio): health, reflection, and one interceptor for auth, tracing,
-metrics, deadlines and error mapping. Every ecomops RPC is unary-unary.
+"""gRPC server runner (grpc.aio): health, reflection, the OpenTelemetry server interceptor
+(tracing), and one interceptor for auth, metrics, deadlines and error mapping. Every ecomops
+RPC is unary-unary.
 
 An error is answered with its status code and message, and the standard rich status
 (``grpc-status-details-bin``: a ``google.rpc.Status`` with the same code and message carrying
@@ -369,27 +370,22 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             raw_metadata = tuple(context.invocation_metadata() or ())
-            metadata = {k: v for k, v in raw_metadata if isinstance(v, str)}
-            ctx = tracing.extract_context(metadata)
             try:
-                with tracing.tracer().start_as_current_span(
-                    method, context=ctx, kind=tracing.trace.SpanKind.SERVER
-                ):
-                    try:
-                        authorization = _single_authorization(raw_metadata)
-                        current_caller.set(await verifier.verify_header_async(authorization))
-                        screen_request(request)
-                        remaining = context.time_remaining()
-                        budget = max_deadline if remaining is None else min(remaining, max_deadline)
-                        return await asyncio.wait_for(inner(request, context), timeout=budget)
-                    except ServiceError as exc:
-                        code = grpc_code_of(exc)
-                        await context.abort(
-                            code, _bounded(exc.detail), error_trailers(exc, code, service)
-                        )
-                    except TimeoutError:
-                        code = grpc.StatusCode.DEADLINE_EXCEEDED
-                        await context.abort(code, "deadline exceeded")
+                try:
+                    authorization = _single_authorization(raw_metadata)
+                    current_caller.set(await verifier.verify_header_async(authorization))
+                    screen_request(request)
+                    remaining = context.time_remaining()
+                    budget = max_deadline if remaining is None else min(remaining, max_deadline)
+                    return await asyncio.wait_for(inner(request, context), timeout=budget)
+                except ServiceError as exc:
+                    code = grpc_code_of(exc)
+                    await context.abort(
+                        code, _bounded(exc.detail), error_trailers(exc, code, service)
+                    )
+                except TimeoutError:
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
+                    await context.abort(code, "deadline exceeded")
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
@@ -447,8 +443,14 @@ class GrpcServer:
         access_log: bool = True,
     ) -> None:
         self.server = grpc.aio.server(
+            # The OpenTelemetry server span outside the platform's checks, so that a refused
+            # call (UNAUTHENTICATED, INVALID_ARGUMENT) is traced too.
             interceptors=grpc_interceptors(
-                access_log, [PlatformInterceptor(service, verifier, max_deadline)]
+                access_log,
+                [
+                    tracing.grpc_server_interceptor(),
+                    PlatformInterceptor(service, verifier, max_deadline),
+                ],
             ),
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import tracing
 from .access_log import AccessLogMiddleware
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message as BusMessage
@@ -324,6 +325,9 @@ def create_app(
         if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
             route.operation_id = route.name
     _install_openapi(app, service)
+    # The request's server span (the OpenTelemetry FastAPI instrumentation), outermost:
+    # named by the route template, current while every middleware and the access log run.
+    tracing.instrument_app(app)
     return app
 
 

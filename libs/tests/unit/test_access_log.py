@@ -268,7 +268,7 @@ async def test_without_traceparent_the_line_names_the_trace_the_server_started(
     access: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = TracerProvider()
-    monkeypatch.setattr(tracing, "tracer", lambda name="ecomops": provider.get_tracer(name))
+    monkeypatch.setattr(tracing, "tracer_provider", lambda: provider)
     app, rest_seen = _app()
     server, grpc_seen = await _echo_server()
     try:
