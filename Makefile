@@ -18,8 +18,8 @@ deps: ## install the locked Python dependencies into .venv (uv, cached under .lo
 tools: ## build helm and promtool from the Go module proxy into .local/bin (cached; buf comes from PyPI with deps)
 	@bash deploy/local/fetch-tools.sh helm promtool
 
-run: deps ## start PostgreSQL, Kafka and every service; Ctrl-C stops everything
-	@bash scripts/run.sh
+run: deps ## start PostgreSQL, Kafka and every service (TRACING=1: and Jaeger, spans exported to it); Ctrl-C stops everything
+	@TRACING="$(TRACING)" bash scripts/run.sh
 
 stop: ## stop a local stack left running (services, Kafka, PostgreSQL)
 	@bash scripts/stop.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the developer tools the project needs that PyPI does not ship (helm; promtool, which
 # checks the chart's alert rules; vegeta and ghz, the
-# HTTP and gRPC load generators of `make bench`) from the Go module proxy into
+# HTTP and gRPC load generators of `make bench`; jaeger, the trace store and query API of
+# `make run TRACING=1`) from the Go module proxy into
 # .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
 # Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
 # is skipped. Pinned versions keep the build deterministic even when another helm is on PATH.
@@ -10,6 +11,8 @@
 #   bash deploy/local/fetch-tools.sh            # helm
 #   bash deploy/local/fetch-tools.sh promtool   # promtool (deploy/k8s-check.sh asks for it)
 #   bash deploy/local/fetch-tools.sh vegeta ghz # the load generators (scripts/bench.sh asks for them)
+#   bash deploy/local/fetch-tools.sh jaeger     # Jaeger v2 (scripts/run.sh asks for it with TRACING=1;
+#                                               # never by `make test`: 12 min here, 2 shared cores)
 set -euo pipefail
 
 HELM_VERSION="v3.22.0"
@@ -18,6 +21,10 @@ GHZ_VERSION="v0.93.0"
 # promtool (`promtool check rules` / `promtool test rules` on the chart's PrometheusRule):
 # Prometheus v3.16.0, published on the Go module proxy as github.com/prometheus/prometheus v0.316.0.
 PROMTOOL_VERSION="v0.316.0"
+# Jaeger v2 (an OpenTelemetry Collector distribution: OTLP receiver, in-memory store, query API
+# and UI server). Its go.mod has replace directives, so `go install pkg@version` refuses it: it
+# is built as a tool of a throw-away module (`go get -tool`) instead.
+JAEGER_VERSION="v1.76.0"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN_DIR="$ROOT/.local/bin"
@@ -58,6 +65,27 @@ build() { # tool version package [ldflags]
     [[ -x "$BIN_DIR/$tool" ]] || die "go install did not produce $BIN_DIR/$tool"
     echo "$version" >"$BIN_DIR/.$tool.version"
     echo "fetch-tools.sh: built $tool $version in $((SECONDS - started)) s -> $BIN_DIR/$tool"
+    built_any=1
+}
+
+build_jaeger() {
+    if is_current jaeger "$JAEGER_VERSION"; then
+        echo "fetch-tools.sh: jaeger $JAEGER_VERSION already built ($BIN_DIR/jaeger)"
+        return 0
+    fi
+    echo "fetch-tools.sh: building jaeger $JAEGER_VERSION (first time, several minutes)..."
+    local started=$SECONDS mod="$GO_DIR/jaeger-build"
+    rm -rf "$mod" "$BIN_DIR/.jaeger.version"
+    mkdir -p "$mod"
+    (
+        cd "$mod"
+        go mod init ecomops.local/jaeger-build >/dev/null 2>&1
+        go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+        go build -ldflags="-s -w" -o "$BIN_DIR/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+    ) || die "building jaeger $JAEGER_VERSION failed (go get -tool / go build in $mod)"
+    rm -rf "$mod"
+    echo "$JAEGER_VERSION" >"$BIN_DIR/.jaeger.version"
+    echo "fetch-tools.sh: built jaeger $JAEGER_VERSION in $((SECONDS - started)) s -> $BIN_DIR/jaeger"
     built_any=1
 }
 
@@ -107,7 +135,8 @@ for tool in "${tools[@]}"; do
             build promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool \
                 "-X github.com/prometheus/common/version.Version=3.${PROMTOOL_VERSION#v0.3}"
             ;;
-        *) die "unknown tool '$tool' (known: helm promtool vegeta ghz)" ;;
+        jaeger) build_jaeger ;;
+        *) die "unknown tool '$tool' (known: helm promtool vegeta ghz jaeger)" ;;
     esac
 done
 
