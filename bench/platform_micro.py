@@ -3,7 +3,9 @@
 - ``asgi``: the REST app of ``ecomops_platform.rest.create_app`` (every middleware, the error
   handlers, a JSON response) called directly as an ASGI app, without a server or a client, so
   that the figure is the platform's own CPU per request: a GET answering a small JSON document
-  and a POST with a JSON body (screened, validated).
+  and a POST with a JSON body (screened, validated). Tracing is configured as the runtime does
+  (``configure_tracing``, from the ``OTEL_*`` environment): unset, no export (non-recording
+  spans); ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, every request's span exported there.
 - ``uow``: units of work against PostgreSQL (``ORDER_DATABASE_URL``'s server, a probe database
   of its own), each running one statement: wall time per unit of work and statements per unit
   of work, and server transactions per unit of work (``pg_stat_database`` deltas; a pool
@@ -126,6 +128,10 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> int:
 
 
 async def bench_asgi(n: int = 4000) -> None:
+    from ecomops_platform.tracing import configure_tracing, exporting, flush_tracing
+
+    configure_tracing("micro")
+    print(f"asgi: spans {'exported' if exporting() else 'not exported'}")
     app = _app()
     body = b'{"sku": "SKU-1", "quantity": 3, "note": "gift wrap"}'
     for _ in range(200):  # warm up
@@ -145,6 +151,7 @@ async def bench_asgi(n: int = 4000) -> None:
             f"asgi {label}: {n} requests, {wall / n * 1e6:.0f} us/request wall, "
             f"{cpu / n * 1e6:.0f} us/request CPU ({_load()})"
         )
+    flush_tracing()
 
 
 # --- uow -------------------------------------------------------------------------------------
