@@ -115,3 +115,27 @@ def test_the_relay_publishes_in_the_writers_context_with_one_traceparent(
     # A row written outside any span has no context to restore.
     headers, writer = tracing.publish_headers({"ce_id": "e-2"})
     assert writer is None and headers == [("ce_id", b"e-2")]
+
+
+def test_a_card_number_in_the_url_never_reaches_an_exported_span() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("t").start_span(
+        "GET /v1/orders/{order_id}",
+        attributes={
+            "http.url": "http://api/v1/orders/o-1?pan=4111111111111111",
+            "http.target": "/v1/orders/4111 1111 1111 1111",
+            "http.method": "GET",
+        },
+    )
+    tracing.screen_request_span(span, {})
+    span.end()
+    (exported,) = exporter.get_finished_spans()
+    attributes = dict(exported.attributes or {})
+    assert "4111" not in str(attributes), attributes
+    assert attributes["http.url"].startswith("http://api/v1/orders/o-1?pan=")
+    assert attributes["http.method"] == "GET"
