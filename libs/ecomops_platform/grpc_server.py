@@ -1,6 +1,6 @@
 """gRPC server runner (grpc.aio): health, reflection, the OpenTelemetry server interceptor
-(tracing), and one interceptor for auth, metrics, deadlines and error mapping. Every ecomops
-RPC is unary-unary.
+(tracing, when spans are exported), and one interceptor for auth, metrics, deadlines and error
+mapping. Every ecomops RPC is unary-unary.
 
 An error is answered with its status code and message, and the standard rich status
 (``grpc-status-details-bin``: a ``google.rpc.Status`` with the same code and message carrying
@@ -20,6 +20,7 @@ INVALID_ARGUMENT for a value outside 0001-01-01 … 9999-12-31.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -347,10 +348,20 @@ def error_trailers(
 
 
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, service: str, verifier: TokenVerifier, max_deadline: float) -> None:
+    def __init__(
+        self,
+        service: str,
+        verifier: TokenVerifier,
+        max_deadline: float,
+        *,
+        server_span: bool = False,
+    ) -> None:
+        """``server_span``: open the call's server span here (continuing the caller's
+        ``traceparent``), when the OpenTelemetry interceptor is not installed (no exporter)."""
         self._service = service
         self._verifier = verifier
         self._max_deadline = max_deadline
+        self._server_span = server_span
 
     async def intercept_service(
         self,
@@ -365,27 +376,37 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         inner = handler.unary_unary
         service, verifier, max_deadline = self._service, self._verifier, self._max_deadline
+        server_span = self._server_span
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             raw_metadata = tuple(context.invocation_metadata() or ())
+            span: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if server_span:
+                metadata = {k: v for k, v in raw_metadata if isinstance(v, str)}
+                span = tracing.tracer().start_as_current_span(
+                    method,
+                    context=tracing.extract_context(metadata),
+                    kind=tracing.trace.SpanKind.SERVER,
+                )
             try:
-                try:
-                    authorization = _single_authorization(raw_metadata)
-                    current_caller.set(await verifier.verify_header_async(authorization))
-                    screen_request(request)
-                    remaining = context.time_remaining()
-                    budget = max_deadline if remaining is None else min(remaining, max_deadline)
-                    return await asyncio.wait_for(inner(request, context), timeout=budget)
-                except ServiceError as exc:
-                    code = grpc_code_of(exc)
-                    await context.abort(
-                        code, _bounded(exc.detail), error_trailers(exc, code, service)
-                    )
-                except TimeoutError:
-                    code = grpc.StatusCode.DEADLINE_EXCEEDED
-                    await context.abort(code, "deadline exceeded")
+                with span:
+                    try:
+                        authorization = _single_authorization(raw_metadata)
+                        current_caller.set(await verifier.verify_header_async(authorization))
+                        screen_request(request)
+                        remaining = context.time_remaining()
+                        budget = max_deadline if remaining is None else min(remaining, max_deadline)
+                        return await asyncio.wait_for(inner(request, context), timeout=budget)
+                    except ServiceError as exc:
+                        code = grpc_code_of(exc)
+                        await context.abort(
+                            code, _bounded(exc.detail), error_trailers(exc, code, service)
+                        )
+                    except TimeoutError:
+                        code = grpc.StatusCode.DEADLINE_EXCEEDED
+                        await context.abort(code, "deadline exceeded")
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
@@ -427,6 +448,21 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 class GrpcServer:
+    @staticmethod
+    def _interceptors(
+        service: str, verifier: TokenVerifier, max_deadline: float
+    ) -> list[grpc.aio.ServerInterceptor]:
+        """Exporting spans: the OpenTelemetry server interceptor, outside the platform's
+        checks so that a refused call (UNAUTHENTICATED, INVALID_ARGUMENT) is traced too.
+        Otherwise the platform's interceptor opens a (non-recording) server span itself: the
+        instrumentation's interceptor costs more per call than that, for spans nobody sees."""
+        if tracing.exporting():
+            return [
+                tracing.grpc_server_interceptor(),
+                PlatformInterceptor(service, verifier, max_deadline),
+            ]
+        return [PlatformInterceptor(service, verifier, max_deadline, server_span=True)]
+
     def __init__(
         self,
         *,
@@ -443,14 +479,8 @@ class GrpcServer:
         access_log: bool = True,
     ) -> None:
         self.server = grpc.aio.server(
-            # The OpenTelemetry server span outside the platform's checks, so that a refused
-            # call (UNAUTHENTICATED, INVALID_ARGUMENT) is traced too.
             interceptors=grpc_interceptors(
-                access_log,
-                [
-                    tracing.grpc_server_interceptor(),
-                    PlatformInterceptor(service, verifier, max_deadline),
-                ],
+                access_log, self._interceptors(service, verifier, max_deadline)
             ),
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),

@@ -23,7 +23,10 @@ Where spans come from:
 - gRPC: ``opentelemetry-instrumentation-grpc``: the aio server interceptor
   (:func:`grpc_server_interceptor`, inside the access log's interceptors) and client
   interceptors on every channel (:func:`grpc_client_interceptors`); health and reflection are
-  not traced.
+  not traced. Only when exporting: without an exporter the platform's own interceptors carry
+  the context (a non-recording server span opened by ``PlatformInterceptor``, ``traceparent``
+  injected by the channel's metadata interceptor), because the instrumentation's interceptors
+  cost more per call than that, for spans nobody would see.
 - SQL: ``opentelemetry-instrumentation-asyncpg`` (SQLAlchemy's asyncpg dialect and the raw
   asyncpg hot paths alike), only when exporting. A statement with no parent span (the outbox
   relay's polls, retention and periodic jobs) is not sampled: it would be a trace of its own.
