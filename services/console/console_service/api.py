@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ecomops_platform.auth import Caller, TokenVerifier
-from ecomops_platform.errors import NotFound, Unauthenticated, Unprocessable
+from ecomops_platform.errors import Forbidden, NotFound, Unauthenticated, Unprocessable
 from ecomops_platform.problems import FastJSONResponse
 from ecomops_platform.rest import RequestModel
 
@@ -58,10 +58,11 @@ FORWARDED_HEADERS = ("content-type", "idempotency-key", "traceparent")
 
 
 class SessionOut(BaseModel):
-    subject: str
-    role: str
-    expires_at: datetime | None
-    csrf_token: str
+    signed_in: bool
+    subject: str | None = None
+    role: str | None = None
+    expires_at: datetime | None = None
+    csrf_token: str | None = None
     oidc: bool = False
 
 
@@ -124,10 +125,17 @@ def build_router(settings: ConsoleSettings, verifier: TokenVerifier, up: Upstrea
         sess.start_session(reply, token, secret=secret, secure=secure)
         return reply
 
-    @router.get("/session", response_model=SessionOut)
+    @router.get("/session", response_model=SessionOut, response_model_exclude_none=True)
     async def get_session(request: Request) -> SessionOut:
-        """Who is signed in, and the CSRF token the page sends with every change."""
-        token, caller = await signed_in(request)
+        """Who is signed in, and the CSRF token the page sends with every change; without a
+        valid session ``signed_in`` is false (200: the page shows its sign-in form)."""
+        token = request.cookies.get(sess.SESSION_COOKIE)
+        if not token:
+            return SessionOut(signed_in=False, oidc=settings.oidc_enabled)
+        try:
+            caller = await sess.ops_caller(verifier, token)
+        except (Unauthenticated, Forbidden):
+            return SessionOut(signed_in=False, oidc=settings.oidc_enabled)
         exp = sess.token_expiry(token)
         presented = request.cookies.get(sess.CSRF_COOKIE)
         csrf = (
@@ -136,6 +144,7 @@ def build_router(settings: ConsoleSettings, verifier: TokenVerifier, up: Upstrea
             else sess.csrf_token(secret, token)
         )
         return SessionOut(
+            signed_in=True,
             subject=caller.subject,
             role=caller.role.value,
             expires_at=datetime.fromtimestamp(exp, UTC) if exp else None,

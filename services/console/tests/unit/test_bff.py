@@ -112,7 +112,7 @@ async def test_sign_in_sets_an_httponly_strict_cookie(client: httpx.AsyncClient)
     readable = next(c for c in cookies if c.startswith("ecomops_console_csrf="))
     assert "HttpOnly" not in readable and "SameSite=strict" in readable
     me = (await client.get("/api/session")).json()
-    assert (me["subject"], me["role"]) == ("ops-1", "ops")
+    assert (me["signed_in"], me["subject"], me["role"]) == (True, "ops-1", "ops")
 
 
 @pytest.mark.parametrize("role", ["customer", "partner", "service"])
@@ -174,7 +174,8 @@ async def test_sign_out_clears_the_session(client: httpx.AsyncClient) -> None:
     assert refused.status_code == 403
     out = await client.delete("/api/session", headers={"X-CSRF-Token": await csrf(client)})
     assert out.status_code == 204
-    assert (await client.get("/api/session")).status_code == 401
+    assert (await client.get("/api/session")).json() == {"signed_in": False, "oidc": False}
+    assert (await client.get("/api/overview")).status_code == 401
 
 
 async def test_only_allow_listed_calls_pass(client: httpx.AsyncClient) -> None:

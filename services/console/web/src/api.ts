@@ -78,6 +78,7 @@ export function newIdempotencyKey(): string {
 }
 
 export interface Session {
+  signed_in: boolean;
   subject: string;
   role: string;
   expires_at: string | null;
@@ -104,6 +105,7 @@ export async function signIn(token: string): Promise<void> {
 export async function currentSession(): Promise<Session | null> {
   try {
     const session = await get<Session>("/api/session");
+    if (!session.signed_in) return null;
     setCsrf(session.csrf_token);
     return session;
   } catch (err) {
