@@ -92,6 +92,7 @@ try {
       if (await first.count()) { await first.click(); await settle(); }
     }
     result.pages[p.nav] = await describe();
+    await page.waitForTimeout(1600); // recharts animates for 1.5 s: shoot the finished charts
     await page.screenshot({ path: join(shots, p.shot), fullPage: true });
   }
 
@@ -117,6 +118,7 @@ try {
   await page.setViewportSize({ width: 820, height: 1180 });
   await open(PAGES[0]);
   result.tablet = await describe();
+  await page.waitForTimeout(1600);
   await page.screenshot({ path: join(shots, "overview-tablet.png"), fullPage: false });
 
   // Sign out: back to the form.
