@@ -28,6 +28,11 @@ from .settings import ConsoleSettings
 STATE_COOKIE = "ecomops_console_oidc"
 
 
+def _http(timeout: float) -> httpx.AsyncClient:
+    """The client of the provider's endpoints (tests stand a provider in here)."""
+    return httpx.AsyncClient(timeout=timeout)
+
+
 def build_oidc_router(settings: ConsoleSettings, verifier: TokenVerifier) -> APIRouter:
     router = APIRouter(prefix="/api/oidc", tags=["console"])
     discovered: dict[str, Any] = {}
@@ -37,7 +42,7 @@ def build_oidc_router(settings: ConsoleSettings, verifier: TokenVerifier) -> API
         if not discovered:
             url = f"{str(settings.oidc_issuer).rstrip('/')}/.well-known/openid-configuration"
             try:
-                async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as client:
+                async with _http(settings.upstream_timeout_seconds) as client:
                     resp = await client.get(url)
                     resp.raise_for_status()
                     discovered.update(resp.json())
@@ -102,7 +107,7 @@ def build_oidc_router(settings: ConsoleSettings, verifier: TokenVerifier) -> API
         if settings.oidc_client_secret:
             form["client_secret"] = settings.oidc_client_secret
         try:
-            async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as client:
+            async with _http(settings.upstream_timeout_seconds) as client:
                 resp = await client.post(conf["token_endpoint"], data=form)
         except httpx.HTTPError as exc:
             raise DependencyUnavailable(f"OIDC token endpoint: {exc}") from exc
