@@ -30,7 +30,14 @@ import shipped
 ROOT = shipped.ROOT
 # Every service the platform knows; test_commands.py checks the chart renders exactly these.
 SERVICES = tuple(registry.SERVICES)
-IMPORT_ROOTS = {"ecomops", "ecomops_platform", *(f"{s}_service" for s in SERVICES)}
+# The console (services/console) is a deployable without a database: not an ecomops.services
+# entry point, but an import root of the wheel.
+IMPORT_ROOTS = {
+    "ecomops",
+    "ecomops_platform",
+    "console_service",
+    *(f"{s}_service" for s in SERVICES),
+}
 
 
 @pytest.fixture(scope="session")
