@@ -13,6 +13,9 @@ tracing="${TRACING:-}"
 if [[ -n "$tracing" ]]; then
   bash deploy/local/fetch-tools.sh jaeger
 fi
+# The console's page (npm, cached; rebuilt only when its sources change). Without npm the
+# console still starts and says its page is not built.
+bash services/console/build.sh || echo "run.sh: the console's page could not be built (npm?); its API still runs" >&2
 bash deploy/local/stack.sh up run
 jaeger_pid=""
 cleanup() {
