@@ -9,11 +9,11 @@ from ecomops_platform.settings import CommonSettings
 from ecomops_platform.spec import GrpcService, Job, ServiceSpec, Subscription
 
 from .adapters.clients import Channels, GrpcCoupons, GrpcOrders
-from .adapters.starter_kb import starter_articles
 from .adapters.unit_of_work import SqlSupportUnitOfWork
 from .domain.compensation import CompensationRule
 from .domain.tickets import SlaPolicy
 from .entrypoints import consumers, grpc, rest
+from .knowledge_base import load_starter_articles
 from .service_layer import articles, compensation, kpis, order_activity, tickets
 from .service_layer.articles import SeedArticles
 from .service_layer.ports import Deps, Ports
@@ -69,9 +69,8 @@ def dependencies(service: Service, settings: SupportSettings) -> Deps:
         if settings.seed_starter_kb:
             bus = service.bus
             assert bus is not None
-            starter = starter_articles()
-            if starter:
-                await bus.handle(SeedArticles(articles=starter, only_when_empty=True), bus.system)
+            starter = tuple(load_starter_articles())
+            await bus.handle(SeedArticles(articles=starter, only_when_empty=True), bus.system)
 
     async def stop() -> None:
         while channels:

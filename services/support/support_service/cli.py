@@ -1,10 +1,13 @@
-"""``ecomops support <command>``: evaluate and calibrate the knowledge base's automatic answers."""
+"""``ecomops support <command>``: evaluate and calibrate the knowledge base's automatic answers;
+seed-kb (load the starter knowledge base into the database)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+from typing import Any
 
 from .domain.knowledge import DEFAULT_AUTO_ANSWER_CONFIDENCE
 from .knowledge_base import load_starter_articles
@@ -36,6 +39,40 @@ def _threshold(text: str) -> float:
     return value
 
 
+def cmd_seed_kb(missing: bool) -> int:
+    """Load the starter articles into the service's database (``SUPPORT_DATABASE_URL``): when it
+    has no article at all, or with ``missing`` every starter article whose id is absent.
+    Existing articles are never overwritten."""
+    from ecomops_platform.bus import MessageBus
+    from ecomops_platform.db import Database
+
+    from .adapters.unit_of_work import SqlSupportUnitOfWork
+    from .bootstrap import SPEC, deps_from, load_settings
+    from .service_layer.articles import SeedArticles
+
+    settings = load_settings()
+    articles = tuple(load_starter_articles())
+
+    async def run() -> int:
+        db = Database(settings.database_url, pool_size=1, max_overflow=0)
+        try:
+            bus: MessageBus[Any, Any] = MessageBus(
+                service=SPEC.name,
+                uow=lambda: SqlSupportUnitOfWork(db, SPEC.name),
+                deps=deps_from(settings),
+                handlers=SPEC.handlers,
+            )
+            return await bus.handle(
+                SeedArticles(articles=articles, only_when_empty=not missing), bus.system
+            )
+        finally:
+            await db.dispose()
+
+    added = asyncio.run(run())
+    print(f"seed-kb: {added} of {len(articles)} starter articles added")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ecomops support")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,7 +99,18 @@ def main(argv: list[str]) -> int:
         help="fit the confidence model on a labelled (development) question set and print it",
     )
     cal.add_argument("--csv", required=True, help="question,expected_article_id,language")
+    seed = sub.add_parser(
+        "seed-kb",
+        help="load the starter knowledge base into the database when it has no article",
+    )
+    seed.add_argument(
+        "--missing",
+        action="store_true",
+        help="add every starter article whose id is missing, even when others exist",
+    )
     args = parser.parse_args(argv)
+    if args.command == "seed-kb":
+        return cmd_seed_kb(args.missing)
     articles = load_starter_articles()
     try:
         if args.command == "calibrate":

@@ -9,6 +9,8 @@ from pydantic_settings import SettingsConfigDict
 
 from ecomops_platform.settings import ServiceSettings
 
+from .domain.knowledge import DEFAULT_AUTO_ANSWER_CONFIDENCE
+
 
 class CompensationRuleIn(BaseModel):
     """One goodwill rule (see ``domain/compensation.py``)."""
@@ -33,7 +35,7 @@ class SupportSettings(ServiceSettings):
     dependency_timeout: float = Field(default=2.0, gt=0, le=30)
 
     #: A new ticket whose best article scores at least this (0..1) is answered automatically.
-    auto_answer_confidence: float = Field(default=0.6, ge=0, le=1)
+    auto_answer_confidence: float = Field(default=DEFAULT_AUTO_ANSWER_CONFIDENCE, ge=0, le=1)
     #: SLA targets in minutes per tier (JSON, e.g. {"1": 240, "2": 480, "3": 1440}).
     sla_first_response_minutes: dict[int, int] = {1: 240, 2: 480, 3: 1440}
     sla_resolution_minutes: dict[int, int] = {1: 1440, 2: 2880, 3: 4320}

@@ -16,7 +16,7 @@ from ecomops_platform.ports import UnitOfWorkPort
 from ecomops_platform.timestamps import utcnow
 
 from ..domain.compensation import DEFAULT_RULES, CompensationRule
-from ..domain.knowledge import Article
+from ..domain.knowledge import DEFAULT_AUTO_ANSWER_CONFIDENCE, Article
 from ..domain.tickets import Change, SlaPolicy, Ticket
 from .kb_cache import KnowledgeCache
 from .views import (
@@ -256,7 +256,7 @@ class Deps:
     ports: Ports = field(default_factory=lambda: cast(Ports, _NoPorts()))
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     #: A ticket whose best article scores at least this is answered automatically.
-    auto_answer_confidence: float = 0.6
+    auto_answer_confidence: float = DEFAULT_AUTO_ANSWER_CONFIDENCE
     #: Order totals (minor units) from which priority rises one / two levels.
     high_value_minor: int = 20_000
     urgent_value_minor: int = 100_000
