@@ -208,7 +208,7 @@ class SqlTicketRepository(_Repository):
         stmt = (
             sa.select(m.c.message_id, m.c.author_role, m.c.author, m.c.body, m.c.created_at)
             .where(m.c.ticket_id == ticket_id)
-            .order_by(m.c.created_at, m.c.message_id)
+            .order_by(m.c.seq)
         )
         return [MessageView(*row) for row in (await self.session.execute(stmt)).all()]
 

@@ -42,6 +42,7 @@ tickets = sa.Table(
 ticket_messages = sa.Table(
     "ticket_messages",
     metadata,
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column("message_id", sa.String(64), primary_key=True),
     sa.Column("ticket_id", sa.String(64), nullable=False),
     sa.Column("author_role", sa.String(16), nullable=False),

@@ -245,7 +245,8 @@ class Ticket:
         )
 
     def escalate(self, now: datetime) -> Ticket:
-        self._require(set(ACTIVE), "escalate it")
+        """One tier up (an agent may also take over an automatically answered ticket)."""
+        self._require(set(ACTIVE) | {Status.AUTO_ANSWERED}, "escalate it")
         if self.tier >= MAX_TIER:
             raise Conflict(f"ticket {self.ticket_id} is at tier 3 already", code="top-tier")
         return self._to(Status.ESCALATED, tier=self.tier + 1, clock=SlaClock(started_at=now))

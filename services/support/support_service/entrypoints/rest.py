@@ -61,7 +61,7 @@ def build_router(bus: Bus) -> APIRouter:
             OpenTicket(
                 customer_id=body.customer_id or "",
                 order_id=body.order_id,
-                category=body.category,
+                category=Category(body.category),
                 subject=body.subject,
                 message=body.message,
                 language=body.language,
@@ -178,7 +178,7 @@ def build_router(bus: Bus) -> APIRouter:
                 article_id=article_id,
                 title=body.title,
                 body=body.body,
-                category=body.category.value,
+                category=body.category,
                 language=body.language,
                 keywords=tuple(body.keywords),
             ),

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt
 
 from ecomops_platform.strict import StrictRequestModel
 
-from ..domain.tickets import Category
-
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(min_length=1, max_length=5000)]
 Note = Annotated[str, Field(min_length=1, max_length=2000)]
+CategoryName = Literal["delivery", "payment", "return", "product", "account", "other"]
+Language = Literal["en", "zh"]
 
 
 class TicketIn(StrictRequestModel):
     order_id: Id | None = None
-    category: Category
+    category: CategoryName
     subject: Annotated[str, Field(min_length=1, max_length=200)]
     message: Text
-    language: Annotated[str, Field(pattern="^(en|zh)$")] | None = None
+    language: Language | None = None
     #: ops only: the customer the ticket is for (customers: themselves).
     customer_id: Id | None = None
 
@@ -54,8 +54,8 @@ class RatingIn(StrictRequestModel):
 class ArticleIn(StrictRequestModel):
     title: Annotated[str, Field(min_length=1, max_length=300)]
     body: Annotated[str, Field(min_length=1, max_length=20000)]
-    category: Category
-    language: Annotated[str, Field(pattern="^(en|zh)$")]
+    category: CategoryName
+    language: Language
     keywords: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)
     ] = []
