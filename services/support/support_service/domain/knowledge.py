@@ -167,8 +167,8 @@ class _Analyzers:
         with cls._lock:
             if cls._ready:
                 return cls
-            import jieba  # type: ignore[import-untyped]
-            import Stemmer  # type: ignore[import-not-found]
+            import jieba
+            import Stemmer
             from bm25s import stopwords
 
             jieba.setLogLevel(logging.WARNING)

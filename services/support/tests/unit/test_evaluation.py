@@ -83,18 +83,21 @@ def test_an_unanswerable_question_answered_is_a_wrong_answer(tmp_path: Path) -> 
     assert math.isnan(report.overall.top1_accuracy)
 
 
+H = "question,expected_article_id,language\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("q,id,lang\nrefund,refund,en\n", r":1: the header must be"),
         ("", r":1: the header must be .* an empty file"),
-        ("question,expected_article_id,language\nrefund,refund,en\nrefund,refund\n", r":3: expected 3 fields"),
-        ("question,expected_article_id,language\nrefund, money back,refund,en\n", r":2: expected 3 fields"),
-        ("question,expected_article_id,language\nrefund,refund,en\n\nrefund,refund,fr\n", r":4: language 'fr'"),
-        ("question,expected_article_id,language\nrefund,nope,en\n", r":2: no article has the id 'nope'"),
-        ("question,expected_article_id,language\n  ,refund,en\n", r":2: the question is empty"),
-        ("question,expected_article_id,language\n", r"no questions"),
-        ('question,expected_article_id,language\n"refund,refund,en\n', r"questions.csv:\d+: "),
+        (H + "refund,refund,en\nrefund,refund\n", r":3: expected 3 fields"),
+        (H + "refund, money back,refund,en\n", r":2: expected 3 fields"),
+        (H + "refund,refund,en\n\nrefund,refund,fr\n", r":4: language 'fr'"),
+        (H + "refund,nope,en\n", r":2: no article has the id 'nope'"),
+        (H + "  ,refund,en\n", r":2: the question is empty"),
+        (H + "", r"no questions"),
+        (H + '"refund,refund,en\n', r"questions.csv:\d+: "),
     ],
 )  # fmt: skip
 def test_bad_rows_name_their_line(tmp_path: Path, text: str, message: str) -> None:
