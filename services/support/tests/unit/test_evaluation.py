@@ -117,14 +117,16 @@ def test_missing_and_non_utf8_files_are_clear_errors(tmp_path: Path) -> None:
 def test_shipped_question_sets_load() -> None:
     ids = [a.article_id for a in load_starter_articles()]
     assert len(load_questions(data_path("questions_dev.csv"), ids)) >= 150
+    assert len(load_questions(data_path("questions_calibration.csv"), ids)) >= 100
     assert len(load_questions(data_path("questions_heldout.csv"), ids)) >= 100
 
 
-def test_committed_confidence_model_is_the_fit_on_the_development_set() -> None:
-    fitted = fit_confidence(data_path("questions_dev.csv"), load_starter_articles())
+def test_committed_confidence_model_is_the_fit_on_the_calibration_set() -> None:
+    fitted = fit_confidence(data_path("questions_calibration.csv"), load_starter_articles())
     assert fitted.intercept == pytest.approx(CONFIDENCE_MODEL.intercept, abs=0.002)
     assert fitted.coverage == pytest.approx(CONFIDENCE_MODEL.coverage, abs=0.002)
     assert fitted.sqrt_margin == pytest.approx(CONFIDENCE_MODEL.sqrt_margin, abs=0.002)
+    assert fitted.single_match == pytest.approx(CONFIDENCE_MODEL.single_match, abs=0.002)
 
 
 def test_cli_evaluate(
