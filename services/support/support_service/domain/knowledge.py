@@ -8,13 +8,16 @@ How a question finds its article
   from the text: any CJK ideograph makes it Chinese (customers writing Chinese often add Latin
   brand names; English questions practically never contain ideographs).
 * English text is lower-cased, split on anything that is not a letter or a digit, stripped of stop
-  words (bm25s's English list plus the contractions customers type without an apostrophe:
-  "didnt", "isnt", "cant") and stemmed with the Snowball English stemmer (PyStemmer). A word of a
-  question that is in no article is replaced by the closest word that is (difflib ratio >= 0.8,
-  words of 4 letters or more), so that "retrun" finds "return" and "paymnet" "payment".
+  words (bm25s's English list plus filler such as "please", "my", "how") and stemmed with the
+  Snowball English stemmer (PyStemmer). Negations are kept, and the contractions customers type
+  without an apostrophe ("didnt", "cant", "isnt") all become "not": "not received" is a topic.
+  A word of a question that is in no article is replaced by the closest word that is (difflib
+  ratio >= 0.8, words of 4 letters or more), so that "paymnet" finds "payment".
 * Chinese text is segmented with jieba in search mode (the words and the shorter words inside
   long ones, so that "退款到账" also matches "退款"), Latin words inside it are handled as English,
-  and bm25s's Chinese stop words and punctuation are dropped.
+  and bm25s's Chinese stop words and punctuation are dropped. The character bigrams of each
+  Chinese run are added for matching only (jieba cuts "还没收到退款" as 还/没收/退款, "confiscate"
+  rather than "not received"; the bigram 收到 still matches), not for the coverage below.
 * An article is indexed as its title and keywords (each twice: they are short and written to be
   found) followed by its body.
 
@@ -165,7 +168,7 @@ def normalise_language(language: str) -> str:
 
 
 class _Analyzers:
-    """The tokenisers, loaded once per process (jieba's dictionary takes about a second)."""
+    """The tokenisers, loaded once per process (jieba's dictionary and bm25s take seconds)."""
 
     _lock = threading.Lock()
     _ready = False
