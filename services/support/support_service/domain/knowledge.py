@@ -65,6 +65,10 @@ from typing import Any
 #: Languages the index understands. Other values of ``language`` find nothing.
 LANGUAGES = ("en", "zh")
 
+#: Only the beginning of a long message is matched: it says what the message is about, and the
+#: cost of a search (spelling correction above all) grows with the number of distinct words.
+MAX_QUERY_CHARS = 2000
+
 #: Default auto-answer threshold on :attr:`Match.score` (the service's
 #: ``SUPPORT_AUTO_ANSWER_CONFIDENCE``): the lowest threshold (steps of 0.05) at which at least
 #: 90 % of the automatic answers on questions_calibration.csv are right, overall and in each
@@ -335,7 +339,7 @@ class KnowledgeIndex:
         index = self._by_language.get(self._language_of(query, language))
         if index is None:
             return []
-        words, extra = _analyse(query, language_of(index))
+        words, extra = _analyse(query[:MAX_QUERY_CHARS], language_of(index))
         word_terms = list(dict.fromkeys(_correct(index, w) for w in words))
         known = [t for t in dict.fromkeys([*word_terms, *extra]) if t in index.idf]
         if not known:

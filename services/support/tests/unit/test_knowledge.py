@@ -120,6 +120,16 @@ def test_confidence_grows_with_coverage_and_margin() -> None:
     )
 
 
+def test_a_long_message_is_matched_on_its_beginning_and_stays_fast(index: KnowledgeIndex) -> None:
+    import time
+
+    noise = " ".join(f"qzx{i}wv" for i in range(20_000))
+    started = time.perf_counter()
+    matches = index.search("my card was declined at checkout " + noise)
+    assert time.perf_counter() - started < 2.0
+    assert matches[0].article_id == "payment-failed-en"
+
+
 def test_duplicate_article_ids_are_rejected() -> None:
     a = Article("x", "t", "b", "other", "en")
     with pytest.raises(ValueError, match="unique"):
