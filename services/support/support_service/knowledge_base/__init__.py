@@ -1,9 +1,11 @@
 """The starter knowledge base shipped with the service, and its labelled question sets.
 
 ``articles.json``: about forty articles, each in English and Simplified Chinese.
-``questions_dev.csv``: questions used while designing the retrieval and to fit its confidence.
-``questions_heldout.csv``: questions written at the same time, before any retrieval code existed,
-and looked at only to report the figures in docs/services/support.md.
+``questions_dev.csv``: questions used to design the retrieval and to write the articles' keywords.
+``questions_calibration.csv``: questions used only to fit the confidence and choose the default
+threshold, never to write keywords (so that the confidence is not flattered by them).
+``questions_heldout.csv``: questions written before the last change, measured once to report the
+figures in docs/services/support.md. The history of the three sets is told there.
 Both CSVs are ``question,expected_article_id,language``; an empty id means no article answers.
 """
 

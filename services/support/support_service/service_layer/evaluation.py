@@ -223,7 +223,7 @@ def _pct(value: float) -> str:
 
 
 def fit_confidence(
-    csv_path: str | Path, articles: Sequence[Article], l2: float = 1.0
+    csv_path: str | Path, articles: Sequence[Article], l2: float = 0.1
 ) -> ConfidenceModel:
     """Fit :class:`ConfidenceModel` by L2-regularised logistic regression (Newton's method).
 
@@ -233,21 +233,27 @@ def fit_confidence(
     """
     questions = load_questions(csv_path, (a.article_id for a in articles))
     index = KnowledgeIndex.build(articles)
-    features: list[tuple[float, float]] = []
+    features: list[tuple[float, float, float]] = []
     targets: list[float] = []
     for q in questions:
         hits = index.explain(q.question, q.language, k=1)
         if not hits:
             continue
         margin = hits[0].margin
-        features.append((hits[0].coverage, math.copysign(math.sqrt(abs(margin)), margin)))
+        features.append(
+            (
+                hits[0].coverage,
+                math.copysign(math.sqrt(abs(margin)), margin),
+                1.0 if hits[0].single else 0.0,
+            )
+        )
         targets.append(1.0 if hits[0].article_id == q.expected_article_id else 0.0)
     if len(set(targets)) < 2:
         raise EvaluationError(f"{csv_path}: need both right and wrong first hits to calibrate")
     x = np.column_stack([np.ones(len(features)), np.asarray(features)])
     y = np.asarray(targets)
-    penalty = np.diag([0.0, l2, l2])  # the intercept is not penalised
-    w = np.zeros(3)
+    penalty = np.diag([0.0, l2, l2, l2])  # the intercept is not penalised
+    w = np.zeros(4)
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-x @ w))
         gradient = x.T @ (p - y) + penalty @ w
@@ -260,4 +266,5 @@ def fit_confidence(
         intercept=round(float(w[0]), 3),
         coverage=round(float(w[1]), 3),
         sqrt_margin=round(float(w[2]), 3),
+        single_match=round(float(w[3]), 3),
     )

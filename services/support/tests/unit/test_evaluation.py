@@ -83,18 +83,21 @@ def test_an_unanswerable_question_answered_is_a_wrong_answer(tmp_path: Path) -> 
     assert math.isnan(report.overall.top1_accuracy)
 
 
+H = "question,expected_article_id,language\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("q,id,lang\nrefund,refund,en\n", r":1: the header must be"),
         ("", r":1: the header must be .* an empty file"),
-        ("question,expected_article_id,language\nrefund,refund,en\nrefund,refund\n", r":3: expected 3 fields"),
-        ("question,expected_article_id,language\nrefund, money back,refund,en\n", r":2: expected 3 fields"),
-        ("question,expected_article_id,language\nrefund,refund,en\n\nrefund,refund,fr\n", r":4: language 'fr'"),
-        ("question,expected_article_id,language\nrefund,nope,en\n", r":2: no article has the id 'nope'"),
-        ("question,expected_article_id,language\n  ,refund,en\n", r":2: the question is empty"),
-        ("question,expected_article_id,language\n", r"no questions"),
-        ('question,expected_article_id,language\n"refund,refund,en\n', r"questions.csv:\d+: "),
+        (H + "refund,refund,en\nrefund,refund\n", r":3: expected 3 fields"),
+        (H + "refund, money back,refund,en\n", r":2: expected 3 fields"),
+        (H + "refund,refund,en\n\nrefund,refund,fr\n", r":4: language 'fr'"),
+        (H + "refund,nope,en\n", r":2: no article has the id 'nope'"),
+        (H + "  ,refund,en\n", r":2: the question is empty"),
+        (H + "", r"no questions"),
+        (H + '"refund,refund,en\n', r"questions.csv:\d+: "),
     ],
 )  # fmt: skip
 def test_bad_rows_name_their_line(tmp_path: Path, text: str, message: str) -> None:
@@ -114,14 +117,16 @@ def test_missing_and_non_utf8_files_are_clear_errors(tmp_path: Path) -> None:
 def test_shipped_question_sets_load() -> None:
     ids = [a.article_id for a in load_starter_articles()]
     assert len(load_questions(data_path("questions_dev.csv"), ids)) >= 150
+    assert len(load_questions(data_path("questions_calibration.csv"), ids)) >= 100
     assert len(load_questions(data_path("questions_heldout.csv"), ids)) >= 100
 
 
-def test_committed_confidence_model_is_the_fit_on_the_development_set() -> None:
-    fitted = fit_confidence(data_path("questions_dev.csv"), load_starter_articles())
+def test_committed_confidence_model_is_the_fit_on_the_calibration_set() -> None:
+    fitted = fit_confidence(data_path("questions_calibration.csv"), load_starter_articles())
     assert fitted.intercept == pytest.approx(CONFIDENCE_MODEL.intercept, abs=0.002)
     assert fitted.coverage == pytest.approx(CONFIDENCE_MODEL.coverage, abs=0.002)
     assert fitted.sqrt_margin == pytest.approx(CONFIDENCE_MODEL.sqrt_margin, abs=0.002)
+    assert fitted.single_match == pytest.approx(CONFIDENCE_MODEL.single_match, abs=0.002)
 
 
 def test_cli_evaluate(

@@ -114,6 +114,20 @@ def test_confidence_grows_with_coverage_and_margin() -> None:
     assert CONFIDENCE_MODEL.confidence(coverage=1.0, margin=-0.5) < CONFIDENCE_MODEL.confidence(
         coverage=1.0, margin=0.5
     )
+    # The only article sharing a word with the question: often an incidental match.
+    assert CONFIDENCE_MODEL.confidence(0.5, 1.0, single=True) < CONFIDENCE_MODEL.confidence(
+        0.5, 1.0
+    )
+
+
+def test_a_long_message_is_matched_on_its_beginning_and_stays_fast(index: KnowledgeIndex) -> None:
+    import time
+
+    noise = " ".join(f"qzx{i}wv" for i in range(20_000))
+    started = time.perf_counter()
+    matches = index.search("my card was declined at checkout " + noise)
+    assert time.perf_counter() - started < 2.0
+    assert matches[0].article_id == "payment-failed-en"
 
 
 def test_duplicate_article_ids_are_rejected() -> None:
@@ -128,6 +142,9 @@ def test_question_sets_are_disjoint_and_large_enough() -> None:
             return [row["question"].strip().lower() for row in csv.DictReader(f)]
 
     dev, held_out = questions("questions_dev.csv"), questions("questions_heldout.csv")
-    assert len(dev) + len(held_out) >= 150
+    calibration = questions("questions_calibration.csv")
     assert len(held_out) >= 100
+    assert len(dev) + len(calibration) >= 150
     assert not set(dev) & set(held_out)
+    assert not set(dev) & set(calibration)
+    assert not set(calibration) & set(held_out)
