@@ -50,7 +50,8 @@ def deps_from(settings: SupportSettings) -> Deps:
 
 def dependencies(service: Service, settings: SupportSettings) -> Deps:
     """gRPC clients to ``SUPPORT_ORDER_TARGET`` / ``SUPPORT_PRICING_TARGET`` opened at start-up;
-    the starter knowledge base loaded into an empty articles table (``SUPPORT_SEED_STARTER_KB``)."""
+    the starter knowledge base loaded into an empty articles table (``SUPPORT_SEED_STARTER_KB``);
+    the knowledge index built."""
     deps = deps_from(settings)
     channels: list[Channels] = []
 
@@ -71,6 +72,10 @@ def dependencies(service: Service, settings: SupportSettings) -> Deps:
             assert bus is not None
             starter = tuple(load_starter_articles())
             await bus.handle(SeedArticles(articles=starter, only_when_empty=True), bus.system)
+        # The knowledge index is built before the service reports ready (seconds: jieba's
+        # dictionary, bm25s), never on a customer's request; later article changes rebuild it.
+        async with service.uow() as uow:
+            await deps.knowledge.current(uow)
 
     async def stop() -> None:
         while channels:
