@@ -74,7 +74,9 @@ def dependencies(service: Service, settings: SupportSettings) -> Deps:
             await bus.handle(SeedArticles(articles=starter, only_when_empty=True), bus.system)
         # The knowledge index is built before the service reports ready (seconds: jieba's
         # dictionary, bm25s), never on a customer's request; later article changes rebuild it.
-        async with service.uow() as uow:
+        uow = service.uow()
+        assert isinstance(uow, SqlSupportUnitOfWork)
+        async with uow:
             await deps.knowledge.current(uow)
 
     async def stop() -> None:
