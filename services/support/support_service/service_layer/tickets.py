@@ -367,6 +367,8 @@ async def list_tickets(query: ListTickets, ctx: Ctx) -> TicketPage:
             after = (datetime.fromisoformat(str(position["t"])), str(position["id"]))
         except (KeyError, ValueError):
             raise Unprocessable("cursor is not valid", code="invalid-cursor") from None
+        if after[0].tzinfo is None:
+            raise Unprocessable("cursor is not valid", code="invalid-cursor")
     if query.tier is not None and not 1 <= query.tier <= 3:
         raise Unprocessable("tier must be 1, 2 or 3", code="validation-error")
     flt = TicketFilter(

@@ -335,3 +335,12 @@ async def test_articles_put_and_seed_bump_the_version() -> None:
     assert await b.handle(SeedArticles(articles=starter, only_when_empty=True), SYSTEM) == 0
     assert await b.handle(SeedArticles(articles=starter), SYSTEM) == 1
     assert await uow.articles.version() == 2
+
+
+async def test_a_forged_cursor_is_refused() -> None:
+    from ecomops_platform.pagination import encode_cursor
+
+    b = bus(FakeSupportUnitOfWork())
+    for position in ({"t": "2026-01-01T00:00:00", "id": "x"}, {"t": "yesterday", "id": "x"}):
+        with pytest.raises(Unprocessable):
+            await b.handle(ListTickets(cursor=encode_cursor(position)), AGENT)
