@@ -488,11 +488,13 @@ async def deescalate_ticket(cmd: DeescalateTicket, ctx: Ctx) -> TicketView:
 
 @handler
 async def resolve_ticket(cmd: ResolveTicket, ctx: Ctx) -> TicketView:
+    if len(cmd.note) > 2000:
+        raise Unprocessable("note is longer than 2000 characters", code="validation-error")
     now = ctx.deps.clock()
     async with ctx.uow:
         record = await _load(ctx.uow, ctx, cmd.ticket_id)
         state = record.state.resolve(now)
-        record = await _change(ctx.uow, record, state, ctx, "resolved", cmd.note[:2000])
+        record = await _change(ctx.uow, record, state, ctx, "resolved", cmd.note.strip())
         ctx.uow.add_event(
             events.ticket_resolved(record, ctx.caller.subject, False),
             key=cmd.ticket_id,
