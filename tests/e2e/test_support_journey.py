@@ -53,7 +53,10 @@ async def stack(stack_env: None) -> AsyncIterator[Stack]:
                         categories=("delivery",),
                         percent=Decimal("0.10"),
                         min_days_late=0,
-                    )
+                    ),
+                    CompensationRuleIn(
+                        rule_id="damaged-item-return", kind="return", categories=("product",)
+                    ),
                 ],
             )
         )
@@ -180,6 +183,28 @@ async def test_late_delivery_ticket_to_goodwill_coupon_resolved_and_rated(
     ]
     for event_type in ("TicketOpened", "TicketEscalated", "TicketResolved", "SatisfactionRecorded"):
         await probe.wait_for(f"ecomops.support.v1.{event_type}", lambda e: e.key == tid)
+
+    # A damaged item on the same order: the return rule opens an approved return at order.
+    broken = await s.post(
+        "/v1/tickets",
+        json={
+            "order_id": oid,
+            "category": "product",
+            "subject": "Arrived broken",
+            "message": "The glass was shattered in the box.",
+        },
+        headers={**me, **key()},
+    )
+    assert broken.status_code == 201, broken.text
+    bid = broken.json()["ticket_id"]
+    ret = await s.post(
+        f"/v1/tickets/{bid}/compensation", json={"rule_id": "damaged-item-return"}, headers=agent
+    )
+    assert ret.status_code == 200, ret.text
+    assert ret.json()["kind"] == "return" and ret.json()["return_id"]
+    rma = await o.get(f"/v1/returns/{ret.json()['return_id']}", headers=ops)
+    assert rma.status_code == 200, rma.text
+    assert (rma.json()["order_id"], rma.json()["status"]) == (oid, "approved")
 
     async def counted() -> None:
         k = (await s.get("/v1/support/kpis", headers=ops)).json()

@@ -8,7 +8,7 @@ from ecomops_platform.runtime import Service
 from ecomops_platform.settings import CommonSettings
 from ecomops_platform.spec import GrpcService, Job, ServiceSpec, Subscription
 
-from .adapters.clients import Channels, GrpcCoupons, GrpcOrders
+from .adapters.clients import Channels, GrpcCoupons, GrpcOrders, GrpcReturns
 from .adapters.unit_of_work import SqlSupportUnitOfWork
 from .domain.compensation import CompensationRule
 from .domain.tickets import SlaPolicy
@@ -65,7 +65,9 @@ def dependencies(service: Service, settings: SupportSettings) -> Deps:
         channels.append(ch)
         timeout = settings.dependency_timeout
         deps.ports = Ports(
-            orders=GrpcOrders(ch.order, timeout), coupons=GrpcCoupons(ch.pricing, timeout)
+            orders=GrpcOrders(ch.order, timeout),
+            coupons=GrpcCoupons(ch.pricing, timeout),
+            returns=GrpcReturns(ch.order, timeout),
         )
         if settings.seed_starter_kb:
             bus = service.bus

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -16,7 +17,7 @@ class CompensationRuleIn(BaseModel):
     """One goodwill rule (see ``domain/compensation.py``)."""
 
     rule_id: str = Field(min_length=1, max_length=100)
-    kind: str = "coupon"
+    kind: Literal["coupon", "return"] = "coupon"
     categories: tuple[str, ...] = ()
     percent: Decimal = Field(default=Decimal("0.10"), gt=0, le=1)
     min_days_late: int = Field(default=0, ge=0)
@@ -51,7 +52,8 @@ class SupportSettings(ServiceSettings):
     urgent_value_minor: int = Field(default=100_000, ge=0)
     #: Delivery is promised within this many days of placement (compensation rules).
     promised_delivery_days: int = Field(default=3, ge=0, le=365)
-    #: Goodwill rules (JSON list); default: 10 % coupon for a delivery more than 2 days late.
+    #: Goodwill rules (JSON list); default: 10 % coupon for a delivery more than 2 days late,
+    #: return and refund of a delivered order for a product (damaged item) ticket.
     compensation_rules: list[CompensationRuleIn] = [
         CompensationRuleIn(
             rule_id="late-delivery-10",
@@ -59,7 +61,8 @@ class SupportSettings(ServiceSettings):
             percent=Decimal("0.10"),
             min_days_late=2,
             valid_days=30,
-        )
+        ),
+        CompensationRuleIn(rule_id="damaged-item-return", kind="return", categories=("product",)),
     ]
     #: How often the SLA escalation job and the closing job run (seconds).
     sla_job_interval: float = Field(default=30.0, gt=0)

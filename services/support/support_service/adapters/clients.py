@@ -108,7 +108,58 @@ class GrpcOrders:
             delivered_at=_optional_time(o, "delivered_at"),
             shipments=len(o.shipments),
             timeline=tuple(f"{e.status}@{to_datetime(e.at, 'at').isoformat()}" for e in o.timeline),
+            lines=tuple((line.sku, int(line.quantity)) for line in o.lines),
         )
+
+
+def _rma(response: Any) -> Any:
+    return getattr(response, "return")  # a Python keyword as a field name
+
+
+class GrpcReturns:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self.stub = od_grpc.OrderServiceStub(channel)
+        self.timeout = timeout
+
+    async def request_and_approve(
+        self,
+        *,
+        order_id: str,
+        lines: tuple[tuple[str, int], ...],
+        reason: str,
+        idempotency_key: str,
+    ) -> str:
+        request = od.RequestReturnRequest(
+            order_id=order_id,
+            lines=[od.ReturnLine(sku=sku, quantity=qty) for sku, qty in lines],
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+        # The same key again replays the same return (order's Idempotency-Key store).
+        rma = _rma(await _call("order", self.stub.RequestReturn, request, self.timeout))
+        if rma.status == "requested":
+            try:
+                await _call(
+                    "order",
+                    self.stub.ApproveReturn,
+                    od.ApproveReturnRequest(return_id=rma.return_id),
+                    self.timeout,
+                )
+            except Conflict:
+                # Approved meanwhile (a retry after a crash): fine; anything else is refused.
+                got = _rma(
+                    await _call(
+                        "order",
+                        self.stub.GetReturn,
+                        od.GetReturnRequest(return_id=rma.return_id),
+                        self.timeout,
+                    )
+                )
+                if got.status not in ("approved", "received"):
+                    raise
+        elif rma.status not in ("approved", "received"):
+            raise Conflict(f"order: return {rma.return_id} is {rma.status}", code="return-state")
+        return str(rma.return_id)
 
 
 class GrpcCoupons:

@@ -248,6 +248,7 @@ def _compensation(row: Any) -> CompensationView:
         percent=row.percent,
         approved_by=row.approved_by,
         applied_at=row.applied_at,
+        return_id=row.return_id,
     )
 
 
@@ -278,11 +279,13 @@ class SqlCompensationRepository(_Repository):
         )
         return (await self.session.execute(stmt)).first() is not None
 
-    async def mark_applied(self, ticket_id: str, at: datetime) -> CompensationView | None:
+    async def mark_applied(
+        self, ticket_id: str, at: datetime, return_id: str | None = None
+    ) -> CompensationView | None:
         stmt = (
             compensations.update()
             .where(compensations.c.ticket_id == ticket_id, compensations.c.status == "pending")
-            .values(status="applied", applied_at=at)
+            .values(status="applied", applied_at=at, return_id=return_id)
             .returning(*compensations.c)
         )
         row = (await self.session.execute(stmt)).first()

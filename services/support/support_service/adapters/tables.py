@@ -75,6 +75,7 @@ compensations = sa.Table(
     sa.Column("percent", sa.String(16), nullable=True),
     sa.Column("approved_by", sa.String(200), nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("return_id", sa.String(64), nullable=True),
 )
 
 ratings = sa.Table(

@@ -5,6 +5,8 @@ A rule is configuration (``SUPPORT_COMPENSATION_RULES``, JSON). Kinds:
 - ``coupon``: a single-use coupon of ``percent`` off, valid ``valid_days``, when the ticket's
   order was delivered (or is still undelivered) more than ``min_days_late`` days after the
   promised delivery (placed + ``SUPPORT_PROMISED_DELIVERY_DAYS``). Issued through pricing.
+- ``return``: a return (RMA) of every line of the ticket's delivered order, requested and
+  approved through order; the refund follows when the goods are received (order's flow).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ecomops_platform.errors import Conflict, NotFound, Unprocessable
+
+KINDS = ("coupon", "return")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,7 @@ class CompensationRule:
     valid_days: int = 30
 
     def __post_init__(self) -> None:
-        if self.kind != "coupon":
+        if self.kind not in KINDS:
             raise ValueError(f"compensation rule {self.rule_id}: unknown kind {self.kind!r}")
         if not Decimal(0) < self.percent <= Decimal(1):
             raise ValueError(f"compensation rule {self.rule_id}: percent must be in (0, 1]")
@@ -48,6 +52,7 @@ DEFAULT_RULES: tuple[CompensationRule, ...] = (
         min_days_late=2,
         valid_days=30,
     ),
+    CompensationRule(rule_id="damaged-item-return", kind="return", categories=("product",)),
 )
 
 
@@ -92,6 +97,13 @@ def check_applies(
         raise Unprocessable(
             f"rule {rule.rule_id} needs the ticket's order", code="rule-does-not-apply"
         )
+    if rule.kind == "return":
+        if order.delivered_at is None:
+            raise Unprocessable(
+                f"rule {rule.rule_id} needs a delivered order; {order.order_id} is not yet",
+                code="rule-does-not-apply",
+            )
+        return
     late = days_late(order, promised_days, now)
     if late <= rule.min_days_late:
         raise Unprocessable(

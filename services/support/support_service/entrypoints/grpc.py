@@ -47,6 +47,7 @@ def compensation_pb(c: CompensationView) -> pb.Compensation:
         percent=c.percent or "",
         approved_by=c.approved_by,
         applied_at=to_timestamp(c.applied_at),
+        return_id=c.return_id or "",
     )
 
 

@@ -68,6 +68,8 @@ class OrderSnapshot:
     shipments: int = 0
     timeline: tuple[str, ...] = ()
     from_events: bool = False
+    #: (sku, units) of every line.
+    lines: tuple[tuple[str, int], ...] = ()
 
     def context(self) -> OrderContextView:
         return OrderContextView(
@@ -146,7 +148,9 @@ class CompensationRepository(Protocol):
         """Insert the ticket's pending compensation; False when the ticket has one."""
         ...
 
-    async def mark_applied(self, ticket_id: str, at: datetime) -> CompensationView | None: ...
+    async def mark_applied(
+        self, ticket_id: str, at: datetime, return_id: str | None = None
+    ) -> CompensationView | None: ...
 
 
 class RatingRepository(Protocol):
@@ -238,10 +242,25 @@ class Coupons(Protocol):
         ...
 
 
+class Returns(Protocol):
+    async def request_and_approve(
+        self,
+        *,
+        order_id: str,
+        lines: tuple[tuple[str, int], ...],
+        reason: str,
+        idempotency_key: str,
+    ) -> str:
+        """A return (RMA) of ``lines`` requested and approved at the order service; its id. The
+        same key again finds the same return (a return approved already is accepted)."""
+        ...
+
+
 @dataclass(slots=True)
 class Ports:
     orders: OrderDirectory
     coupons: Coupons
+    returns: Returns
 
 
 class _NoPorts:

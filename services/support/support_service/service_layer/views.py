@@ -60,6 +60,8 @@ class CompensationView:
     percent: str | None
     approved_by: str
     applied_at: datetime
+    #: The return (RMA) at the order service, for a ``return`` compensation.
+    return_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

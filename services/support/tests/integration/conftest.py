@@ -20,7 +20,7 @@ from support_service.service_layer.articles import SeedArticles
 from support_service.service_layer.ports import Ports
 from support_service.settings import SupportSettings
 
-from ..unit.fakes import FakeCoupons, FakeOrders
+from ..unit.fakes import FakeCoupons, FakeOrders, FakeReturns
 
 
 def _url() -> str:
@@ -50,7 +50,7 @@ async def support(
     await upgrade_async("support", url)
     settings = SupportSettings(database_url=url, http_port=0, grpc_port=0, sla_job_interval=3600)
     deps = deps_from(settings)
-    deps.ports = Ports(orders=orders, coupons=coupons)
+    deps.ports = Ports(orders=orders, coupons=coupons, returns=FakeReturns())
     # Order events reach the handlers directly in the tests (the shared dev Kafka carries
     # other branches' event types, which this consumer would dead-letter).
     spec = dataclasses.replace(SPEC, subscriptions=())

@@ -144,11 +144,15 @@ class FakeCompensations:
         self.rows[view.ticket_id] = view
         return True
 
-    async def mark_applied(self, ticket_id: str, at: datetime) -> CompensationView | None:
+    async def mark_applied(
+        self, ticket_id: str, at: datetime, return_id: str | None = None
+    ) -> CompensationView | None:
         row = self.rows.get(ticket_id)
         if row is None or row.status != "pending":
             return None
-        self.rows[ticket_id] = dataclasses.replace(row, status="applied", applied_at=at)
+        self.rows[ticket_id] = dataclasses.replace(
+            row, status="applied", applied_at=at, return_id=return_id
+        )
         return self.rows[ticket_id]
 
 
@@ -315,6 +319,7 @@ class FakeOrders:
             "EUR",
             placed_at,
             delivered_at,
+            lines=(("SKU-1", 2),),
         )
 
     async def get(self, order_id: str) -> OrderSnapshot | None:
@@ -347,6 +352,25 @@ class FakeCoupons:
         return f"promo-{idempotency_key}"
 
 
+class FakeReturns:
+    def __init__(self) -> None:
+        self.requested: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
+        self.fail = False
+
+    async def request_and_approve(
+        self,
+        *,
+        order_id: str,
+        lines: tuple[tuple[str, int], ...],
+        reason: str,
+        idempotency_key: str,
+    ) -> str:
+        if self.fail:
+            raise DependencyUnavailable("order is unavailable; retry later")
+        self.requested.setdefault(idempotency_key, (order_id, lines))
+        return f"rma-{idempotency_key}"
+
+
 class FixedKnowledge(KnowledgeCache):
     """Answers every search with the configured matches (the retrieval is tested elsewhere)."""
 
@@ -367,12 +391,17 @@ def bus(
     *,
     orders: FakeOrders | None = None,
     coupons: FakeCoupons | None = None,
+    returns: FakeReturns | None = None,
     knowledge: KnowledgeCache | None = None,
     clock: Clock | None = None,
     **settings: Any,
 ) -> MessageBus[FakeSupportUnitOfWork, Deps]:
     deps = Deps(
-        ports=Ports(orders=orders or FakeOrders(), coupons=coupons or FakeCoupons()),
+        ports=Ports(
+            orders=orders or FakeOrders(),
+            coupons=coupons or FakeCoupons(),
+            returns=returns or FakeReturns(),
+        ),
         knowledge=knowledge or FixedKnowledge(),
         clock=clock or Clock(),
         **settings,

@@ -344,3 +344,46 @@ async def test_a_forged_cursor_is_refused() -> None:
     for position in ({"t": "2026-01-01T00:00:00", "id": "x"}, {"t": "yesterday", "id": "x"}):
         with pytest.raises(Unprocessable):
             await b.handle(ListTickets(cursor=encode_cursor(position)), AGENT)
+
+
+async def test_return_rule_requests_and_approves_a_return_of_the_delivered_order_once() -> None:
+    from .fakes import FakeReturns
+
+    uow, orders, returns = FakeSupportUnitOfWork(), FakeOrders(), FakeReturns()
+    orders.add("o-1", "alice", delivered_at=NOW - timedelta(days=1))
+    orders.add("o-2", "alice")  # not delivered
+    b = bus(uow, orders=orders, returns=returns)
+    damaged = {"category": Category.PRODUCT, "subject": "Broken", "message": "Arrived broken"}
+    t = (await b.execute(opening("o-1", **damaged), ALICE, idempotency_key="k-1")).result
+    returns.fail = True
+    with pytest.raises(DependencyUnavailable):
+        await b.handle(
+            ApplyCompensation(ticket_id=t.ticket_id, rule_id="damaged-item-return"), AGENT
+        )
+    returns.fail = False
+    done = await b.handle(
+        ApplyCompensation(ticket_id=t.ticket_id, rule_id="damaged-item-return"), AGENT
+    )
+    assert (done.kind, done.status, done.coupon_code) == ("return", "applied", None)
+    assert done.return_id == f"rma-support-return-{t.ticket_id}"
+    assert returns.requested == {f"support-return-{t.ticket_id}": ("o-1", (("SKU-1", 2),))}
+    with pytest.raises(Conflict):
+        await b.handle(ApplyCompensation(ticket_id=t.ticket_id, rule_id="late-delivery-10"), AGENT)
+    undelivered = (await b.execute(opening("o-2", **damaged), ALICE, idempotency_key="k-2")).result
+    with pytest.raises(Unprocessable):
+        await b.handle(
+            ApplyCompensation(ticket_id=undelivered.ticket_id, rule_id="damaged-item-return"),
+            AGENT,
+        )
+    # A ticket without an order: nothing to return.
+    other = (await b.execute(opening(None, **damaged), ALICE, idempotency_key="k-3")).result
+    rule = "damaged-item-return"
+    with pytest.raises(Unprocessable):
+        await b.handle(ApplyCompensation(ticket_id=other.ticket_id, rule_id=rule), AGENT)
+    # The order service now says the order is someone else's: refused, nothing reserved.
+    orders.add("o-3", "alice", delivered_at=NOW)
+    moved = (await b.execute(opening("o-3", **damaged), ALICE, idempotency_key="k-4")).result
+    orders.add("o-3", "bob", delivered_at=NOW)
+    with pytest.raises(Conflict):
+        await b.handle(ApplyCompensation(ticket_id=moved.ticket_id, rule_id=rule), AGENT)
+    assert moved.ticket_id not in uow.compensations.rows

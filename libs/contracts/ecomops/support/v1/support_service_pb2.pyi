@@ -201,10 +201,11 @@ class Compensation(_message.Message):
     PERCENT_FIELD_NUMBER: _builtins.int
     APPROVED_BY_FIELD_NUMBER: _builtins.int
     APPLIED_AT_FIELD_NUMBER: _builtins.int
+    RETURN_ID_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
     """Rule id."""
     kind: _builtins.str
-    """"coupon"."""
+    """"coupon" or "return"."""
     status: _builtins.str
     """"pending" (the other service's call not confirmed yet) or "applied"."""
     coupon_code: _builtins.str
@@ -213,6 +214,8 @@ class Compensation(_message.Message):
     """Fraction off for a coupon, decimal string."""
     approved_by: _builtins.str
     """Agent who approved it."""
+    return_id: _builtins.str
+    """Return (RMA) id at the order service for a return; the refund follows its receipt."""
     @_builtins.property
     def applied_at(self) -> _timestamp_pb2.Timestamp:
         """When."""
@@ -227,10 +230,11 @@ class Compensation(_message.Message):
         percent: _builtins.str = ...,
         approved_by: _builtins.str = ...,
         applied_at: _timestamp_pb2.Timestamp | None = ...,
+        return_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "approved_by", b"approved_by", "coupon_code", b"coupon_code", "kind", b"kind", "percent", b"percent", "rule_id", b"rule_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "approved_by", b"approved_by", "coupon_code", b"coupon_code", "kind", b"kind", "percent", b"percent", "return_id", b"return_id", "rule_id", b"rule_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -117,7 +117,8 @@ def upgrade() -> None:
         coupon_code VARCHAR(64),
         percent VARCHAR(16),
         approved_by VARCHAR(200) NOT NULL,
-        applied_at TIMESTAMP WITH TIME ZONE NOT NULL
+        applied_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        return_id VARCHAR(64)
         )
         """
     )
