@@ -15,11 +15,11 @@ help: ## list the targets
 deps: ## install the locked Python dependencies into .venv (uv, cached under .local/)
 	@bash deploy/local/bootstrap-python.sh
 
-tools: ## build helm and promtool from the Go module proxy into .local/bin (cached; buf comes from PyPI with deps)
+tools: ## helm from the Go module proxy, promtool from Debian (Go where apt-get is missing), into .local/bin (cached; buf: PyPI)
 	@bash deploy/local/fetch-tools.sh helm promtool
 
-run: deps ## start PostgreSQL, Kafka and every service; Ctrl-C stops everything
-	@bash scripts/run.sh
+run: deps ## start PostgreSQL, Kafka and every service (TRACING=1: and Jaeger, spans exported to it); Ctrl-C stops everything
+	@TRACING="$(TRACING)" bash scripts/run.sh
 
 stop: ## stop a local stack left running (services, Kafka, PostgreSQL)
 	@bash scripts/stop.sh

@@ -3,7 +3,12 @@
 - ``asgi``: the REST app of ``ecomops_platform.rest.create_app`` (every middleware, the error
   handlers, a JSON response) called directly as an ASGI app, without a server or a client, so
   that the figure is the platform's own CPU per request: a GET answering a small JSON document
-  and a POST with a JSON body (screened, validated).
+  and a POST with a JSON body (screened, validated). Tracing is configured as the runtime does
+  (``configure_tracing``, from the ``OTEL_*`` environment): unset, no export (non-recording
+  spans); ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, every request's span exported there.
+- ``grpc``: a unary call through the platform's gRPC server (``GrpcServer``: access log,
+  tracing, auth, screen) from a platform channel (``make_channel``: token, tracing), both in
+  this process over loopback: CPU per call of client and server together. Tracing as ``asgi``.
 - ``uow``: units of work against PostgreSQL (``ORDER_DATABASE_URL``'s server, a probe database
   of its own), each running one statement: wall time per unit of work and statements per unit
   of work, and server transactions per unit of work (``pg_stat_database`` deltas; a pool
@@ -126,6 +131,10 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> int:
 
 
 async def bench_asgi(n: int = 4000) -> None:
+    from ecomops_platform.tracing import configure_tracing, exporting, flush_tracing
+
+    configure_tracing("micro")
+    print(f"asgi: spans {'exported' if exporting() else 'not exported'}")
     app = _app()
     body = b'{"sku": "SKU-1", "quantity": 3, "note": "gift wrap"}'
     for _ in range(200):  # warm up
@@ -145,6 +154,74 @@ async def bench_asgi(n: int = 4000) -> None:
             f"asgi {label}: {n} requests, {wall / n * 1e6:.0f} us/request wall, "
             f"{cpu / n * 1e6:.0f} us/request CPU ({_load()})"
         )
+    flush_tracing()
+
+
+# --- grpc ------------------------------------------------------------------------------------
+
+
+async def bench_grpc(n: int = 2000) -> None:
+    import grpc
+    from google.protobuf import struct_pb2
+
+    from ecomops_platform.auth import Role
+    from ecomops_platform.grpc_client import make_channel
+    from ecomops_platform.grpc_server import GrpcServer
+    from ecomops_platform.tracing import configure_tracing, exporting, flush_tracing
+    from ecomops_testing import bearer
+
+    configure_tracing("micro")
+    print(f"grpc: spans {'exported' if exporting() else 'not exported'}")
+
+    async def echo(request: struct_pb2.Struct, context: Any) -> struct_pb2.Struct:
+        return request
+
+    def register(server: Any) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(
+            echo,
+            request_deserializer=struct_pb2.Struct.FromString,
+            response_serializer=struct_pb2.Struct.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("ecomops.micro.v1.Echo", {"Echo": handler}),)
+        )
+
+    settings = CommonSettings()
+    server = GrpcServer(
+        service="micro",
+        verifier=TokenVerifier(settings),
+        registrars=[register],
+        service_names=["ecomops.micro.v1.Echo"],
+        host="127.0.0.1",
+        port=0,
+    )
+    await server.start()
+    token = bearer("micro", Role.SERVICE)["Authorization"].split(" ", 1)[1]
+    channel = make_channel(f"127.0.0.1:{server.port}", lambda: token, settings=settings)
+    call = channel.unary_unary(
+        "/ecomops.micro.v1.Echo/Echo",
+        request_serializer=struct_pb2.Struct.SerializeToString,
+        response_deserializer=struct_pb2.Struct.FromString,
+    )
+    message = struct_pb2.Struct()
+    message.update({"sku": "SKU-1", "quantity": 3})
+    try:
+        for _ in range(200):  # warm up
+            await call(message, timeout=5)
+        started = time.perf_counter()
+        cpu = time.process_time()
+        for _ in range(n):
+            await call(message, timeout=5)
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        print(
+            f"grpc Echo: {n} calls, {wall / n * 1e6:.0f} us/call wall, "
+            f"{cpu / n * 1e6:.0f} us/call CPU, client and server ({_load()})"
+        )
+    finally:
+        await channel.close()
+        await server.stop(0)
+        flush_tracing()
 
 
 # --- uow -------------------------------------------------------------------------------------
@@ -432,6 +509,7 @@ def main() -> None:
         benches = {"asgi": bench_asgi, "uow": bench_uow, "quiet": bench_quiet}
         benches["notify"] = bench_notify
         benches["relay"] = bench_relay
+        benches["grpc"] = bench_grpc
         if item == "profile":
             continue
         asyncio.run(benches[item]())

@@ -9,7 +9,7 @@
 #      `promtool test rules` with tests/deploy/promtool/alerts-test.yaml
 #   5. the values reference in docs/deploy.md is up to date with values.schema.json
 # Environment: HELM (default .local/bin/helm, else helm on PATH), PROMTOOL (default
-# .local/bin/promtool, else promtool on PATH; built by deploy/local/fetch-tools.sh promtool),
+# .local/bin/promtool, else promtool on PATH; fetched by deploy/local/fetch-tools.sh promtool),
 # PYTHON (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ if [[ ! -x $PROMTOOL ]]; then
   PROMTOOL=$(command -v promtool || true)
 fi
 if [[ -z $PROMTOOL ]]; then
-  echo "k8s-check: promtool not found (build it with deploy/local/fetch-tools.sh promtool or set PROMTOOL)" >&2
+  echo "k8s-check: promtool not found (fetch it with deploy/local/fetch-tools.sh promtool or set PROMTOOL)" >&2
   exit 1
 fi
 PYTHON=${PYTHON:-.venv/bin/python}

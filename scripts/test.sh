@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started (minutes into the run): a cold make test must stay under 25 min.
+step() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "lint (ruff check, ruff format --check)"
 $BIN/ruff check libs services tests bench scripts deploy
@@ -44,3 +45,4 @@ else
   step "pytest: cross-service suites (e2e, fault, journeys, security)"
   $BIN/pytest -q tests/e2e tests/fault tests/journeys tests/security
 fi
+step "all checks passed"

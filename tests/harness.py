@@ -100,8 +100,14 @@ class Stack:
         log_dir: Path = LOG_DIR,
         extra_env: dict[str, str] | None = None,
         ready_timeout: float = 90.0,
+        port_base: int | None = None,
     ) -> None:
+        """``port_base`` moves this stack's ports (REST base+1…, gRPC base+1001…) away from the
+        suite's (``PROOF_PORT_BASE``): a second stack beside the shared one."""
         load_stack_env()
+        base = _BASE if port_base is None else port_base
+        self.http_ports = {svc: base + 1 + i for i, svc in enumerate(_SERVICES)}
+        self.grpc_ports = {svc: base + 1001 + i for i, svc in enumerate(_SERVICES)}
         self.services = list(services) if services is not None else implemented()
         self.log_dir = log_dir
         self.extra_env = dict(extra_env or {})
@@ -124,26 +130,28 @@ class Stack:
         env.setdefault("ORDER_RESERVATION_MARGIN", "2")
         env.setdefault("ORDER_JOB_INTERVAL", "1")
         env.setdefault("INVENTORY_EXPIRY_SWEEP_INTERVAL_SECONDS", "1")
-        for svc in HTTP_PORTS:
+        for svc in self.http_ports:
             up = svc.upper()
             env[f"{up}_HTTP_HOST"] = "127.0.0.1"
             env[f"{up}_GRPC_HOST"] = "127.0.0.1"
-            env[f"{up}_HTTP_PORT"] = str(HTTP_PORTS[svc])
-            env[f"{up}_GRPC_PORT"] = str(GRPC_PORTS[svc])
+            env[f"{up}_HTTP_PORT"] = str(self.http_ports[svc])
+            env[f"{up}_GRPC_PORT"] = str(self.grpc_ports[svc])
         for dep in ORDER_DEPENDENCIES:
-            env[f"ORDER_{dep.upper()}_TARGET"] = f"127.0.0.1:{GRPC_PORTS[dep]}"
+            env[f"ORDER_{dep.upper()}_TARGET"] = f"127.0.0.1:{self.grpc_ports[dep]}"
         for dep in SUPPORT_DEPENDENCIES:
-            env[f"SUPPORT_{dep.upper()}_TARGET"] = f"127.0.0.1:{GRPC_PORTS[dep]}"
+            env[f"SUPPORT_{dep.upper()}_TARGET"] = f"127.0.0.1:{self.grpc_ports[dep]}"
         env.update(self.extra_env)
         return env
 
     def url(self, svc: str) -> str:
-        return self.procs[svc].url if svc in self.procs else f"http://127.0.0.1:{HTTP_PORTS[svc]}"
+        if svc in self.procs:
+            return self.procs[svc].url
+        return f"http://127.0.0.1:{self.http_ports[svc]}"
 
     def grpc_target(self, svc: str) -> str:
         if svc in self.procs:
             return self.procs[svc].grpc_target
-        return f"127.0.0.1:{GRPC_PORTS[svc]}"
+        return f"127.0.0.1:{self.grpc_ports[svc]}"
 
     def has(self, *services: str) -> bool:
         return all(s in self.procs for s in services)
@@ -207,8 +215,8 @@ class Stack:
             raise StackError(f"{name} is already running")
         up = service.upper()
         child_env = self.base_env()
-        http_port = http_port or HTTP_PORTS[service]
-        grpc_port = grpc_port or GRPC_PORTS[service]
+        http_port = http_port or self.http_ports[service]
+        grpc_port = grpc_port or self.grpc_ports[service]
         child_env[f"{up}_HTTP_PORT"] = str(http_port)
         child_env[f"{up}_GRPC_PORT"] = str(grpc_port)
         child_env.update(env or {})

@@ -17,6 +17,8 @@ VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -1)"
 IMAGE="${IMAGE:-localhost/ecomops:$VERSION}"
 
 bash deploy/image/install-tools.sh
+# The console's page goes into the image when npm can build it (the Dockerfile copies it).
+bash services/console/build.sh || echo "build.sh: the console's page was not built; the image serves its API only" >&2
 if [ -z "${PYTHON_IMAGE:-}" ] || [ -z "${UV_IMAGE:-}" ]; then
     # shellcheck disable=SC2046
     eval "$(PODMAN="$PODMAN" bash deploy/image/base-images.sh)"

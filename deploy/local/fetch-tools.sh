@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the developer tools the project needs that PyPI does not ship (helm; promtool, which
-# checks the chart's alert rules; vegeta and ghz, the
-# HTTP and gRPC load generators of `make bench`) from the Go module proxy into
+# Builds the developer tools the project needs that PyPI does not ship (helm; vegeta and ghz, the
+# HTTP and gRPC load generators of `make bench`; jaeger, the trace store and query API of
+# `make run TRACING=1`) from the Go module proxy into
 # .local/bin/, with every Go path (GOPATH, module cache, build cache) under .local/cache/go.
+# promtool, which checks the chart's alert rules, is taken from Debian's `prometheus` package
+# where apt-get exists (seconds, instead of a 5-minute Go build); elsewhere it is built.
 # Idempotent: a tool already built at the pinned version (marker .local/bin/.<tool>.version)
 # is skipped. Pinned versions keep the build deterministic even when another helm is on PATH.
 # buf comes from PyPI (`buf-bin`, in the dev dependency group: .venv/bin/buf), not from here.
@@ -10,14 +12,23 @@
 #   bash deploy/local/fetch-tools.sh            # helm
 #   bash deploy/local/fetch-tools.sh promtool   # promtool (deploy/k8s-check.sh asks for it)
 #   bash deploy/local/fetch-tools.sh vegeta ghz # the load generators (scripts/bench.sh asks for them)
+#   bash deploy/local/fetch-tools.sh jaeger     # Jaeger v2 (scripts/run.sh asks for it with TRACING=1;
+#                                               # never by `make test`: 12 min here, 2 shared cores)
 set -euo pipefail
 
 HELM_VERSION="v3.22.0"
 VEGETA_VERSION="v12.13.0"
 GHZ_VERSION="v0.93.0"
 # promtool (`promtool check rules` / `promtool test rules` on the chart's PrometheusRule):
-# Prometheus v3.16.0, published on the Go module proxy as github.com/prometheus/prometheus v0.316.0.
+# Debian's `prometheus` package (bookworm: 2.42), only its promtool binary, extracted without
+# installing the package; without apt-get, Prometheus v3.16.0 from the Go module proxy
+# (github.com/prometheus/prometheus v0.316.0). The rules and their unit tests use nothing newer
+# than 2.42 has (deploy/k8s-check.sh runs both).
 PROMTOOL_VERSION="v0.316.0"
+# Jaeger v2 (an OpenTelemetry Collector distribution: OTLP receiver, in-memory store, query API
+# and UI server). Its go.mod has replace directives, so `go install pkg@version` refuses it: it
+# is built as a tool of a throw-away module (`go get -tool`) instead.
+JAEGER_VERSION="v1.76.0"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN_DIR="$ROOT/.local/bin"
@@ -61,6 +72,27 @@ build() { # tool version package [ldflags]
     built_any=1
 }
 
+build_jaeger() {
+    if is_current jaeger "$JAEGER_VERSION"; then
+        echo "fetch-tools.sh: jaeger $JAEGER_VERSION already built ($BIN_DIR/jaeger)"
+        return 0
+    fi
+    echo "fetch-tools.sh: building jaeger $JAEGER_VERSION (first time, several minutes)..."
+    local started=$SECONDS mod="$GO_DIR/jaeger-build"
+    rm -rf "$mod" "$BIN_DIR/.jaeger.version"
+    mkdir -p "$mod"
+    (
+        cd "$mod"
+        go mod init ecomops.local/jaeger-build >/dev/null 2>&1
+        go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+        go build -ldflags="-s -w" -o "$BIN_DIR/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+    ) || die "building jaeger $JAEGER_VERSION failed (go get -tool / go build in $mod)"
+    rm -rf "$mod"
+    echo "$JAEGER_VERSION" >"$BIN_DIR/.jaeger.version"
+    echo "fetch-tools.sh: built jaeger $JAEGER_VERSION in $((SECONDS - started)) s -> $BIN_DIR/jaeger"
+    built_any=1
+}
+
 helm_ldflags() {
     # What helm's own Makefile stamps in: its version, and the Kubernetes version that
     # `helm template` / `helm lint` assume (.Capabilities.KubeVersion), derived from the
@@ -81,6 +113,28 @@ helm_ldflags() {
         flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
     fi
     echo "$flags"
+}
+
+debian_promtool() {
+    local candidate deb_dir
+    candidate="$(apt-cache policy prometheus 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')"
+    [[ -n "$candidate" && "$candidate" != "(none)" ]] \
+        || die "Debian's package index has no 'prometheus' (run apt-get update, or build promtool from Go: PROMTOOL_FROM_GO=1)"
+    if is_current promtool "debian-$candidate"; then
+        echo "fetch-tools.sh: promtool (Debian prometheus $candidate) already there ($BIN_DIR/promtool)"
+        return 0
+    fi
+    echo "fetch-tools.sh: taking promtool from Debian's prometheus $candidate..."
+    deb_dir="$(mktemp -d)"
+    # apt-get download needs no root; as root it warns that _apt cannot write the folder.
+    (cd "$deb_dir" && apt-get download -q "prometheus=$candidate" >/dev/null 2>&1) \
+        || { rm -rf "$deb_dir"; die "apt-get download prometheus=$candidate failed"; }
+    dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/x"
+    install -m 0755 "$deb_dir/x/usr/bin/promtool" "$BIN_DIR/promtool"
+    rm -rf "$deb_dir"
+    "$BIN_DIR/promtool" --version >/dev/null || die "the extracted promtool does not run"
+    echo "debian-$candidate" >"$BIN_DIR/.promtool.version"
+    echo "fetch-tools.sh: promtool $("$BIN_DIR/promtool" --version 2>&1 | head -1 | awk '{print $3}') -> $BIN_DIR/promtool"
 }
 
 tools=("$@")
@@ -104,10 +158,16 @@ for tool in "${tools[@]}"; do
             build ghz "$GHZ_VERSION" github.com/bojand/ghz/cmd/ghz "-X main.version=$GHZ_VERSION"
             ;;
         promtool)
+            if [[ -z "${PROMTOOL_FROM_GO:-}" ]] && command -v apt-get >/dev/null 2>&1 \
+                && command -v dpkg-deb >/dev/null 2>&1; then
+                debian_promtool
+                continue
+            fi
             build promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool \
                 "-X github.com/prometheus/common/version.Version=3.${PROMTOOL_VERSION#v0.3}"
             ;;
-        *) die "unknown tool '$tool' (known: helm promtool vegeta ghz)" ;;
+        jaeger) build_jaeger ;;
+        *) die "unknown tool '$tool' (known: helm promtool vegeta ghz jaeger)" ;;
     esac
 done
 

@@ -234,10 +234,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"127.0.0.1:{grpc_port}",
                 )
             )
+        console_url = None
+        if not args.services and importlib.util.find_spec("console_service") is not None:
+            console_url = _start_console(procs, log_dir, rows, args.timeout)
+            if console_url is None:
+                return 1
         print()
         print(f"{'service':<16}{'REST':<32}{'OpenAPI docs':<36}gRPC")
         for row in rows:
             print(f"{row[0]:<16}{row[1]:<32}{row[2]:<36}{row[3]}")
+        if console_url:
+            print(f"{'console':<16}{console_url:<32}{'(sign in with an ops token)':<36}-")
         print()
         print("Get a token:   .venv/bin/ecomops token --sub ops-1 --role ops")
         print("               (roles: customer, ops, partner, service; --ttl SECONDS)")
@@ -263,6 +270,41 @@ def cmd_run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             print(f"{name}: stopped")
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """Serve the operations console in this process (what the image runs for it)."""
+    if importlib.util.find_spec("console_service") is None:
+        print("the console (services/console) is not installed", file=sys.stderr)
+        return 2
+    os.execv(sys.executable, [sys.executable, "-m", "console_service"])  # noqa: S606
+    return 0  # pragma: no cover - execv does not return
+
+
+def _start_console(
+    procs: dict[str, subprocess.Popen[bytes]],
+    log_dir: Path,
+    rows: list[tuple[str, str, str, str]],
+    timeout: float,
+) -> str | None:
+    """The operations console (``python -m console_service``) beside the services it calls;
+    its URL once ready, None when it did not start."""
+    env = dict(os.environ)
+    for name, rest, _docs, _grpc in rows:
+        env.setdefault(f"CONSOLE_{name.upper()}_URL", rest.removesuffix("/v1"))
+    port = int(env.get("CONSOLE_HTTP_PORT", "8000"))
+    log_file = (log_dir / "console.log").open("ab")
+    procs["console"] = subprocess.Popen(
+        [sys.executable, "-m", "console_service"],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    if not _wait_ready(f"http://127.0.0.1:{port}/readyz", procs["console"], timeout):
+        print(f"console did not become ready; see {log_dir / 'console.log'}", file=sys.stderr)
+        return None
+    return f"http://127.0.0.1:{port}/"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("service", choices=names)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "console",
+        help="serve the operations console (web page and BFF) in this process",
+        description="Serve the console until SIGTERM/SIGINT; configuration from CONSOLE_* "
+        "and ECOMOPS_JWT_* environment variables (docs/services/console.md).",
+    )
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser(
         "migrate",

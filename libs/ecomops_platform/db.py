@@ -363,12 +363,14 @@ class UnitOfWork:
 
         event_id = event_id or uuid.uuid4()
         occurred_at = occurred_at or utcnow()
+        trace_context = tracing.inject_headers()
         headers = cloudevent_headers(
             event_id=str(event_id),
             event_type=message.DESCRIPTOR.full_name,
             source=f"ecomops/{self.service}",
             time=occurred_at,
-            traceparent=tracing.current_traceparent(),
+            traceparent=trace_context.get("traceparent"),
+            tracestate=trace_context.get("tracestate"),
         )
         self._outbox_rows.append(
             {

@@ -17,8 +17,17 @@ __all__ = ["dlq_topic"]
 
 
 def cloudevent_headers(
-    *, event_id: str, event_type: str, source: str, time: datetime, traceparent: str | None
+    *,
+    event_id: str,
+    event_type: str,
+    source: str,
+    time: datetime,
+    traceparent: str | None,
+    tracestate: str | None = None,
 ) -> dict[str, str]:
+    """The CloudEvents binary-mode headers of an event, with the W3C trace context of the
+    transaction that recorded it (``traceparent``, ``tracestate``: the distributed-tracing
+    extension), which the relay publishes the event in."""
     headers = {
         "ce_specversion": "1.0",
         "ce_id": event_id,
@@ -29,6 +38,8 @@ def cloudevent_headers(
     }
     if traceparent:
         headers["traceparent"] = traceparent
+        if tracestate:
+            headers["tracestate"] = tracestate
     return headers
 
 

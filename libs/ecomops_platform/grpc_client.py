@@ -1,4 +1,5 @@
-"""gRPC clients of other services: bearer token and trace context on every call, and the
+"""gRPC clients of other services: bearer token and trace context (the OpenTelemetry client
+interceptors, a client span per call, when spans are exported) on every call, and the
 structured problem a server attached to its error (read from the standard rich status,
 ``grpc-status-details-bin``; from the deprecated ``ecomops-problem`` trailer of older servers)."""
 
@@ -20,15 +21,17 @@ from .settings import CommonSettings
 
 
 class _OutgoingMetadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, token: Callable[[], str]) -> None:
+    def __init__(self, token: Callable[[], str], *, trace_context: bool) -> None:
         self._token = token
+        self._trace_context = trace_context
 
     async def intercept_unary_unary(
         self, continuation: Any, client_call_details: Any, request: Any
     ) -> Any:
         metadata = list(client_call_details.metadata or ())
         metadata.append(("authorization", f"Bearer {self._token()}"))
-        metadata.extend(tracing.inject_headers().items())
+        if self._trace_context:
+            metadata.extend(tracing.inject_headers().items())
         details = client_call_details._replace(metadata=metadata)
         return await continuation(details, request)
 
@@ -85,7 +88,15 @@ def make_channel(
     """
     if tls is None and settings is not None:
         tls = client_tls(settings)
-    interceptors = [_OutgoingMetadata(token)]
+    # Exporting spans (decided when the channel is made: after configure_tracing, as the
+    # runtime's start hooks are): the OpenTelemetry client interceptors, a client span per
+    # call and its context sent along. Otherwise only the current context is sent along (the
+    # instrumentation costs more per call than that, for spans nobody sees).
+    if tracing.exporting():
+        interceptors = [_OutgoingMetadata(token, trace_context=False)]
+        interceptors.extend(tracing.grpc_client_interceptors())
+    else:
+        interceptors = [_OutgoingMetadata(token, trace_context=True)]
     options = [
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 0),

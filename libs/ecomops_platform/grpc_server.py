@@ -1,5 +1,6 @@
-"""gRPC server runner (grpc.aio): health, reflection, and one interceptor for auth, tracing,
-metrics, deadlines and error mapping. Every ecomops RPC is unary-unary.
+"""gRPC server runner (grpc.aio): health, reflection, the OpenTelemetry server interceptor
+(tracing, when spans are exported), and one interceptor for auth, metrics, deadlines and error
+mapping. Every ecomops RPC is unary-unary.
 
 An error is answered with its status code and message, and the standard rich status
 (``grpc-status-details-bin``: a ``google.rpc.Status`` with the same code and message carrying
@@ -19,6 +20,7 @@ INVALID_ARGUMENT for a value outside 0001-01-01 … 9999-12-31.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -346,10 +348,20 @@ def error_trailers(
 
 
 class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, service: str, verifier: TokenVerifier, max_deadline: float) -> None:
+    def __init__(
+        self,
+        service: str,
+        verifier: TokenVerifier,
+        max_deadline: float,
+        *,
+        server_span: bool = False,
+    ) -> None:
+        """``server_span``: open the call's server span here (continuing the caller's
+        ``traceparent``), when the OpenTelemetry interceptor is not installed (no exporter)."""
         self._service = service
         self._verifier = verifier
         self._max_deadline = max_deadline
+        self._server_span = server_span
 
     async def intercept_service(
         self,
@@ -364,17 +376,22 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         inner = handler.unary_unary
         service, verifier, max_deadline = self._service, self._verifier, self._max_deadline
+        server_span = self._server_span
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             raw_metadata = tuple(context.invocation_metadata() or ())
-            metadata = {k: v for k, v in raw_metadata if isinstance(v, str)}
-            ctx = tracing.extract_context(metadata)
+            span: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if server_span:
+                metadata = {k: v for k, v in raw_metadata if isinstance(v, str)}
+                span = tracing.tracer().start_as_current_span(
+                    method,
+                    context=tracing.extract_context(metadata),
+                    kind=tracing.trace.SpanKind.SERVER,
+                )
             try:
-                with tracing.tracer().start_as_current_span(
-                    method, context=ctx, kind=tracing.trace.SpanKind.SERVER
-                ):
+                with span:
                     try:
                         authorization = _single_authorization(raw_metadata)
                         current_caller.set(await verifier.verify_header_async(authorization))
@@ -431,6 +448,21 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 class GrpcServer:
+    @staticmethod
+    def _interceptors(
+        service: str, verifier: TokenVerifier, max_deadline: float
+    ) -> list[grpc.aio.ServerInterceptor]:
+        """Exporting spans: the OpenTelemetry server interceptor, outside the platform's
+        checks so that a refused call (UNAUTHENTICATED, INVALID_ARGUMENT) is traced too.
+        Otherwise the platform's interceptor opens a (non-recording) server span itself: the
+        instrumentation's interceptor costs more per call than that, for spans nobody sees."""
+        if tracing.exporting():
+            return [
+                tracing.grpc_server_interceptor(),
+                PlatformInterceptor(service, verifier, max_deadline),
+            ]
+        return [PlatformInterceptor(service, verifier, max_deadline, server_span=True)]
+
     def __init__(
         self,
         *,
@@ -448,7 +480,7 @@ class GrpcServer:
     ) -> None:
         self.server = grpc.aio.server(
             interceptors=grpc_interceptors(
-                access_log, [PlatformInterceptor(service, verifier, max_deadline)]
+                access_log, self._interceptors(service, verifier, max_deadline)
             ),
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics, tracing
+from . import metrics
 from .cards import CARD_NUMBER_CODE, CARD_NUMBER_DETAIL, CARD_NUMBER_TITLE, find_card_number
 from .errors import PayloadTooLarge, RateLimited
 from .problems import PROBLEM_MEDIA_TYPE, FastJSONResponse, problem_response
@@ -273,9 +273,9 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 class ObserveMiddleware:
-    """Trace context, the NUL screen of the target, the rate limit, and the request metrics.
+    """The NUL screen of the target, the rate limit, and the request metrics (the request's
+    server span is the FastAPI instrumentation's, around the whole stack: see ``tracing``).
 
-    - a span per request, continuing the caller's ``traceparent``;
     - a NUL character in the path or query (raw or percent-encoded) → 422 before routing;
     - ``/v1/`` routes count against the caller's rate limit (``rate_limit_key``: ``None``
       exempts the request) → 429 with ``Retry-After``;
@@ -313,42 +313,35 @@ class ObserveMiddleware:
                 response_started = True
             await send(message)
 
-        carrier: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        ctx = tracing.extract_context(carrier)
-        with tracing.tracer().start_as_current_span(
-            f"{method} {path}", context=ctx, kind=tracing.trace.SpanKind.SERVER
-        ):
-            raw_target = (scope.get("raw_path") or b"") + b"?" + scope.get("query_string", b"")
-            if b"%00" in raw_target or b"\x00" in raw_target or "\x00" in path:
-                await problem_response(
-                    422,
-                    "validation-error",
-                    "Unprocessable request",
-                    "the path or query contains a NUL character",
-                    instance=path,
-                )(scope, receive, observed_send)
-            elif path.startswith("/v1/"):
-                key = self.rate_limit_key(scope)
+        raw_target = (scope.get("raw_path") or b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in raw_target or b"\x00" in raw_target or "\x00" in path:
+            await problem_response(
+                422,
+                "validation-error",
+                "Unprocessable request",
+                "the path or query contains a NUL character",
+                instance=path,
+            )(scope, receive, observed_send)
+        elif path.startswith("/v1/"):
+            key = self.rate_limit_key(scope)
+            try:
+                if key is not None:
+                    self.check_rate(key)
+            except RateLimited as exc:
+                await problem_json(exc.problem(instance=path), 429, exc.headers)(
+                    scope, receive, observed_send
+                )
+            else:
                 try:
-                    if key is not None:
-                        self.check_rate(key)
-                except RateLimited as exc:
-                    await problem_json(exc.problem(instance=path), 429, exc.headers)(
+                    await self.app(scope, receive, observed_send)
+                except PayloadTooLarge as exc:
+                    if response_started:
+                        raise
+                    await problem_json(exc.problem(instance=path), 413, None)(
                         scope, receive, observed_send
                     )
-                else:
-                    try:
-                        await self.app(scope, receive, observed_send)
-                    except PayloadTooLarge as exc:
-                        if response_started:
-                            raise
-                        await problem_json(exc.problem(instance=path), 413, None)(
-                            scope, receive, observed_send
-                        )
-            else:
-                await self.app(scope, receive, observed_send)
+        else:
+            await self.app(scope, receive, observed_send)
         route = getattr(scope.get("route"), "path", "unmatched")
         metrics.http_requests_total.labels(self.service, method, route, status).inc()
         metrics.http_request_duration_seconds.labels(self.service, method, route).observe(

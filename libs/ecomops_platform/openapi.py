@@ -1,5 +1,8 @@
 """The OpenAPI documents of every service, and one combined document, for ``ecomops openapi``
-(front ends and generated clients). Rendering a document connects to nothing."""
+(front ends and generated clients). Rendering a document connects to nothing.
+
+Every service's generated document is refined to say what the service enforces
+(:func:`refine_openapi`, installed by the app factory)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
 from . import registry
+from .problems import PROBLEM_MEDIA_TYPE, problem_example
+from .rest_locations import locations_of
 
 _REF_PREFIX = "#/components/schemas/"
 
@@ -127,3 +134,140 @@ def write_documents(output: Path, names: Iterable[str]) -> list[Path]:
     )
     written.append(combined)
     return written
+
+
+# --- refining the generated document --------------------------------------------------------------
+
+BEARER_SCHEME = "bearerAuth"
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_HEADER_DOCS: dict[str, dict[str, Any]] = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this answer is the stored answer to an earlier request "
+        "with the same Idempotency-Key (nothing was done again); absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Location": {
+        "description": "The path of the created resource.",
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+def service_examples(service: str) -> dict[str, dict[str, Any]]:
+    """The examples of a service's request and response bodies, by operation id: ``EXAMPLES``
+    of its ``<package>.entrypoints.examples`` module ({} without one)."""
+    import importlib
+
+    from . import registry
+
+    info = registry.SERVICES.get(service)
+    if info is None:
+        return {}
+    try:
+        module = importlib.import_module(f"{info.package}.entrypoints.examples")
+    except ModuleNotFoundError:
+        return {}
+    examples: dict[str, dict[str, Any]] = getattr(module, "EXAMPLES", {})
+    return examples
+
+
+def install_openapi(app: FastAPI, service: str) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            refine_openapi(generate(), service_examples(service))
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def refine_openapi(
+    doc: dict[str, Any], examples: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Make the generated document say what the service enforces (in place; returned), with
+    the ``examples`` of request and response bodies by operation id."""
+    locations = locations_of(doc)
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                _refine_operation(path, op, locations.get((method.upper(), path)))
+                _add_examples(op, (examples or {}).get(op.get("operationId", ""), {}))
+    problem = doc.setdefault("components", {}).setdefault("schemas", {}).get("Problem")
+    if problem is not None:
+        problem["description"] = (
+            "An RFC 9457 problem document. `type` names the problem (stable), `detail` says "
+            "what happened; validation problems list each field in `errors`; other members "
+            "carry structured details (e.g. `shortages`)."
+        )
+        problem["example"] = problem_example(422, "/v1/orders")
+    return doc
+
+
+def _add_examples(op: dict[str, Any], examples: Mapping[str, Any]) -> None:
+    if "request" in examples:
+        body = op.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None:
+            body["example"] = examples["request"]
+    if "response" in examples:
+        for code, response in sorted(op.get("responses", {}).items()):
+            media = response.get("content", {}).get("application/json")
+            if code.startswith("2") and media is not None:
+                media["example"] = examples["response"]
+                break
+
+
+def _refine_operation(path: str, op: dict[str, Any], location: str | None) -> None:
+    secured = bool(op.get("security"))
+    has_body = "requestBody" in op
+    headers = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "header"}
+    idempotent = "Idempotency-Key" in headers
+    responses: dict[str, Any] = op.setdefault("responses", {})
+    if not path.startswith("/v1/"):
+        # Probes: no token, no body, no rate limit (only the screen's 400/422 remain);
+        # /readyz answers 503 with its report.
+        ok = responses.get("200", {}).get("content")
+        for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
+            if code == "503" and path == "/readyz" and ok:
+                responses[code]["content"] = ok
+            elif code not in ("400", "422"):
+                responses.pop(code)
+    elif not secured:
+        # A /v1/ operation open to anonymous callers still verifies a token when one is sent
+        # (e.g. behaviour events from signed-in customers): the token is optional.
+        op["security"] = [{}, {BEARER_SCHEME: []}]
+    if not has_body:
+        responses.pop("413", None)
+    if path.startswith("/v1/"):
+        responses.setdefault("500", {"description": "Internal error (logged)"})
+    for code, response in responses.items():
+        status = int(code) if code.isdigit() else 0
+        if status >= 400 and not (path == "/readyz" and status == 503):
+            response["content"] = {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": _PROBLEM_REF,
+                    "example": problem_example(status, path, idempotent=idempotent),
+                }
+            }
+            if status in (429, 503):
+                response.setdefault("headers", {})["Retry-After"] = _HEADER_DOCS["Retry-After"]
+            if status == 409 and idempotent:
+                response["description"] = (
+                    "Conflict with the current state, or a request with this Idempotency-Key "
+                    "is still in progress (retry later)"
+                )
+        elif 200 <= status < 300:
+            if idempotent:
+                replay = _HEADER_DOCS["Idempotent-Replayed"]
+                response.setdefault("headers", {})["Idempotent-Replayed"] = replay
+            if status == 201:
+                doc = dict(_HEADER_DOCS["Location"])
+                if location:
+                    doc["description"] = f"The path of the created resource ({location})."
+                response.setdefault("headers", {})["Location"] = doc

@@ -27,9 +27,10 @@ from typing import Any, cast
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 import sqlalchemy as sa
+from opentelemetry import context as otel_context
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from . import metrics
+from . import metrics, tracing
 from .db import OUTBOX_CHANNEL, Database, outbox_table, utcnow
 from .producer import ResilientProducer
 
@@ -219,10 +220,19 @@ class OutboxRelay:
         for _id, topic, key, payload, headers_json in rows:
             # Headers travel as text and are decoded here by orjson: the driver's JSON decoder
             # (the standard library's) was a sixth of a batch's CPU.
-            headers = [(k, str(v).encode()) for k, v in orjson.loads(headers_json).items()]
-            futures.append(
-                await self._producer.send(topic, value=payload, key=key.encode(), headers=headers)
-            )
+            headers, writer = tracing.publish_headers(orjson.loads(headers_json))
+            # Published in the context of the transaction that wrote the row (when spans are
+            # exported): the send span is its child, not the root of a trace of its own.
+            token = otel_context.attach(writer) if writer is not None else None
+            try:
+                futures.append(
+                    await self._producer.send(
+                        topic, value=payload, key=key.encode(), headers=headers
+                    )
+                )
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         return futures
 
     def _count_published(self, rows: list[_OutboxRow]) -> None:

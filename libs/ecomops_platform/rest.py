@@ -4,11 +4,11 @@ Errors are RFC 9457 problem documents (validation included); bodies over the lim
 callers over their rate get 429 with Retry-After; ``/healthz``, ``/readyz`` and ``/metrics`` are
 mounted; operation ids are the route functions' names, stable across releases.
 
-The OpenAPI document says what the service enforces (:func:`refine_openapi`): the HTTP bearer
+The OpenAPI document says what the service enforces (``openapi.refine_openapi``): the HTTP bearer
 scheme on every operation that needs a token, ``Idempotency-Key`` required where it is and the
 ``Idempotent-Replayed`` header of a replay, every problem answer as ``application/problem+json``
 with the problem schema, ``Location`` on every 201 (which the service sends, see
-:func:`_install_locations`), examples. CORS is off unless the service is given allowed origins
+``rest_locations``), examples. CORS is off unless the service is given allowed origins
 (``ECOMOPS_CORS_ALLOWED_ORIGINS``).
 """
 
@@ -19,11 +19,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
-from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -33,8 +31,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from . import tracing
 from .access_log import AccessLogMiddleware
 from .auth import Caller, Role, TokenVerifier, current_caller
 from .bus import Message as BusMessage
@@ -48,13 +47,14 @@ from .errors import (
     is_transient,
 )
 from .middleware import BodyLimitMiddleware, ObserveMiddleware, ScreenMiddleware
+from .openapi import BEARER_SCHEME, install_openapi
 from .problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_RESPONSES,
     FastJSONResponse,
-    problem_example,
     problem_response,
 )
+from .rest_locations import install_locations
 
 R = TypeVar("R")
 
@@ -282,7 +282,7 @@ def create_app(
     )
     app.add_middleware(ScreenMiddleware, service=service)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    _install_locations(app)
+    install_locations(app)
     if cors_allowed_origins:
         # Outside the screens (only the access log is further out): a preflight is answered
         # before any screen, and every answer (a 413 or a 429 included) carries the CORS
@@ -323,7 +323,10 @@ def create_app(
     for route in app.routes:
         if isinstance(route, APIRoute) and route.path.startswith("/v1/"):
             route.operation_id = route.name
-    _install_openapi(app, service)
+    install_openapi(app, service)
+    # The request's server span (the OpenTelemetry FastAPI instrumentation), outermost:
+    # named by the route template, current while every middleware and the access log run.
+    tracing.instrument_app(app)
     return app
 
 
@@ -346,318 +349,12 @@ def parse_origins(value: str | Sequence[str] | None) -> list[str]:
     return origins
 
 
-# --- Location on 201 -------------------------------------------------------------------------
-
-_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
-
-
-def _params(template: str) -> list[str]:
-    return _PARAM.findall(template)
-
-
-def _segments(template: str) -> list[str]:
-    return [s for s in template.split("/") if s]
-
-
-def location_template(
-    method: str, path: str, fields: set[str], readable: Sequence[str], primary: str | None = None
-) -> str | None:
-    """Where the resource a 201 of ``method path`` created is read: one of the ``readable``
-    GET templates, filled at run time from the request's path parameters and the answer's
-    top-level ``fields``.
-
-    PUT creates the resource at its own URI. Otherwise: the readable template ending with the
-    answer's own id (``primary``, e.g. ``order_id`` for ``OrderView``) filled from the path
-    and the answer (``POST /v1/carts/{cart_id}/checkout`` → ``/v1/orders/{order_id}``,
-    ``POST /v1/orders/{order_id}/payments`` → ``/v1/orders/{order_id}``); else the readable
-    template whose new parameters all are fields of the answer (``POST /v1/stock/adjustments``
-    → ``/v1/stock/{sku}``), the closest to the route's own path first; else the longest
-    readable template the route's path lies under.
-    """
-    if method.upper() == "PUT":
-        return path
-    own = set(_params(path))
-    mine = _segments(path)
-    if primary:
-        named = [
-            t for t in readable if _params(t)[-1:] == [primary] and set(_params(t)) <= own | fields
-        ]
-        if named:
-            return min(named, key=lambda t: len(_segments(t)))
-    best: tuple[int, int, str] | None = None
-    for template in readable:
-        new = set(_params(template)) - own
-        if not new or not new <= fields:
-            continue
-        shared = 0
-        for a, b in zip(_segments(template), mine, strict=False):
-            if a != b:
-                break
-            shared += 1
-        if best is None or (shared, -len(new)) > best[:2]:
-            best = (shared, -len(new), template)
-    if best is not None:
-        return best[2]
-    parents = [t for t in readable if _segments(t) == mine[: len(_segments(t))]]
-    return max(parents, key=lambda t: len(_segments(t))) if parents else None
-
-
-def _schema_fields(doc: dict[str, Any], schema: dict[str, Any]) -> tuple[set[str], str | None]:
-    """The top-level fields of a response schema, and the name of its own id: ``OrderView``
-    → ``order_id``, ``LedgerEntryOut`` → ``ledger_entry_id``."""
-    ref = schema.get("$ref")
-    primary = None
-    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        name = ref.rsplit("/", 1)[-1]
-        schema = doc.get("components", {}).get("schemas", {}).get(name, {})
-        stem = re.sub(r"(View|Out|Response)$", "", name)
-        primary = re.sub(r"(?<!^)(?=[A-Z])", "_", stem).lower() + "_id"
-    return set(schema.get("properties", {})), primary
-
-
-def locations_of(doc: dict[str, Any]) -> dict[tuple[str, str], str]:
-    """(METHOD, path template) of every ``/v1/`` operation answering 201 → the template of
-    its ``Location`` (see :func:`location_template`)."""
-    paths: dict[str, Any] = doc.get("paths", {})
-    readable = [p for p, item in paths.items() if p.startswith("/v1/") and "get" in item]
-    found: dict[tuple[str, str], str] = {}
-    for path, item in paths.items():
-        if not path.startswith("/v1/"):
-            continue
-        for method, op in item.items():
-            created = op.get("responses", {}).get("201") if isinstance(op, dict) else None
-            if created is None:
-                continue
-            schema = created.get("content", {}).get("application/json", {}).get("schema", {})
-            fields, primary = _schema_fields(doc, schema)
-            template = location_template(method, path, fields, readable, primary)
-            if template is not None:
-                found[(method.upper(), path)] = template
-    return found
-
-
-def _fill(template: str, values: dict[str, Any]) -> str | None:
-    missing = False
-
-    def one(match: re.Match[str]) -> str:
-        nonlocal missing
-        value = values.get(match.group(1))
-        if value is None or isinstance(value, dict | list):
-            missing = True
-            return ""
-        return quote(str(value), safe="")
-
-    path = _PARAM.sub(one, template)
-    return None if missing else path
-
-
-class LocationMiddleware:
-    """``Location`` on every 201: the created resource's path (under the root path), read
-    from the request's path parameters and the JSON answer, unless the route set one."""
-
-    def __init__(self, app: ASGIApp, locations: Callable[[], dict[tuple[str, str], str]]) -> None:
-        self.app = app
-        self.locations = locations
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def buffered(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message.get("status") == 201:
-                start = message
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
-            headers = list(start.get("headers", []))
-            if not any(name.lower() == b"location" for name, _ in headers):
-                location = self._location(scope, body)
-                if location is not None:
-                    headers.append((b"location", location.encode("latin-1")))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, buffered)
-
-    def _location(self, scope: Scope, body: bytes) -> str | None:
-        route = getattr(scope.get("route"), "path", None)
-        template = self.locations().get((scope["method"], route)) if route else None
-        if template is None:
-            return None
-        values: dict[str, Any] = {}
-        try:
-            document = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            document = None
-        if isinstance(document, dict):
-            values.update(document)
-        values.update(scope.get("path_params") or {})
-        path = _fill(template, values)
-        return None if path is None else str(scope.get("root_path", "")) + path
-
-
-def _install_locations(app: FastAPI) -> None:
-    table: dict[tuple[str, str], str] | None = None
-
-    def locations() -> dict[tuple[str, str], str]:
-        nonlocal table
-        if table is None:
-            table = locations_of(app.openapi())
-        return table
-
-    app.add_middleware(LocationMiddleware, locations=locations)
-
-
-# --- the OpenAPI document --------------------------------------------------------------------
-
-BEARER_SCHEME = "bearerAuth"
 _BEARER = HTTPBearer(
     auto_error=False,  # the platform answers a missing or bad token itself (401 problem)
     scheme_name=BEARER_SCHEME,
     bearerFormat="JWT",
     description="A JWT (HS256 or RS256 through JWKS) naming the caller's role and subject.",
 )
-
-_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-_HEADER_DOCS: dict[str, dict[str, Any]] = {
-    "Idempotent-Replayed": {
-        "description": "`true` when this answer is the stored answer to an earlier request "
-        "with the same Idempotency-Key (nothing was done again); absent otherwise.",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-    "Location": {
-        "description": "The path of the created resource.",
-        "schema": {"type": "string", "format": "uri-reference"},
-    },
-    "Retry-After": {
-        "description": "Seconds to wait before retrying.",
-        "schema": {"type": "integer", "minimum": 1},
-    },
-}
-
-
-def service_examples(service: str) -> dict[str, dict[str, Any]]:
-    """The examples of a service's request and response bodies, by operation id: ``EXAMPLES``
-    of its ``<package>.entrypoints.examples`` module ({} without one)."""
-    import importlib
-
-    from . import registry
-
-    info = registry.SERVICES.get(service)
-    if info is None:
-        return {}
-    try:
-        module = importlib.import_module(f"{info.package}.entrypoints.examples")
-    except ModuleNotFoundError:
-        return {}
-    examples: dict[str, dict[str, Any]] = getattr(module, "EXAMPLES", {})
-    return examples
-
-
-def _install_openapi(app: FastAPI, service: str) -> None:
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            refine_openapi(generate(), service_examples(service))
-        assert app.openapi_schema is not None
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def refine_openapi(
-    doc: dict[str, Any], examples: Mapping[str, Mapping[str, Any]] | None = None
-) -> dict[str, Any]:
-    """Make the generated document say what the service enforces (in place; returned), with
-    the ``examples`` of request and response bodies by operation id."""
-    locations = locations_of(doc)
-    for path, item in doc.get("paths", {}).items():
-        for method, op in item.items():
-            if method in {"get", "post", "put", "patch", "delete"}:
-                _refine_operation(path, op, locations.get((method.upper(), path)))
-                _add_examples(op, (examples or {}).get(op.get("operationId", ""), {}))
-    problem = doc.setdefault("components", {}).setdefault("schemas", {}).get("Problem")
-    if problem is not None:
-        problem["description"] = (
-            "An RFC 9457 problem document. `type` names the problem (stable), `detail` says "
-            "what happened; validation problems list each field in `errors`; other members "
-            "carry structured details (e.g. `shortages`)."
-        )
-        problem["example"] = problem_example(422, "/v1/orders")
-    return doc
-
-
-def _add_examples(op: dict[str, Any], examples: Mapping[str, Any]) -> None:
-    if "request" in examples:
-        body = op.get("requestBody", {}).get("content", {}).get("application/json")
-        if body is not None:
-            body["example"] = examples["request"]
-    if "response" in examples:
-        for code, response in sorted(op.get("responses", {}).items()):
-            media = response.get("content", {}).get("application/json")
-            if code.startswith("2") and media is not None:
-                media["example"] = examples["response"]
-                break
-
-
-def _refine_operation(path: str, op: dict[str, Any], location: str | None) -> None:
-    secured = bool(op.get("security"))
-    has_body = "requestBody" in op
-    headers = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "header"}
-    idempotent = "Idempotency-Key" in headers
-    responses: dict[str, Any] = op.setdefault("responses", {})
-    if not path.startswith("/v1/"):
-        # Probes: no token, no body, no rate limit (only the screen's 400/422 remain);
-        # /readyz answers 503 with its report.
-        ok = responses.get("200", {}).get("content")
-        for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
-            if code == "503" and path == "/readyz" and ok:
-                responses[code]["content"] = ok
-            elif code not in ("400", "422"):
-                responses.pop(code)
-    elif not secured:
-        # A /v1/ operation open to anonymous callers still verifies a token when one is sent
-        # (e.g. behaviour events from signed-in customers): the token is optional.
-        op["security"] = [{}, {BEARER_SCHEME: []}]
-    if not has_body:
-        responses.pop("413", None)
-    if path.startswith("/v1/"):
-        responses.setdefault("500", {"description": "Internal error (logged)"})
-    for code, response in responses.items():
-        status = int(code) if code.isdigit() else 0
-        if status >= 400 and not (path == "/readyz" and status == 503):
-            response["content"] = {
-                PROBLEM_MEDIA_TYPE: {
-                    "schema": _PROBLEM_REF,
-                    "example": problem_example(status, path, idempotent=idempotent),
-                }
-            }
-            if status in (429, 503):
-                response.setdefault("headers", {})["Retry-After"] = _HEADER_DOCS["Retry-After"]
-            if status == 409 and idempotent:
-                response["description"] = (
-                    "Conflict with the current state, or a request with this Idempotency-Key "
-                    "is still in progress (retry later)"
-                )
-        elif 200 <= status < 300:
-            if idempotent:
-                replay = _HEADER_DOCS["Idempotent-Replayed"]
-                response.setdefault("headers", {})["Idempotent-Replayed"] = replay
-            if status == 201:
-                doc = dict(_HEADER_DOCS["Location"])
-                if location:
-                    doc["description"] = f"The path of the created resource ({location})."
-                response.setdefault("headers", {})["Location"] = doc
 
 
 async def authenticated(

@@ -33,7 +33,7 @@ from .rest import create_app, parse_origins
 from .retention import RetentionPolicy, purge_expired
 from .settings import CommonSettings, ServiceSettings
 from .topics import service_topic
-from .tracing import configure_tracing
+from .tracing import configure_tracing, flush_tracing
 
 log = logging.getLogger("ecomops.runtime")
 
@@ -407,6 +407,7 @@ class Service:
                 await self.producer.stop()
         if self._db is not None:
             await self._db.dispose()
+        await asyncio.to_thread(flush_tracing)
         log.info("%s stopped", self.name)
 
     @contextlib.asynccontextmanager

@@ -39,6 +39,15 @@ def find_helm() -> str | None:
 
 
 @pytest.fixture(scope="session")
+def uv() -> str:
+    path = _shipped().find_uv()
+    if path is None:
+        _missing("uv not found: run make deps")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
 def helm() -> str:
     path = find_helm()
     if path is None:

@@ -10,7 +10,9 @@ containers were started by ``make test``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -259,3 +261,20 @@ def run_concurrently(
             out += f"\n(killed after {timeout:.0f} s)"
         results[name] = (proc.returncode, out)
     return results
+
+
+def find_uv() -> str | None:
+    """uv from $UV, else the project's own (``make deps``), else on PATH."""
+    for candidate in (os.environ.get("UV"), str(ROOT / ".local" / "tools" / "uv" / "bin" / "uv")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("uv")
+
+
+def run_ok(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command that must succeed; its failure shows its output."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    return proc

@@ -13,13 +13,11 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import shipped
-from test_wheel import find_uv
 
 ROOT = shipped.ROOT
 CLIENT = ROOT / "docs" / "examples" / "partner_client.py"
@@ -55,25 +53,6 @@ server.wait_for_termination()
 """
 
 
-def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
-    assert proc.returncode == 0, (
-        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    )
-    return proc
-
-
-@pytest.fixture(scope="module")
-def uv() -> str:
-    path = find_uv()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("uv not found (required under CI): run make deps")
-        pytest.skip("uv not found: run make deps")
-    assert path is not None
-    return path
-
-
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
     env = shipped.clean_env(
@@ -88,7 +67,9 @@ def env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def wheel(uv: str, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("contracts-dist")
-    _run([uv, "build", "--wheel", "--out-dir", str(out), str(ROOT / "libs" / "contracts")], env=env)
+    shipped.run_ok(
+        [uv, "build", "--wheel", "--out-dir", str(out), str(ROOT / "libs" / "contracts")], env=env
+    )
     (path,) = out.glob("ecomops_contracts-*.whl")
     return path
 
@@ -99,7 +80,7 @@ def venv(
 ) -> Path:
     base = tmp_path_factory.mktemp("contracts-venv")
     venv = base / "venv"
-    _run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], cwd=base, env=env)
+    shipped.run_ok([uv, "venv", "--quiet", "--python", "3.11", str(venv)], cwd=base, env=env)
     py = str(venv / "bin" / "python")
     # The wheel with what it declares, and the protobuf typing stubs a typed client uses.
     for offline in (["--offline"], []):  # the cache first; the index if the cache lacks a file
@@ -115,7 +96,7 @@ def venv(
         if proc.returncode == 0:
             break
     assert proc.returncode == 0, proc.stderr
-    _run([uv, "pip", "check", "--python", py], cwd=base, env=env)
+    shipped.run_ok([uv, "pip", "check", "--python", py], cwd=base, env=env)
     return venv
 
 
@@ -142,7 +123,9 @@ def test_the_wheel_holds_the_contracts_and_depends_on_protobuf_and_grpcio_only(w
 
 
 def test_only_protobuf_and_grpcio_came_with_it(venv: Path, uv: str, env: dict[str, str]) -> None:
-    listed = _run([uv, "pip", "list", "--python", str(venv / "bin" / "python")], env=env).stdout
+    listed = shipped.run_ok(
+        [uv, "pip", "list", "--python", str(venv / "bin" / "python")], env=env
+    ).stdout
     names = {line.split()[0].lower() for line in listed.splitlines()[2:] if line.strip()}
     # grpcio brings typing-extensions; types-protobuf is the client's choice, for mypy.
     expected = {"ecomops-contracts", "grpcio", "protobuf", "types-protobuf"}
@@ -159,7 +142,7 @@ def test_the_quickstart_client_type_checks_against_the_package(venv: Path, tmp_p
     ]  # fmt: skip
     client = tmp_path / "partner_client.py"
     client.write_text(CLIENT.read_text())
-    _run([*mypy, str(client)], cwd=tmp_path)
+    shipped.run_ok([*mypy, str(client)], cwd=tmp_path)
     # The check has teeth: a field the message does not have is refused.
     broken = tmp_path / "broken_client.py"
     broken.write_text(
@@ -190,7 +173,7 @@ def test_the_quickstart_client_calls_a_server_from_the_installed_package(
             "ECOMOPS_TOKEN": "t0ken",
         }
         started = time.monotonic()
-        ok = _run([py, "-I", str(CLIENT), "SKU-1", "SKU-2"], cwd=tmp_path, env=client_env)
+        ok = shipped.run_ok([py, "-I", str(CLIENT), "SKU-1", "SKU-2"], cwd=tmp_path, env=client_env)
         assert ok.stdout.splitlines() == [
             "SKU-1: 3 available (SKU_STATUS_ACTIVE)",
             "SKU-2: 3 available (SKU_STATUS_ACTIVE)",

@@ -14,8 +14,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from ecomops_platform import registry
-from ecomops_platform.openapi import write_documents
-from ecomops_platform.rest import service_examples
+from ecomops_platform.openapi import service_examples, write_documents
 
 SERVICES = tuple(registry.SERVICES)
 METHODS = {"get", "post", "put", "patch", "delete"}

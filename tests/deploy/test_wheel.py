@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -31,37 +30,20 @@ import shipped
 ROOT = shipped.ROOT
 # Every service the platform knows; test_commands.py checks the chart renders exactly these.
 SERVICES = tuple(registry.SERVICES)
-IMPORT_ROOTS = {"ecomops", "ecomops_platform", *(f"{s}_service" for s in SERVICES)}
-
-
-def find_uv() -> str | None:
-    for candidate in (os.environ.get("UV"), str(ROOT / ".local" / "tools" / "uv" / "bin" / "uv")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("uv")
-
-
-def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}"
-    return proc
-
-
-@pytest.fixture(scope="session")
-def uv() -> str:
-    path = find_uv()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("uv not found (required under CI): run make deps")
-        pytest.skip("uv not found: run make deps")
-    assert path is not None
-    return path
+# The console (services/console) is a deployable without a database: not an ecomops.services
+# entry point, but an import root of the wheel.
+IMPORT_ROOTS = {
+    "ecomops",
+    "ecomops_platform",
+    "console_service",
+    *(f"{s}_service" for s in SERVICES),
+}
 
 
 @pytest.fixture(scope="session")
 def wheel(uv: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    _run([uv, "build", "--wheel", "--out-dir", str(out), str(ROOT)], cwd=ROOT)
+    shipped.run_ok([uv, "build", "--wheel", "--out-dir", str(out), str(ROOT)], cwd=ROOT)
     (path,) = out.glob("ecomops-*.whl")
     return path
 
@@ -98,12 +80,12 @@ def installed(uv: str, wheel: Path, tmp_path_factory: pytest.TempPathFactory) ->
     t0 = time.monotonic()
     pylock = lock / "pylock.toml"
     export = ["export", "--frozen", "--no-dev", "--no-emit-project", "--format", "pylock.toml"]
-    _run(
+    shipped.run_ok(
         [uv, *export, "--quiet", "-o", str(pylock)],
         cwd=ROOT,
         env=env,
     )
-    _run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], cwd=workdir, env=env)
+    shipped.run_ok([uv, "venv", "--quiet", "--python", "3.11", str(venv)], cwd=workdir, env=env)
     py = str(venv / "bin" / "python")
     for offline in (["--offline"], []):  # the cache first; the index if the cache lacks a file
         proc = subprocess.run(
@@ -117,12 +99,12 @@ def installed(uv: str, wheel: Path, tmp_path_factory: pytest.TempPathFactory) ->
         if proc.returncode == 0:
             break
     assert proc.returncode == 0, proc.stderr
-    _run(
+    shipped.run_ok(
         [uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", py, str(wheel)],
         cwd=workdir,
         env=env,
     )
-    _run([uv, "pip", "check", "--python", py], cwd=workdir, env=env)
+    shipped.run_ok([uv, "pip", "check", "--python", py], cwd=workdir, env=env)
     return Installed(venv, workdir, time.monotonic() - t0)
 
 
@@ -169,7 +151,7 @@ def test_the_installed_wheel_imports_only_from_its_virtualenv(installed: Install
         "print(json.dumps({'files': {m: importlib.import_module(m).__file__ for m in mods},"
         " 'path': sys.path}))\n"
     )
-    proc = _run(
+    proc = shipped.run_ok(
         [str(installed.bin / "python"), "-c", probe],
         cwd=installed.workdir,
         env=shipped.clean_env(os.environ),

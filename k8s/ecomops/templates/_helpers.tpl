@@ -146,6 +146,22 @@ Environment shared by every ecomops process (services and hook Jobs). Call with 
   value: {{ $v.config.rateLimitPerMinute | int64 | quote }}
 - name: ECOMOPS_ACCESS_LOG
   value: {{ $v.config.accessLog | toString | quote }}
+{{- with $v.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.tracing.sampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.tracing.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- with $v.tracing.resourceAttributes }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
 - name: ECOMOPS_KAFKA_BOOTSTRAP
   value: {{ required "kafka.bootstrap is required" $v.kafka.bootstrap | quote }}
 - name: ECOMOPS_KAFKA_SECURITY_PROTOCOL

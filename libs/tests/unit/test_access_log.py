@@ -268,7 +268,7 @@ async def test_without_traceparent_the_line_names_the_trace_the_server_started(
     access: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = TracerProvider()
-    monkeypatch.setattr(tracing, "tracer", lambda name="ecomops": provider.get_tracer(name))
+    monkeypatch.setattr(tracing, "tracer_provider", lambda: provider)
     app, rest_seen = _app()
     server, grpc_seen = await _echo_server()
     try:
@@ -295,3 +295,29 @@ async def test_the_setting_turns_grpc_access_logs_off(access: pytest.LogCaptureF
         await server.stop(0)
     assert code is grpc.StatusCode.OK
     assert _lines(access) == []
+
+
+async def test_without_an_exporter_a_platform_channel_carries_the_trace_to_the_server(
+    access: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecomops_platform.grpc_client import make_channel
+
+    provider = TracerProvider(sampler=tracing._sampler({}, exporting=False))
+    monkeypatch.setattr(tracing, "tracer_provider", lambda: provider)
+    assert not tracing.exporting()
+    server, seen = await _echo_server()
+    channel = make_channel(f"127.0.0.1:{server.port}", lambda: _bearer().split(" ", 1)[1])
+    try:
+        call = channel.unary_unary(
+            "/ecomops.unit.v1.Echo/Echo",
+            request_serializer=struct_pb2.Struct.SerializeToString,
+            response_deserializer=struct_pb2.Struct.FromString,
+        )
+        with provider.get_tracer("t").start_as_current_span("caller") as caller:
+            await call(struct_pb2.Struct(), timeout=5)
+    finally:
+        await channel.close()
+        await server.stop(0)
+    caller_trace = format(caller.get_span_context().trace_id, "032x")
+    assert seen["trace_id"] == caller_trace  # the server span continued the caller's trace
+    assert _lines(access)[0]["trace_id"] == caller_trace

@@ -19,10 +19,10 @@ from ecomops_platform.rest import (
     RequestModel,
     ResponseModel,
     create_app,
-    location_template,
     parse_origins,
     require,
 )
+from ecomops_platform.rest_locations import location_template
 from ecomops_platform.settings import CommonSettings
 from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 

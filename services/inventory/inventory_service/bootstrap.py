@@ -13,7 +13,7 @@ from ecomops_platform.topics import topic_of
 from .adapters.unit_of_work import SqlInventoryUnitOfWork
 from .entrypoints import consumers, rest
 from .entrypoints.grpc import SERVICE_NAME, InventoryServicer
-from .service_layer import catalog, fulfilment, planning, reservations, stock
+from .service_layer import catalog, fulfilment, inbound, planning, reservations, stock
 from .service_layer.planning import RunPlanning, SnapshotLevels
 from .service_layer.ports import Deps
 from .service_layer.reservations import ExpireReservations
@@ -36,7 +36,7 @@ SPEC: ServiceSpec[InventorySettings, Deps] = ServiceSpec(
     settings=InventorySettings,
     unit_of_work=SqlInventoryUnitOfWork,
     dependencies=dependencies,
-    handlers=handlers_in(catalog, stock, reservations, fulfilment, planning),
+    handlers=handlers_in(catalog, stock, inbound, reservations, fulfilment, planning),
     rest=[rest.build_router],
     grpc=[
         GrpcService(

@@ -119,6 +119,35 @@ return_restocks = sa.Table(
     sa.Index("ix_return_restocks_order", "order_id"),
 )
 
+# Stock on its way to a warehouse (purchase orders, transfers): quantity - received_quantity of
+# an open order is on order, which the replenishment suggestions count in the inventory position.
+inbound_orders = sa.Table(
+    "inbound_orders",
+    metadata,
+    sa.Column("inbound_id", sa.String(64), primary_key=True),
+    sa.Column("sku", sa.String(64), sa.ForeignKey("skus.sku"), nullable=False),
+    sa.Column("warehouse", sa.String(64), sa.ForeignKey("warehouses.code"), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("received_quantity", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("expected_on", sa.Date, nullable=True),
+    sa.Column("reference", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("quantity > 0", name="ck_inbound_orders_quantity_pos"),
+    sa.CheckConstraint(
+        "received_quantity >= 0 AND received_quantity <= quantity",
+        name="ck_inbound_orders_received_range",
+    ),
+    sa.CheckConstraint(
+        "status IN ('open', 'received', 'cancelled')", name="ck_inbound_orders_status"
+    ),
+    sa.Index(
+        "ix_inbound_orders_open", "sku", "warehouse", postgresql_where=sa.text("status = 'open'")
+    ),
+    sa.Index("ix_inbound_orders_created", sa.text("created_at DESC"), sa.text("inbound_id DESC")),
+)
+
 # Demand history: units committed per SKU, warehouse and day (from committed order lines).
 demand_daily = sa.Table(
     "demand_daily",

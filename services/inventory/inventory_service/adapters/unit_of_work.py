@@ -10,6 +10,7 @@ from ecomops_platform.db import UnitOfWork
 
 from ..service_layer.ports import DatabaseFailure
 from .repositories import (
+    SqlInboundRepository,
     SqlPlanningRepository,
     SqlReservationRepository,
     SqlReturnRepository,
@@ -54,6 +55,10 @@ class SqlInventoryUnitOfWork(UnitOfWork):
     @property
     def planning(self) -> SqlPlanningRepository:
         return SqlPlanningRepository(self.session)
+
+    @property
+    def inbound(self) -> SqlInboundRepository:
+        return SqlInboundRepository(self.session)
 
     def failure(self, exc: BaseException) -> DatabaseFailure | None:
         if isinstance(exc, DBAPIError):

@@ -121,6 +121,8 @@ class PlanningInputs:
     lead_time_days: int
     abc: AbcClass | None
     lead_time_errors: tuple[float, ...] = ()
+    #: Units on open inbound orders, not yet received.
+    on_order: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class Suggestion:
     on_hand: int
     available: int
     lead_time_days: int
+    on_order: int = 0
 
 
 def cover_days_for(abc: AbcClass | None, jit: int, standard: int, batch: int) -> int:
@@ -158,8 +161,9 @@ def suggest(
     ordering_cost: int | None,
     holding_cost: int | None,
 ) -> Suggestion:
-    """Reorder when available stock is at or below the reorder point; order up to the reorder
-    point plus one cycle (the cycle is EOQ when costs are known, else cover days by class).
+    """Reorder when the inventory position (available + on order) is at or below the reorder
+    point; order up to the reorder point plus one cycle (the cycle is EOQ when costs are
+    known, else cover days by class).
     Safety stock: the service-level quantile of ``lead_time_errors`` when the plan carries them
     (a fresh fit), else z · σ_d · √L from the cached σ_d."""
     if p.lead_time_errors and p.lead_time_days > 0:
@@ -181,19 +185,26 @@ def suggest(
         else:
             cycle_qty = q
             basis = f"EOQ {q} (ordering cost {ordering_cost}, holding cost {holding_cost}/unit/yr)"
+    # The inventory position: what is available plus what is already on its way. Without the
+    # units on order, a purchase placed yesterday would be suggested again every day of its
+    # lead time.
+    position = p.available + p.on_order
+    pending = f" + on order {p.on_order}" if p.on_order else ""
     if p.daily_demand <= 0:
         qty = 0
         reason = "no demand in the history window: nothing to reorder"
-    elif p.available <= rop:
-        qty = max(0, rop + cycle_qty - p.available)
+    elif position <= rop:
+        qty = max(0, rop + cycle_qty - position)
         reason = (
-            f"available {p.available} is at or below the reorder point {rop} "
+            f"available {p.available}{pending} is at or below the reorder point {rop} "
             f"(lead-time demand {p.lead_time_demand:.1f} over {p.lead_time_days} d + safety "
             f"stock {ss} at service level {service_level}); order up to reorder point + {basis}"
         )
     else:
         qty = 0
-        reason = f"available {p.available} is above the reorder point {rop}; no order needed"
+        reason = (
+            f"available {p.available}{pending} is above the reorder point {rop}; no order needed"
+        )
     return Suggestion(
         sku=p.sku,
         warehouse=p.warehouse,
@@ -208,6 +219,7 @@ def suggest(
         on_hand=p.on_hand,
         available=p.available,
         lead_time_days=p.lead_time_days,
+        on_order=p.on_order,
     )
 
 

@@ -20,8 +20,18 @@ from ecomops_platform.ports import check_key
 from ecomops_platform.timestamps import optional_timestamp, to_timestamp
 
 from ..domain import models as m
+from ..domain.inbound import InboundOrder, InboundStatus
 from ..domain.planning import AbcClass, Suggestion, replenishment_mode
 from ..service_layer.catalog import GetSku, ListSkus, ListWarehouses, UpsertSku, UpsertWarehouse
+from ..service_layer.inbound import (
+    CancelInboundOrder,
+    GetInboundOrder,
+    ListInboundOrders,
+    PlaceInboundOrder,
+    ReceiveInboundOrder,
+    cursor_position,
+    page_cursor,
+)
 from ..service_layer.planning import (
     GetAbcClassification,
     GetInventoryKpis,
@@ -59,6 +69,12 @@ _REASON_IN = {
     pb.ADJUSTMENT_REASON_CORRECTION: m.AdjustmentReason.CORRECTION,
 }
 _ABC = {AbcClass.A: pb.ABC_CLASS_A, AbcClass.B: pb.ABC_CLASS_B, AbcClass.C: pb.ABC_CLASS_C}
+_INBOUND_STATUS = {
+    InboundStatus.OPEN: pb.INBOUND_STATUS_OPEN,
+    InboundStatus.RECEIVED: pb.INBOUND_STATUS_RECEIVED,
+    InboundStatus.CANCELLED: pb.INBOUND_STATUS_CANCELLED,
+}
+_INBOUND_STATUS_IN = {v: k for k, v in _INBOUND_STATUS.items()}
 
 
 def sku_pb(x: m.Sku) -> pb.Sku:
@@ -124,6 +140,23 @@ def suggestion_pb(sg: Suggestion, computed_at: datetime | None) -> pb.Replenishm
         lead_time_days=sg.lead_time_days,
         replenishment_mode=sg.replenishment_mode,
         computed_at=optional_timestamp(computed_at),
+        on_order=sg.on_order,
+    )
+
+
+def inbound_pb(o: InboundOrder) -> pb.InboundOrder:
+    return pb.InboundOrder(
+        inbound_id=o.inbound_id,
+        sku=o.sku,
+        warehouse=o.warehouse,
+        quantity=o.quantity,
+        received_quantity=o.received_quantity,
+        on_order=o.on_order,
+        status=_INBOUND_STATUS[o.status],
+        expected_on=o.expected_on.isoformat() if o.expected_on else "",
+        reference=o.reference or "",
+        created_at=to_timestamp(o.created_at),
+        updated_at=to_timestamp(o.updated_at),
     )
 
 
@@ -403,4 +436,82 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
                 sku_days=k.sku_days,
                 stockout_sku_days=k.stockout_sku_days,
             )
+        )
+
+    # --- inbound orders ---------------------------------------------------------------------
+    async def PlaceInboundOrder(
+        self, request: pb.PlaceInboundOrderRequest, context: Context
+    ) -> pb.PlaceInboundOrderResponse:
+        caller = caller_for(PlaceInboundOrder)
+        key = check_key(request.idempotency_key, required=True)
+        _bounded("sku", request.sku, 64)
+        _bounded("warehouse", request.warehouse, 64)
+        _bounded("reference", request.reference, 200)
+        placed = await self.bus.handle(
+            PlaceInboundOrder(
+                sku=request.sku,
+                warehouse=request.warehouse,
+                quantity=request.quantity,
+                expected_on=request.expected_on or None,
+                reference=request.reference or None,
+            ),
+            caller,
+            idempotency_key=key,
+        )
+        return pb.PlaceInboundOrderResponse(inbound_order=inbound_pb(placed))
+
+    async def ReceiveInboundOrder(
+        self, request: pb.ReceiveInboundOrderRequest, context: Context
+    ) -> pb.ReceiveInboundOrderResponse:
+        caller = caller_for(ReceiveInboundOrder)
+        key = check_key(request.idempotency_key, required=True)
+        _bounded("inbound_id", request.inbound_id, 64)
+        receipt = await self.bus.handle(
+            ReceiveInboundOrder(inbound_id=request.inbound_id, quantity=request.quantity),
+            caller,
+            idempotency_key=key,
+        )
+        return pb.ReceiveInboundOrderResponse(
+            inbound_order=inbound_pb(receipt.inbound), entry=ledger_pb(receipt.entry)
+        )
+
+    async def CancelInboundOrder(
+        self, request: pb.CancelInboundOrderRequest, context: Context
+    ) -> pb.CancelInboundOrderResponse:
+        caller = caller_for(CancelInboundOrder)
+        _bounded("inbound_id", request.inbound_id, 64)
+        done = await self.bus.handle(CancelInboundOrder(inbound_id=request.inbound_id), caller)
+        return pb.CancelInboundOrderResponse(inbound_order=inbound_pb(done))
+
+    async def GetInboundOrder(
+        self, request: pb.GetInboundOrderRequest, context: Context
+    ) -> pb.GetInboundOrderResponse:
+        caller = caller_for(GetInboundOrder)
+        _bounded("inbound_id", request.inbound_id, 64)
+        found = await self.bus.handle(GetInboundOrder(inbound_id=request.inbound_id), caller)
+        return pb.GetInboundOrderResponse(inbound_order=inbound_pb(found))
+
+    async def ListInboundOrders(
+        self, request: pb.ListInboundOrdersRequest, context: Context
+    ) -> pb.ListInboundOrdersResponse:
+        caller = caller_for(ListInboundOrders)
+        _bounded("sku", request.sku, 64)
+        _bounded("warehouse", request.warehouse, 64)
+        status = _INBOUND_STATUS_IN.get(request.status)
+        if status is None and request.status != pb.INBOUND_STATUS_UNSPECIFIED:
+            raise Unprocessable("status: unknown value", code="validation-error")
+        limit, cursor = _page(request.page)
+        page = await self.bus.handle(
+            ListInboundOrders(
+                sku=request.sku or None,
+                warehouse=request.warehouse or None,
+                status=status,
+                before=cursor_position(cursor),
+                limit=limit,
+            ),
+            caller,
+        )
+        return pb.ListInboundOrdersResponse(
+            inbound_orders=[inbound_pb(o) for o in page.items],
+            page=common_pb2.PageResponse(next_cursor=page_cursor(page) or ""),
         )

@@ -15,8 +15,18 @@ from ecomops_platform.pagination import check_limit, decode_cursor, encode_curso
 from ecomops_platform.rest import allowed, replayed
 from ecomops_platform.strict import IDEMPOTENCY_KEY_REQUIRED, RequiredIdempotencyKey
 
+from ..domain.inbound import InboundStatus
 from ..domain.models import AdjustmentReason, Line, SkuStatus
 from ..service_layer.catalog import GetSku, ListSkus, ListWarehouses, UpsertSku, UpsertWarehouse
+from ..service_layer.inbound import (
+    CancelInboundOrder,
+    GetInboundOrder,
+    ListInboundOrders,
+    PlaceInboundOrder,
+    ReceiveInboundOrder,
+    cursor_position,
+    page_cursor,
+)
 from ..service_layer.planning import (
     GetAbcClassification,
     GetInventoryKpis,
@@ -240,6 +250,105 @@ def build_router(bus: Bus) -> APIRouter:
         """Units are available again. Idempotent; 409 when already committed."""
         done = await bus.handle(ReleaseReservation(reservation_id=reservation_id), caller)
         return s.ReservationOut.of(done)
+
+    # --- inbound orders --------------------------------------------------------------------------
+    @router.post(
+        "/inbound-orders",
+        status_code=201,
+        response_model=s.InboundOrderOut,
+        responses={201: {"description": "The inbound order placed (its units are on order)"}},
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
+    async def place_inbound_order(
+        body: s.InboundIn,
+        key: RequiredIdempotencyKey,
+        caller: Annotated[Caller, allowed(PlaceInboundOrder)],
+        response: Response,
+    ) -> s.InboundOrderOut:
+        """Record units on their way to a warehouse (a purchase order, a transfer): they count
+        as on order in the replenishment suggestions until received or cancelled."""
+        outcome = await bus.execute(
+            PlaceInboundOrder(
+                sku=body.sku,
+                warehouse=body.warehouse,
+                quantity=body.quantity,
+                expected_on=body.expected_on,
+                reference=body.reference,
+            ),
+            caller,
+            idempotency_key=key,
+        )
+        return s.InboundOrderOut.of(replayed(outcome, response))
+
+    @router.get("/inbound-orders", response_model=s.InboundOrderPage)
+    async def list_inbound_orders(
+        caller: Annotated[Caller, allowed(ListInboundOrders)],
+        sku: Annotated[str | None, Query(max_length=64)] = None,
+        warehouse: Annotated[str | None, Query(max_length=64)] = None,
+        status: InboundStatus | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> s.InboundOrderPage:
+        """Inbound orders, newest first, optionally by SKU, warehouse and status."""
+        page = await bus.handle(
+            ListInboundOrders(
+                sku=sku,
+                warehouse=warehouse,
+                status=status,
+                before=cursor_position(cursor),
+                limit=check_limit(limit),
+            ),
+            caller,
+        )
+        return s.InboundOrderPage(
+            items=[s.InboundOrderOut.of(o) for o in page.items], next_cursor=page_cursor(page)
+        )
+
+    @router.get("/inbound-orders/{inbound_id}", response_model=s.InboundOrderOut)
+    async def get_inbound_order(
+        inbound_id: str, caller: Annotated[Caller, allowed(GetInboundOrder)]
+    ) -> s.InboundOrderOut:
+        """One inbound order."""
+        return s.InboundOrderOut.of(
+            await bus.handle(GetInboundOrder(inbound_id=inbound_id), caller)
+        )
+
+    @router.post(
+        "/inbound-orders/{inbound_id}/receipts",
+        status_code=201,
+        response_model=s.InboundReceiptOut,
+        responses={201: {"description": "The receipt: the order after it and its ledger entry"}},
+        openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    )
+    async def receive_inbound_order(
+        inbound_id: str,
+        body: s.InboundReceiptIn,
+        key: RequiredIdempotencyKey,
+        caller: Annotated[Caller, allowed(ReceiveInboundOrder)],
+        response: Response,
+    ) -> s.InboundReceiptOut:
+        """Units of the order arrived: on hand up (a receipt in the ledger), on order down.
+        409 beyond what is still expected, or when the order is not open."""
+        outcome = await bus.execute(
+            ReceiveInboundOrder(inbound_id=inbound_id, quantity=body.quantity),
+            caller,
+            idempotency_key=key,
+        )
+        receipt = replayed(outcome, response)
+        return s.InboundReceiptOut(
+            inbound_order=s.InboundOrderOut.of(receipt.inbound),
+            entry=s.LedgerEntryOut.of(receipt.entry),
+        )
+
+    @router.post("/inbound-orders/{inbound_id}/cancel", response_model=s.InboundOrderOut)
+    async def cancel_inbound_order(
+        inbound_id: str, caller: Annotated[Caller, allowed(CancelInboundOrder)]
+    ) -> s.InboundOrderOut:
+        """Stop expecting the rest (units received stay on hand). Repeating it changes nothing;
+        409 when the order was received in full."""
+        return s.InboundOrderOut.of(
+            await bus.handle(CancelInboundOrder(inbound_id=inbound_id), caller)
+        )
 
     # --- planning --------------------------------------------------------------------------------
     @router.get("/replenishment/suggestions", response_model=s.SuggestionPage)

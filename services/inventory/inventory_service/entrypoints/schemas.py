@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictInt
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 from ecomops_platform.strict import INT32_MAX, StrictRequestModel
 
 from ..domain import models as m
+from ..domain.inbound import InboundOrder
 from ..domain.planning import AbcEntry, Suggestion
 from ..service_layer.views import Availability, Kpis
 
@@ -251,6 +252,10 @@ class SuggestionOut(BaseModel):
     on_hand: int
     available: int
     lead_time_days: int
+    on_order: int = Field(
+        description="Units on open inbound orders, not yet received: the reorder decision "
+        "compares available + on_order with the reorder point"
+    )
     computed_at: datetime | None
 
     @classmethod
@@ -269,8 +274,67 @@ class SuggestionOut(BaseModel):
             on_hand=s.on_hand,
             available=s.available,
             lead_time_days=s.lead_time_days,
+            on_order=s.on_order,
             computed_at=computed_at,
         )
+
+
+class InboundIn(RequestModel):
+    sku: str = Field(min_length=1, max_length=64)
+    warehouse: str = Field(min_length=1, max_length=64)
+    quantity: StrictInt = Field(ge=1, le=m.MAX_ADJUSTMENT)
+    expected_on: str | None = Field(
+        default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Expected arrival (YYYY-MM-DD)"
+    )
+    reference: str | None = Field(
+        default=None, max_length=200, description="Supplier purchase order number, transfer id"
+    )
+
+
+class InboundReceiptIn(RequestModel):
+    quantity: StrictInt = Field(
+        ge=1, le=m.MAX_ADJUSTMENT, description="Units received now (at most on_order)"
+    )
+
+
+class InboundOrderOut(BaseModel):
+    inbound_id: str
+    sku: str
+    warehouse: str
+    quantity: int
+    received_quantity: int
+    on_order: int = Field(description="Units still expected (0 unless open)")
+    status: Literal["open", "received", "cancelled"]
+    expected_on: date | None
+    reference: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, o: InboundOrder) -> InboundOrderOut:
+        return cls(
+            inbound_id=o.inbound_id,
+            sku=o.sku,
+            warehouse=o.warehouse,
+            quantity=o.quantity,
+            received_quantity=o.received_quantity,
+            on_order=o.on_order,
+            status=o.status.value,
+            expected_on=o.expected_on,
+            reference=o.reference,
+            created_at=o.created_at,
+            updated_at=o.updated_at,
+        )
+
+
+class InboundReceiptOut(BaseModel):
+    inbound_order: InboundOrderOut
+    entry: LedgerEntryOut
+
+
+class InboundOrderPage(BaseModel):
+    items: list[InboundOrderOut]
+    next_cursor: str | None
 
 
 class SuggestionPage(BaseModel):

@@ -171,6 +171,7 @@ def _suggest(
     available: int,
     abc: AbcClass | None,
     settings: InventorySettings,
+    on_order: int = 0,
 ) -> Suggestion:
     return suggest(
         PlanningInputs(
@@ -184,6 +185,7 @@ def _suggest(
             lead_time_days=p.lead_time_days,
             abc=abc,
             lead_time_errors=p.lead_time_errors,
+            on_order=on_order,
         ),
         service_level=settings.service_level,
         jit_cover_days=settings.jit_cover_days,
@@ -239,8 +241,8 @@ async def run_planning(cmd: RunPlanning, ctx: Ctx) -> int:
         thresholds: list[tuple[str, str, int, int]] = []
         for p in plans:
             await uow.planning.save_forecast(p, now)
-            on_hand, available = levels.get((p.sku, p.warehouse), (0, 0))
-            sug = _suggest(p, on_hand, available, classes.get(p.sku), settings)
+            on_hand, available, on_order = levels.get((p.sku, p.warehouse), (0, 0, 0))
+            sug = _suggest(p, on_hand, available, classes.get(p.sku), settings, on_order)
             rop = sug.reorder_point if p.daily_demand > 0 else settings.default_reorder_point
             thresholds.append((p.sku, p.warehouse, rop, sug.suggested_order_quantity))
         await uow.commit()
@@ -295,7 +297,9 @@ async def list_replenishment_suggestions(
             r.method or "none",
             int(r.history_days or 0),
         )
-        sug = _suggest(plan, r.on_hand, r.on_hand - r.reserved, classes.get(r.sku), settings)
+        sug = _suggest(
+            plan, r.on_hand, r.on_hand - r.reserved, classes.get(r.sku), settings, r.on_order
+        )
         if r.computed_at is None:
             sug = replace(
                 sug, reason="no forecast yet (the planning job has not run for it); " + sug.reason

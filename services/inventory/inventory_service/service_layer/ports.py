@@ -19,6 +19,7 @@ from ecomops_platform.bus import Context
 from ecomops_platform.ports import UnitOfWorkPort
 from ecomops_platform.timestamps import utcnow
 
+from ..domain.inbound import InboundOrder, InboundStatus
 from ..domain.models import (
     Allocation,
     Candidate,
@@ -70,6 +71,7 @@ class SuggestionRow:
     method: str | None
     history_days: int | None
     computed_at: datetime | None
+    on_order: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +249,30 @@ class ReturnRepository(Protocol):
     ) -> None: ...
 
 
+class InboundRepository(Protocol):
+    """Inbound orders (stock on its way to a warehouse)."""
+
+    async def add(self, order: InboundOrder) -> None: ...
+
+    async def get(self, inbound_id: str, *, for_update: bool = False) -> InboundOrder | None: ...
+
+    async def save(self, order: InboundOrder) -> None:
+        """Write the received quantity, status and time of an existing order."""
+        ...
+
+    async def list(
+        self,
+        *,
+        sku: str | None,
+        warehouse: str | None,
+        status: InboundStatus | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[InboundOrder]:
+        """Newest first (created_at, inbound_id descending), after the ``before`` cursor."""
+        ...
+
+
 class PlanningRepository(Protocol):
     """Planning data: demand, revenue and daily stock snapshots; forecasts; KPI reads."""
 
@@ -266,8 +292,8 @@ class PlanningRepository(Protocol):
 
     async def demand_since(self, since: date) -> list[DemandDay]: ...
 
-    async def positions(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """(on_hand, available) of every stock row."""
+    async def positions(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(on_hand, available, on_order) of every stock row."""
         ...
 
     async def save_forecast(self, plan: SeriesPlan, now: datetime) -> None: ...
@@ -324,6 +350,9 @@ class InventoryUnitOfWork(UnitOfWorkPort, Protocol):
 
     @property
     def planning(self) -> PlanningRepository: ...
+
+    @property
+    def inbound(self) -> InboundRepository: ...
 
     def failure(self, exc: BaseException) -> DatabaseFailure | None:
         """What ``exc`` means when it is a database failure; None for anything else."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from ..domain.inbound import InboundOrder
 from ..domain.models import LedgerEntry, Reservation, Sku, SkuStatus, Warehouse
 from ..domain.planning import AbcEntry, Suggestion
 
@@ -30,6 +31,22 @@ class SkuPage:
 
     items: list[Sku]
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPage:
+    """One page of inbound orders, newest first; ``more`` when another page follows."""
+
+    items: list[InboundOrder]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReceipt:
+    """An inbound order after a receipt, and the receipt's ledger entry."""
+
+    inbound: InboundOrder
+    entry: LedgerEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ecomops_testing.fakes import FakeUnitOfWork
+from inventory_service.domain.inbound import InboundOrder, InboundStatus
 from inventory_service.domain.models import (
     Allocation,
     Candidate,
@@ -64,6 +65,12 @@ class Store:
     revenue: dict[tuple[str, date, str], int] = field(default_factory=dict)
     stock_daily: dict[tuple[str, date], tuple[int, int, bool]] = field(default_factory=dict)
     forecasts: dict[tuple[str, str], tuple[SeriesPlan, datetime]] = field(default_factory=dict)
+    inbound: dict[str, InboundOrder] = field(default_factory=dict)
+
+    def on_order(self, sku: str, warehouse: str) -> int:
+        return sum(
+            o.on_order for o in self.inbound.values() if (o.sku, o.warehouse) == (sku, warehouse)
+        )
 
 
 class _Repo:
@@ -358,8 +365,11 @@ class FakePlanning(_Repo):
     async def demand_since(self, since: date) -> list[DemandDay]:
         return [DemandDay(s, w, d, u) for (s, w, d), u in self.s.demand.items() if d >= since]
 
-    async def positions(self) -> dict[tuple[str, str], tuple[int, int]]:
-        return {k: (r.on_hand, r.on_hand - r.reserved) for k, r in self.s.stock.items()}
+    async def positions(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        return {
+            k: (r.on_hand, r.on_hand - r.reserved, self.s.on_order(*k))
+            for k, r in self.s.stock.items()
+        }
 
     async def save_forecast(self, plan: SeriesPlan, now: datetime) -> None:
         self.s.forecasts[(plan.sku, plan.warehouse)] = (plan, now)
@@ -400,6 +410,7 @@ class FakePlanning(_Repo):
                     p.method if p else None,
                     p.history_days if p else None,
                     cached[1] if cached else None,
+                    self.s.on_order(sku, wh),
                 )
             )
         return out[:limit]
@@ -451,6 +462,37 @@ class FakePlanning(_Repo):
         return out
 
 
+class FakeInbound(_Repo):
+    async def add(self, order: InboundOrder) -> None:
+        self.s.inbound[order.inbound_id] = order
+
+    async def get(self, inbound_id: str, *, for_update: bool = False) -> InboundOrder | None:
+        return self.s.inbound.get(inbound_id)
+
+    async def save(self, order: InboundOrder) -> None:
+        self.s.inbound[order.inbound_id] = order
+
+    async def list(
+        self,
+        *,
+        sku: str | None,
+        warehouse: str | None,
+        status: InboundStatus | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[InboundOrder]:
+        found = [
+            o
+            for o in self.s.inbound.values()
+            if (sku is None or o.sku == sku)
+            and (warehouse is None or o.warehouse == warehouse)
+            and (status is None or o.status is status)
+            and (before is None or (o.created_at, o.inbound_id) < before)
+        ]
+        found.sort(key=lambda o: (o.created_at, o.inbound_id), reverse=True)
+        return found[:limit]
+
+
 class FakeInventoryUnitOfWork(FakeUnitOfWork):
     """One store shared by every unit of work a test's bus creates; rolled back with it."""
 
@@ -463,6 +505,7 @@ class FakeInventoryUnitOfWork(FakeUnitOfWork):
         self.reservations = FakeReservations(self.store)
         self.returns = FakeReturns(self.store)
         self.planning = FakePlanning(self.store)
+        self.inbound = FakeInbound(self.store)
 
     def snapshot(self) -> Any:
         return super().snapshot(), copy.deepcopy(self.store.__dict__)

@@ -142,6 +142,34 @@ ABC_CLASS_C: AbcClass.ValueType  # 3
 """The rest: replenished in batches."""
 Global___AbcClass: _TypeAlias = AbcClass  # noqa: Y015
 
+class _InboundStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InboundStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InboundStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INBOUND_STATUS_UNSPECIFIED: _InboundStatus.ValueType  # 0
+    """Not set (on list requests: any status)."""
+    INBOUND_STATUS_OPEN: _InboundStatus.ValueType  # 1
+    """Units are still expected."""
+    INBOUND_STATUS_RECEIVED: _InboundStatus.ValueType  # 2
+    """Every ordered unit was received."""
+    INBOUND_STATUS_CANCELLED: _InboundStatus.ValueType  # 3
+    """Cancelled; units received before the cancellation stay on hand."""
+
+class InboundStatus(_InboundStatus, metaclass=_InboundStatusEnumTypeWrapper):
+    """Lifecycle status of an inbound order."""
+
+INBOUND_STATUS_UNSPECIFIED: InboundStatus.ValueType  # 0
+"""Not set (on list requests: any status)."""
+INBOUND_STATUS_OPEN: InboundStatus.ValueType  # 1
+"""Units are still expected."""
+INBOUND_STATUS_RECEIVED: InboundStatus.ValueType  # 2
+"""Every ordered unit was received."""
+INBOUND_STATUS_CANCELLED: InboundStatus.ValueType  # 3
+"""Cancelled; units received before the cancellation stay on hand."""
+Global___InboundStatus: _TypeAlias = InboundStatus  # noqa: Y015
+
 @_typing.final
 class Sku(_message.Message):
     """A SKU of the registry."""
@@ -1217,6 +1245,7 @@ class ReplenishmentSuggestion(_message.Message):
     LEAD_TIME_DAYS_FIELD_NUMBER: _builtins.int
     REPLENISHMENT_MODE_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    ON_ORDER_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """Stock keeping unit."""
     warehouse: _builtins.str
@@ -1243,6 +1272,10 @@ class ReplenishmentSuggestion(_message.Message):
     """Lead time used, in days."""
     replenishment_mode: _builtins.str
     """"just_in_time" (A items), "batch" (C items) or "standard" (B or unclassified)."""
+    on_order: _builtins.int
+    """Units on open inbound orders (expected, not received): the reorder decision compares
+    available + on order (the inventory position) with the reorder point.
+    """
     @_builtins.property
     def computed_at(self) -> _timestamp_pb2.Timestamp:
         """When the forecast behind this suggestion was computed."""
@@ -1264,10 +1297,11 @@ class ReplenishmentSuggestion(_message.Message):
         lead_time_days: _builtins.int = ...,
         replenishment_mode: _builtins.str = ...,
         computed_at: _timestamp_pb2.Timestamp | None = ...,
+        on_order: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abc_class", b"abc_class", "available", b"available", "computed_at", b"computed_at", "days_of_cover", b"days_of_cover", "forecast_daily_demand", b"forecast_daily_demand", "lead_time_days", b"lead_time_days", "on_hand", b"on_hand", "reason", b"reason", "reorder_point", b"reorder_point", "replenishment_mode", b"replenishment_mode", "safety_stock", b"safety_stock", "sku", b"sku", "suggested_order_quantity", b"suggested_order_quantity", "warehouse", b"warehouse"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abc_class", b"abc_class", "available", b"available", "computed_at", b"computed_at", "days_of_cover", b"days_of_cover", "forecast_daily_demand", b"forecast_daily_demand", "lead_time_days", b"lead_time_days", "on_hand", b"on_hand", "on_order", b"on_order", "reason", b"reason", "reorder_point", b"reorder_point", "replenishment_mode", b"replenishment_mode", "safety_stock", b"safety_stock", "sku", b"sku", "suggested_order_quantity", b"suggested_order_quantity", "warehouse", b"warehouse"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1542,3 +1576,353 @@ class GetInventoryKpisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInventoryKpisResponse: _TypeAlias = GetInventoryKpisResponse  # noqa: Y015
+
+@_typing.final
+class InboundOrder(_message.Message):
+    """Stock on its way to a warehouse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    RECEIVED_QUANTITY_FIELD_NUMBER: _builtins.int
+    ON_ORDER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPECTED_ON_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    inbound_id: _builtins.str
+    """Inbound order id (assigned by the service)."""
+    sku: _builtins.str
+    """Stock keeping unit."""
+    warehouse: _builtins.str
+    """Receiving warehouse code."""
+    quantity: _builtins.int
+    """Units ordered."""
+    received_quantity: _builtins.int
+    """Units received so far."""
+    on_order: _builtins.int
+    """Units still expected (0 unless open)."""
+    status: Global___InboundStatus.ValueType
+    """Status."""
+    expected_on: _builtins.str
+    """Expected arrival date, YYYY-MM-DD (empty: unknown)."""
+    reference: _builtins.str
+    """External reference (supplier purchase order number, transfer id)."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was placed."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        inbound_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        warehouse: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        received_quantity: _builtins.int = ...,
+        on_order: _builtins.int = ...,
+        status: Global___InboundStatus.ValueType = ...,
+        expected_on: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expected_on", b"expected_on", "inbound_id", b"inbound_id", "on_order", b"on_order", "quantity", b"quantity", "received_quantity", b"received_quantity", "reference", b"reference", "sku", b"sku", "status", b"status", "updated_at", b"updated_at", "warehouse", b"warehouse"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InboundOrder: _TypeAlias = InboundOrder  # noqa: Y015
+
+@_typing.final
+class PlaceInboundOrderRequest(_message.Message):
+    """Request of PlaceInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPECTED_ON_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Idempotency key (required): the same key and request replays the first answer."""
+    sku: _builtins.str
+    """Stock keeping unit (must exist and be active)."""
+    warehouse: _builtins.str
+    """Receiving warehouse code (must exist)."""
+    quantity: _builtins.int
+    """Units ordered (positive)."""
+    expected_on: _builtins.str
+    """Expected arrival date, YYYY-MM-DD (optional)."""
+    reference: _builtins.str
+    """External reference (optional)."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        warehouse: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        expected_on: _builtins.str = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_on", b"expected_on", "idempotency_key", b"idempotency_key", "quantity", b"quantity", "reference", b"reference", "sku", b"sku", "warehouse", b"warehouse"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceInboundOrderRequest: _TypeAlias = PlaceInboundOrderRequest  # noqa: Y015
+
+@_typing.final
+class PlaceInboundOrderResponse(_message.Message):
+    """Response of PlaceInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inbound_order(self) -> Global___InboundOrder:
+        """The inbound order placed."""
+
+    def __init__(
+        self,
+        *,
+        inbound_order: Global___InboundOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceInboundOrderResponse: _TypeAlias = PlaceInboundOrderResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveInboundOrderRequest(_message.Message):
+    """Request of ReceiveInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    INBOUND_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Idempotency key (required): the same key and request replays the first answer."""
+    inbound_id: _builtins.str
+    """Inbound order id."""
+    quantity: _builtins.int
+    """Units received now (positive, at most what is still expected)."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        inbound_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "inbound_id", b"inbound_id", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveInboundOrderRequest: _TypeAlias = ReceiveInboundOrderRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveInboundOrderResponse(_message.Message):
+    """Response of ReceiveInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ORDER_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inbound_order(self) -> Global___InboundOrder:
+        """The inbound order after the receipt."""
+
+    @_builtins.property
+    def entry(self) -> Global___LedgerEntry:
+        """The ledger entry of the receipt."""
+
+    def __init__(
+        self,
+        *,
+        inbound_order: Global___InboundOrder | None = ...,
+        entry: Global___LedgerEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "inbound_order", b"inbound_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "inbound_order", b"inbound_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveInboundOrderResponse: _TypeAlias = ReceiveInboundOrderResponse  # noqa: Y015
+
+@_typing.final
+class CancelInboundOrderRequest(_message.Message):
+    """Request of CancelInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ID_FIELD_NUMBER: _builtins.int
+    inbound_id: _builtins.str
+    """Inbound order id."""
+    def __init__(
+        self,
+        *,
+        inbound_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_id", b"inbound_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelInboundOrderRequest: _TypeAlias = CancelInboundOrderRequest  # noqa: Y015
+
+@_typing.final
+class CancelInboundOrderResponse(_message.Message):
+    """Response of CancelInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inbound_order(self) -> Global___InboundOrder:
+        """The inbound order after the cancellation."""
+
+    def __init__(
+        self,
+        *,
+        inbound_order: Global___InboundOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelInboundOrderResponse: _TypeAlias = CancelInboundOrderResponse  # noqa: Y015
+
+@_typing.final
+class GetInboundOrderRequest(_message.Message):
+    """Request of GetInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ID_FIELD_NUMBER: _builtins.int
+    inbound_id: _builtins.str
+    """Inbound order id."""
+    def __init__(
+        self,
+        *,
+        inbound_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_id", b"inbound_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInboundOrderRequest: _TypeAlias = GetInboundOrderRequest  # noqa: Y015
+
+@_typing.final
+class GetInboundOrderResponse(_message.Message):
+    """Response of GetInboundOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inbound_order(self) -> Global___InboundOrder:
+        """The inbound order."""
+
+    def __init__(
+        self,
+        *,
+        inbound_order: Global___InboundOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_order", b"inbound_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInboundOrderResponse: _TypeAlias = GetInboundOrderResponse  # noqa: Y015
+
+@_typing.final
+class ListInboundOrdersRequest(_message.Message):
+    """Request of ListInboundOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    WAREHOUSE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Only this SKU (empty: all)."""
+    warehouse: _builtins.str
+    """Only this warehouse (empty: all)."""
+    status: Global___InboundStatus.ValueType
+    """Only this status (unspecified: all)."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest:
+        """Page size and cursor."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        warehouse: _builtins.str = ...,
+        status: Global___InboundStatus.ValueType = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "sku", b"sku", "status", b"status", "warehouse", b"warehouse"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboundOrdersRequest: _TypeAlias = ListInboundOrdersRequest  # noqa: Y015
+
+@_typing.final
+class ListInboundOrdersResponse(_message.Message):
+    """Response of ListInboundOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INBOUND_ORDERS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def inbound_orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboundOrder]:
+        """Inbound orders, newest first."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageResponse:
+        """Where the next page starts."""
+
+    def __init__(
+        self,
+        *,
+        inbound_orders: _abc.Iterable[Global___InboundOrder] | None = ...,
+        page: _common_pb2.PageResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inbound_orders", b"inbound_orders", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboundOrdersResponse: _TypeAlias = ListInboundOrdersResponse  # noqa: Y015

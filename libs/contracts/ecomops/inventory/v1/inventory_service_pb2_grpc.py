@@ -120,6 +120,31 @@ class InventoryServiceStub:
                 request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisRequest.SerializeToString,
                 response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisResponse.FromString,
                 _registered_method=True)
+        self.PlaceInboundOrder = channel.unary_unary(
+                '/ecomops.inventory.v1.InventoryService/PlaceInboundOrder',
+                request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderRequest.SerializeToString,
+                response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderResponse.FromString,
+                _registered_method=True)
+        self.ReceiveInboundOrder = channel.unary_unary(
+                '/ecomops.inventory.v1.InventoryService/ReceiveInboundOrder',
+                request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderRequest.SerializeToString,
+                response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderResponse.FromString,
+                _registered_method=True)
+        self.CancelInboundOrder = channel.unary_unary(
+                '/ecomops.inventory.v1.InventoryService/CancelInboundOrder',
+                request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderRequest.SerializeToString,
+                response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderResponse.FromString,
+                _registered_method=True)
+        self.GetInboundOrder = channel.unary_unary(
+                '/ecomops.inventory.v1.InventoryService/GetInboundOrder',
+                request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderRequest.SerializeToString,
+                response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderResponse.FromString,
+                _registered_method=True)
+        self.ListInboundOrders = channel.unary_unary(
+                '/ecomops.inventory.v1.InventoryService/ListInboundOrders',
+                request_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersRequest.SerializeToString,
+                response_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -250,6 +275,43 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlaceInboundOrder(self, request, context):
+        """Record stock on its way to a warehouse (a purchase order or a transfer): it counts as on
+        order in the replenishment suggestions until it is received or cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveInboundOrder(self, request, context):
+        """Receive units of an inbound order: they go on hand (a "receipt" ledger entry, publishes
+        StockAdjusted) and leave on order. More than is still expected: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelInboundOrder(self, request, context):
+        """Cancel what is still expected of an inbound order (units already received stay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInboundOrder(self, request, context):
+        """Read one inbound order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInboundOrders(self, request, context):
+        """Inbound orders, newest first, optionally by SKU, warehouse and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +394,31 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetInventoryKpis,
                     request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisRequest.FromString,
                     response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisResponse.SerializeToString,
+            ),
+            'PlaceInboundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceInboundOrder,
+                    request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderRequest.FromString,
+                    response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderResponse.SerializeToString,
+            ),
+            'ReceiveInboundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveInboundOrder,
+                    request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderRequest.FromString,
+                    response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderResponse.SerializeToString,
+            ),
+            'CancelInboundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelInboundOrder,
+                    request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderRequest.FromString,
+                    response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderResponse.SerializeToString,
+            ),
+            'GetInboundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInboundOrder,
+                    request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderRequest.FromString,
+                    response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderResponse.SerializeToString,
+            ),
+            'ListInboundOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInboundOrders,
+                    request_deserializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersRequest.FromString,
+                    response_serializer=ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -772,6 +859,141 @@ class InventoryService:
             '/ecomops.inventory.v1.InventoryService/GetInventoryKpis',
             ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisRequest.SerializeToString,
             ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInventoryKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceInboundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.inventory.v1.InventoryService/PlaceInboundOrder',
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderRequest.SerializeToString,
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.PlaceInboundOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveInboundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.inventory.v1.InventoryService/ReceiveInboundOrder',
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderRequest.SerializeToString,
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveInboundOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelInboundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.inventory.v1.InventoryService/CancelInboundOrder',
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderRequest.SerializeToString,
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelInboundOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInboundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.inventory.v1.InventoryService/GetInboundOrder',
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderRequest.SerializeToString,
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.GetInboundOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInboundOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecomops.inventory.v1.InventoryService/ListInboundOrders',
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersRequest.SerializeToString,
+            ecomops_dot_inventory_dot_v1_dot_inventory__service__pb2.ListInboundOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,20 @@ class InventoryServiceStub:
     """ABC classification of SKUs by revenue contribution."""
     GetInventoryKpis: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetInventoryKpisRequest, _inventory_service_pb2.GetInventoryKpisResponse]
     """Inventory KPIs over a date range: turnover, stock-out rate, days of cover, excess stock."""
+    PlaceInboundOrder: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.PlaceInboundOrderRequest, _inventory_service_pb2.PlaceInboundOrderResponse]
+    """Record stock on its way to a warehouse (a purchase order or a transfer): it counts as on
+    order in the replenishment suggestions until it is received or cancelled.
+    """
+    ReceiveInboundOrder: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReceiveInboundOrderRequest, _inventory_service_pb2.ReceiveInboundOrderResponse]
+    """Receive units of an inbound order: they go on hand (a "receipt" ledger entry, publishes
+    StockAdjusted) and leave on order. More than is still expected: FAILED_PRECONDITION.
+    """
+    CancelInboundOrder: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelInboundOrderRequest, _inventory_service_pb2.CancelInboundOrderResponse]
+    """Cancel what is still expected of an inbound order (units already received stay)."""
+    GetInboundOrder: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetInboundOrderRequest, _inventory_service_pb2.GetInboundOrderResponse]
+    """Read one inbound order."""
+    ListInboundOrders: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListInboundOrdersRequest, _inventory_service_pb2.ListInboundOrdersResponse]
+    """Inbound orders, newest first, optionally by SKU, warehouse and status."""
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -137,6 +151,20 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """ABC classification of SKUs by revenue contribution."""
     GetInventoryKpis: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetInventoryKpisRequest, _inventory_service_pb2.GetInventoryKpisResponse]  # type: ignore[assignment]
     """Inventory KPIs over a date range: turnover, stock-out rate, days of cover, excess stock."""
+    PlaceInboundOrder: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.PlaceInboundOrderRequest, _inventory_service_pb2.PlaceInboundOrderResponse]  # type: ignore[assignment]
+    """Record stock on its way to a warehouse (a purchase order or a transfer): it counts as on
+    order in the replenishment suggestions until it is received or cancelled.
+    """
+    ReceiveInboundOrder: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReceiveInboundOrderRequest, _inventory_service_pb2.ReceiveInboundOrderResponse]  # type: ignore[assignment]
+    """Receive units of an inbound order: they go on hand (a "receipt" ledger entry, publishes
+    StockAdjusted) and leave on order. More than is still expected: FAILED_PRECONDITION.
+    """
+    CancelInboundOrder: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelInboundOrderRequest, _inventory_service_pb2.CancelInboundOrderResponse]  # type: ignore[assignment]
+    """Cancel what is still expected of an inbound order (units already received stay)."""
+    GetInboundOrder: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetInboundOrderRequest, _inventory_service_pb2.GetInboundOrderResponse]  # type: ignore[assignment]
+    """Read one inbound order."""
+    ListInboundOrders: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListInboundOrdersRequest, _inventory_service_pb2.ListInboundOrdersResponse]  # type: ignore[assignment]
+    """Inbound orders, newest first, optionally by SKU, warehouse and status."""
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The inventory service: SKU registry, stock across warehouses, TTL reservations (zero
@@ -285,5 +313,49 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.GetInventoryKpisResponse, _abc.Awaitable[_inventory_service_pb2.GetInventoryKpisResponse]]:
         """Inventory KPIs over a date range: turnover, stock-out rate, days of cover, excess stock."""
+
+    @_abc_1.abstractmethod
+    def PlaceInboundOrder(
+        self,
+        request: _inventory_service_pb2.PlaceInboundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.PlaceInboundOrderResponse, _abc.Awaitable[_inventory_service_pb2.PlaceInboundOrderResponse]]:
+        """Record stock on its way to a warehouse (a purchase order or a transfer): it counts as on
+        order in the replenishment suggestions until it is received or cancelled.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveInboundOrder(
+        self,
+        request: _inventory_service_pb2.ReceiveInboundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ReceiveInboundOrderResponse, _abc.Awaitable[_inventory_service_pb2.ReceiveInboundOrderResponse]]:
+        """Receive units of an inbound order: they go on hand (a "receipt" ledger entry, publishes
+        StockAdjusted) and leave on order. More than is still expected: FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelInboundOrder(
+        self,
+        request: _inventory_service_pb2.CancelInboundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.CancelInboundOrderResponse, _abc.Awaitable[_inventory_service_pb2.CancelInboundOrderResponse]]:
+        """Cancel what is still expected of an inbound order (units already received stay)."""
+
+    @_abc_1.abstractmethod
+    def GetInboundOrder(
+        self,
+        request: _inventory_service_pb2.GetInboundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.GetInboundOrderResponse, _abc.Awaitable[_inventory_service_pb2.GetInboundOrderResponse]]:
+        """Read one inbound order."""
+
+    @_abc_1.abstractmethod
+    def ListInboundOrders(
+        self,
+        request: _inventory_service_pb2.ListInboundOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ListInboundOrdersResponse, _abc.Awaitable[_inventory_service_pb2.ListInboundOrdersResponse]]:
+        """Inbound orders, newest first, optionally by SKU, warehouse and status."""
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,11 +6,13 @@ the lock decides, so there is no read-then-write window.
 """
 
 from .catalog import SqlSkuRepository, SqlWarehouseRepository
+from .inbound import SqlInboundRepository
 from .planning import SqlPlanningRepository
 from .reservations import SqlReservationRepository, SqlReturnRepository
 from .stock import SqlStockRepository
 
 __all__ = [
+    "SqlInboundRepository",
     "SqlPlanningRepository",
     "SqlReservationRepository",
     "SqlReturnRepository",

@@ -21,6 +21,7 @@ from ...service_layer.ports import (
     SuggestionRow,
 )
 from .. import tables as t
+from .inbound import on_order_by_row
 
 _FORECAST_FIELDS = (
     "daily_demand",
@@ -151,9 +152,23 @@ class SqlPlanningRepository:
         ).all()
         return [DemandDay(r.sku, r.warehouse, r.day, int(r.units)) for r in rows]
 
-    async def positions(self) -> dict[tuple[str, str], tuple[int, int]]:
-        rows = (await self.session.execute(sa.select(t.stock))).all()
-        return {(r.sku, r.warehouse): (int(r.on_hand), int(r.on_hand - r.reserved)) for r in rows}
+    async def positions(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        pending = on_order_by_row()
+        q = sa.select(
+            t.stock.c.sku,
+            t.stock.c.warehouse,
+            t.stock.c.on_hand,
+            t.stock.c.reserved,
+            sa.func.coalesce(pending.c.on_order, 0).label("on_order"),
+        ).outerjoin(
+            pending,
+            sa.and_(pending.c.sku == t.stock.c.sku, pending.c.warehouse == t.stock.c.warehouse),
+        )
+        rows = (await self.session.execute(q)).all()
+        return {
+            (r.sku, r.warehouse): (int(r.on_hand), int(r.on_hand - r.reserved), int(r.on_order))
+            for r in rows
+        }
 
     async def save_forecast(self, plan: SeriesPlan, now: datetime) -> None:
         stmt = pg_insert(t.forecasts).values(
@@ -195,12 +210,14 @@ class SqlPlanningRepository:
         self, *, warehouse: str | None, after: tuple[str, str] | None, limit: int
     ) -> list[SuggestionRow]:
         f = t.forecasts
+        pending = on_order_by_row()
         q = (
             sa.select(
                 t.stock.c.sku,
                 t.stock.c.warehouse,
                 t.stock.c.on_hand,
                 t.stock.c.reserved,
+                sa.func.coalesce(pending.c.on_order, 0).label("on_order"),
                 t.skus.c.lead_time_days.label("sku_lead"),
                 f.c.daily_demand,
                 f.c.lead_time_demand,
@@ -212,6 +229,10 @@ class SqlPlanningRepository:
             )
             .join(t.skus, t.skus.c.sku == t.stock.c.sku)
             .outerjoin(f, sa.and_(f.c.sku == t.stock.c.sku, f.c.warehouse == t.stock.c.warehouse))
+            .outerjoin(
+                pending,
+                sa.and_(pending.c.sku == t.stock.c.sku, pending.c.warehouse == t.stock.c.warehouse),
+            )
             .where(t.skus.c.status == "active")
             .order_by(t.stock.c.sku, t.stock.c.warehouse)
             .limit(limit)
@@ -234,6 +255,7 @@ class SqlPlanningRepository:
                 method=r.method,
                 history_days=_opt_int(r.history_days),
                 computed_at=r.computed_at,
+                on_order=int(r.on_order),
             )
             for r in (await self.session.execute(q)).all()
         ]
