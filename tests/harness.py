@@ -1,7 +1,7 @@
 """A subprocess stack harness for the proof suite: the real services as real processes.
 
 It starts every service that is built (``ecomops_platform.registry.implemented()``) with
-``ecomops serve <svc>`` on the test ports (REST 18001-18005, gRPC 19001-19005), after
+``ecomops serve <svc>`` on the test ports (REST 18001-18006, gRPC 19001-19006), after
 ``ecomops topics create`` and ``ecomops migrate <svc>``; waits for ``/readyz``; can SIGKILL,
 stop and restart one service, start an extra instance with other settings (for instance the
 order service pointed at a fault proxy), stop and start Kafka and PostgreSQL of the running
@@ -29,14 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 STACK_SH = ROOT / "deploy" / "local" / "stack.sh"
-# Logs go with the stack profile's state; ports follow docs/conventions.md (18001-18005 REST,
-# 19001-19005 gRPC) unless PROOF_PORT_BASE moves them, so two suites can run side by side.
+# Logs go with the stack profile's state; ports follow docs/conventions.md (18001-18006 REST,
+# 19001-19006 gRPC) unless PROOF_PORT_BASE moves them, so two suites can run side by side.
 LOG_DIR = ROOT / ".local" / os.environ.get("ECOMOPS_STACK_PROFILE", "test") / "logs"
 _BASE = int(os.environ.get("PROOF_PORT_BASE", "18000"))
-_SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
+_SERVICES = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 HTTP_PORTS = {svc: _BASE + 1 + i for i, svc in enumerate(_SERVICES)}
 GRPC_PORTS = {svc: _BASE + 1001 + i for i, svc in enumerate(_SERVICES)}
 ORDER_DEPENDENCIES = ("inventory", "pricing", "risk")
+SUPPORT_DEPENDENCIES = ("order", "pricing")
 
 
 def ecomops_exe() -> str:
@@ -137,6 +138,8 @@ class Stack:
             env[f"{up}_GRPC_PORT"] = str(self.grpc_ports[svc])
         for dep in ORDER_DEPENDENCIES:
             env[f"ORDER_{dep.upper()}_TARGET"] = f"127.0.0.1:{self.grpc_ports[dep]}"
+        for dep in SUPPORT_DEPENDENCIES:
+            env[f"SUPPORT_{dep.upper()}_TARGET"] = f"127.0.0.1:{self.grpc_ports[dep]}"
         env.update(self.extra_env)
         return env
 

@@ -22,7 +22,7 @@ PGDIR="$STATE_DIR/postgres"
 DATA_DIR="$PGDIR/data"
 SOCKET_DIR="$PGDIR/socket"
 LOG="$STATE_DIR/postgres.log"
-SERVICES=(order inventory pricing recommendation risk)
+SERVICES=(order inventory pricing recommendation risk support)
 
 rel() { local p="$1"; echo "${p#"$ROOT"/}"; }
 die() { echo "postgres.sh: $*" >&2; exit 1; }

@@ -22,7 +22,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/local"
-SERVICES=(order inventory pricing recommendation risk)
+SERVICES=(order inventory pricing recommendation risk support)
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
 log() { echo "stack.sh: $*"; }

@@ -20,13 +20,14 @@ CHART = ROOT / "k8s" / "ecomops"
 EXAMPLES = sorted((ROOT / "k8s" / "examples").glob("*.yaml"))
 MANAGED = ROOT / "k8s" / "examples" / "managed-postgres-kafka.yaml"
 MINIMAL = ROOT / "k8s" / "examples" / "minimal.yaml"
-COMPONENTS = ("order", "inventory", "pricing", "recommendation", "risk")
+COMPONENTS = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 PORTS = {  # docs/conventions.md
     "order": (8001, 9001),
     "inventory": (8002, 9002),
     "pricing": (8003, 9003),
     "recommendation": (8004, 9004),
     "risk": (8005, 9005),
+    "support": (8006, 9006),
 }
 # Everything optional switched on, to check the optional templates too.
 ALL_ON = (
@@ -280,6 +281,12 @@ def test_services_follow_the_conventions(
             target = env[f"ORDER_{dep.upper()}_TARGET"]["value"]
             if dep in services:
                 assert target == f"{services[dep]['metadata']['name']}:{PORTS[dep][1]}"
+    if "support" in services:
+        env = env_of(deployments(docs)["support"]["spec"]["template"]["spec"]["containers"][0])
+        for dep in ("order", "pricing"):
+            target = env[f"SUPPORT_{dep.upper()}_TARGET"]["value"]
+            if dep in services:
+                assert target == f"{services[dep]['metadata']['name']}:{PORTS[dep][1]}"
 
 
 @pytest.mark.parametrize(("values_files", "sets"), CASES)
@@ -335,22 +342,22 @@ def test_network_policies_allow_only_what_each_service_needs(
         # no rule may open every port to everyone
         for rule in egress + policy["spec"]["ingress"]:
             assert rule.get("ports"), f"{comp}: a rule without ports allows all ports"
-        # calls to other ecomops pods: only order → inventory, pricing, risk gRPC
+        # calls to other ecomops pods: only order → inventory, pricing, risk gRPC and
+        # support → order, pricing gRPC
         peer_components = {
             peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
             for peer in _grpc_peers(policy, "egress")
             if "namespaceSelector" not in peer
         } - {None}
-        expected = {"inventory", "pricing", "risk"} & set(deploys) if comp == "order" else set()
+        calls = {"order": {"inventory", "pricing", "risk"}, "support": {"order", "pricing"}}
+        expected = calls.get(comp, set()) & set(deploys)
         assert peer_components == expected, comp
         callers = {
             peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
             for peer in _grpc_peers(policy, "ingress")
             if "namespaceSelector" not in peer and "ipBlock" not in peer
         } - {None}
-        allowed_callers = (
-            {"order"} & set(deploys) if comp in ("inventory", "pricing", "risk") else set()
-        )
+        allowed_callers = {c for c, deps in calls.items() if comp in deps} & set(deploys)
         # Its own `helm test` Pod (tests.enabled, the default) checks /readyz and gRPC health.
         allowed_callers |= {f"{comp}-test"}
         assert callers == allowed_callers, comp
@@ -397,7 +404,7 @@ def test_minimal_example_runs_only_inventory_and_pricing(render: Any) -> None:
     docs = render((MINIMAL,))
     rendered = {component_of(d) for d in docs}
     assert rendered >= {"inventory", "pricing"}
-    assert not rendered & {"order", "recommendation", "risk"}
+    assert not rendered & {"order", "recommendation", "risk", "support"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,6 +464,7 @@ ROUTES = {
         "/v1/labels",
         "/v1/risk",
     ],
+    "support": ["/v1/tickets", "/v1/articles", "/v1/support"],
 }
 
 

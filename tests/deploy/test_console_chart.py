@@ -10,7 +10,7 @@ import pytest
 
 from ecomops_platform import cli
 
-SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
+SERVICES = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 ON = ("console.enabled=true", "console.sessionSecret.secretName=console-session")
 
 
@@ -62,7 +62,7 @@ def test_the_console_reaches_only_the_services_http_ports(render: Any) -> None:
     (policy,) = _console(docs, "NetworkPolicy")
     egress = policy["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule.get("ports", []))
-    assert ports == [53, 53, 8001, 8002, 8003, 8004, 8005]
+    assert ports == [53, 53, 8001, 8002, 8003, 8004, 8005, 8006]
     targets = {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
         for rule in egress

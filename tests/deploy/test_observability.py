@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "k8s" / "ecomops"
 DASHBOARD = CHART / "files" / "dashboards" / "ecomops.json"
 OPERABILITY = ROOT / "k8s" / "examples" / "operability.yaml"
-COMPONENTS = ("order", "inventory", "pricing", "recommendation", "risk")
+COMPONENTS = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 RULES_ON = ("metrics.prometheusRule.enabled=true",)
 ALERTS = {
     "EcomopsOutboxStalled",
@@ -253,7 +253,14 @@ def test_one_helm_test_pod_per_enabled_service(render: Any) -> None:
         (container,) = pod["spec"]["containers"]
         env = {e["name"]: e["value"] for e in container["env"]}
         comp = component_of(pod).removesuffix("-test")  # type: ignore[union-attr]
-        port = {"order": 1, "inventory": 2, "pricing": 3, "recommendation": 4, "risk": 5}[comp]
+        port = {
+            "order": 1,
+            "inventory": 2,
+            "pricing": 3,
+            "recommendation": 4,
+            "risk": 5,
+            "support": 6,
+        }[comp]
         assert env["ECOMOPS_TEST_HTTP"] == f"http://ecomops-{comp}:800{port}"
         assert env["ECOMOPS_TEST_GRPC"] == f"ecomops-{comp}:900{port}"
         assert container["command"] == ["python", "-c"]

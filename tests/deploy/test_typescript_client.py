@@ -38,7 +38,15 @@ def test_generated_typescript_types_compile_a_client(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     generated = {p.stem for p in (build / "generated").glob("*.ts")}
-    assert generated == {"ecomops", "inventory", "order", "pricing", "recommendation", "risk"}
+    assert generated == {
+        "ecomops",
+        "inventory",
+        "order",
+        "pricing",
+        "recommendation",
+        "risk",
+        "support",
+    }
     order = (build / "generated" / "order.ts").read_text()
     assert '"Idempotency-Key": string;' in order  # required, not "?:"
     assert "application/problem+json" in order

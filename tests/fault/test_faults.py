@@ -232,6 +232,7 @@ DB_PROBES = {
     "pricing": ("/v1/promotions", "ListPromotions"),
     "recommendation": ("/v1/segments", "ListSegmentCounts"),
     "risk": ("/v1/reviews", "ListReviews"),
+    "support": ("/v1/tickets", "ListTickets"),
 }
 
 
@@ -415,7 +416,7 @@ async def test_kafka_killed_three_times_under_writes_on_every_service(stack, sho
         assert any(k.startswith(f"{service}:2") for k in writes.counts), writes.counts
 
     # Within 60 s of the last restart every event written is published, on its topic, once.
-    services = ("order", "inventory", "pricing", "recommendation", "risk")
+    services = ("order", "inventory", "pricing", "recommendation", "risk", "support")
     waiting: dict[str, list[str]] = {}
     while True:
         waiting = {}

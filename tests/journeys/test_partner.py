@@ -117,7 +117,7 @@ async def test_marketplace_places_and_pays_carrier_ships(
         assert (stock["on_hand"], stock["reserved"]) == (left, 0), stock
 
 
-SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
+SERVICES = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 
 
 @pytest.mark.parametrize("service", SERVICES)

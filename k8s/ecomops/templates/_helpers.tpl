@@ -30,7 +30,7 @@ Component names are appended (max 15 chars), so the prefix is kept to 47 charact
 The component names, in a stable order.
 */}}
 {{- define "ecomops.componentNames" -}}
-order inventory pricing recommendation risk
+order inventory pricing recommendation risk support
 {{- end -}}
 
 {{/*

@@ -21,8 +21,11 @@ CUSTOMER_OR_OPS = (Role.CUSTOMER, Role.OPS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RequestReturn(Command[ReturnView], roles=CUSTOMER_OR_OPS, idempotent=True):
-    """Ask to return lines of a delivered order, within the return window."""
+class RequestReturn(
+    Command[ReturnView], roles=(Role.CUSTOMER, Role.OPS, Role.SERVICE), idempotent=True
+):
+    """Ask to return lines of a delivered order, within the return window (service: the
+    support service's return-and-refund compensation, for the order's customer)."""
 
     order_id: str
     lines: list[tuple[str, int]]

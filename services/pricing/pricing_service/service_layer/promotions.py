@@ -84,8 +84,9 @@ def kind_terms(kind: str, value: PromotionValue | None) -> KindTerms:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreatePromotion(Command[PromotionOut], roles=OPS, idempotent=True):
-    """Create a promotion (sets are sorted tuples: the Idempotency-Key fingerprint is stable)."""
+class CreatePromotion(Command[PromotionOut], roles=(Role.OPS, Role.SERVICE), idempotent=True):
+    """Create a promotion (sets are sorted tuples: the Idempotency-Key fingerprint is stable).
+    Ops, and services: support issues its goodwill coupons with it."""
 
     name: str
     kind: PromotionKind

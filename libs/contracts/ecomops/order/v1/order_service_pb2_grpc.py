@@ -217,7 +217,8 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RequestReturn(self, request, context):
-        """Ask to return lines of a delivered order (RMA).
+        """Ask to return lines of a delivered order (RMA) (customer, ops; service: support's
+        return-and-refund compensation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,7 +61,9 @@ class OrderServiceStub:
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
     """Cancel an order (customer before shipment, ops before delivery); refunds a paid order."""
     RequestReturn: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.RequestReturnRequest, _order_service_pb2.RequestReturnResponse]
-    """Ask to return lines of a delivered order (RMA)."""
+    """Ask to return lines of a delivered order (RMA) (customer, ops; service: support's
+    return-and-refund compensation).
+    """
     GetReturn: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetReturnRequest, _order_service_pb2.GetReturnResponse]
     """Read one return (RMA)."""
     ApproveReturn: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ApproveReturnRequest, _order_service_pb2.ApproveReturnResponse]
@@ -110,7 +112,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancel an order (customer before shipment, ops before delivery); refunds a paid order."""
     RequestReturn: _aio.UnaryUnaryMultiCallable[_order_service_pb2.RequestReturnRequest, _order_service_pb2.RequestReturnResponse]  # type: ignore[assignment]
-    """Ask to return lines of a delivered order (RMA)."""
+    """Ask to return lines of a delivered order (RMA) (customer, ops; service: support's
+    return-and-refund compensation).
+    """
     GetReturn: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetReturnRequest, _order_service_pb2.GetReturnResponse]  # type: ignore[assignment]
     """Read one return (RMA)."""
     ApproveReturn: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ApproveReturnRequest, _order_service_pb2.ApproveReturnResponse]  # type: ignore[assignment]
@@ -228,7 +232,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _order_service_pb2.RequestReturnRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.RequestReturnResponse, _abc.Awaitable[_order_service_pb2.RequestReturnResponse]]:
-        """Ask to return lines of a delivered order (RMA)."""
+        """Ask to return lines of a delivered order (RMA) (customer, ops; service: support's
+        return-and-refund compensation).
+        """
 
     @_abc_1.abstractmethod
     def GetReturn(

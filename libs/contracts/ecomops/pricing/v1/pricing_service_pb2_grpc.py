@@ -155,7 +155,7 @@ class PricingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreatePromotion(self, request, context):
-        """Creates a promotion (ops). Refused when it would push a SKU in scope under the margin floor,
+        """Creates a promotion (ops; service: support's goodwill coupons). Refused when it would push a SKU in scope under the margin floor,
         unless allowed explicitly with a reason. Publishes PromotionChanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

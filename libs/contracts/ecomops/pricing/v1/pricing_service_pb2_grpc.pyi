@@ -55,7 +55,7 @@ class PricingServiceStub:
     of the last 30 days (EU price-indication rule).
     """
     CreatePromotion: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.CreatePromotionRequest, _pricing_service_pb2.CreatePromotionResponse]
-    """Creates a promotion (ops). Refused when it would push a SKU in scope under the margin floor,
+    """Creates a promotion (ops; service: support's goodwill coupons). Refused when it would push a SKU in scope under the margin floor,
     unless allowed explicitly with a reason. Publishes PromotionChanged.
     """
     ListPromotions: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.ListPromotionsRequest, _pricing_service_pb2.ListPromotionsResponse]
@@ -115,7 +115,7 @@ class PricingServiceAsyncStub(PricingServiceStub):
     of the last 30 days (EU price-indication rule).
     """
     CreatePromotion: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.CreatePromotionRequest, _pricing_service_pb2.CreatePromotionResponse]  # type: ignore[assignment]
-    """Creates a promotion (ops). Refused when it would push a SKU in scope under the margin floor,
+    """Creates a promotion (ops; service: support's goodwill coupons). Refused when it would push a SKU in scope under the margin floor,
     unless allowed explicitly with a reason. Publishes PromotionChanged.
     """
     ListPromotions: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.ListPromotionsRequest, _pricing_service_pb2.ListPromotionsResponse]  # type: ignore[assignment]
@@ -196,7 +196,7 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _pricing_service_pb2.CreatePromotionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_pricing_service_pb2.CreatePromotionResponse, _abc.Awaitable[_pricing_service_pb2.CreatePromotionResponse]]:
-        """Creates a promotion (ops). Refused when it would push a SKU in scope under the margin floor,
+        """Creates a promotion (ops; service: support's goodwill coupons). Refused when it would push a SKU in scope under the margin floor,
         unless allowed explicitly with a reason. Publishes PromotionChanged.
         """
 
