@@ -70,7 +70,7 @@ def console(stack: Any, web_build: Path) -> Any:
             "CONSOLE_HTTP_PORT": str(port),
             "CONSOLE_SESSION_SECRET": "console-browser-test-" + "x" * 24,
             **{f"CONSOLE_{svc.upper()}_URL": stack.url(svc) for svc in (
-                "order", "inventory", "pricing", "recommendation", "risk")},
+                "order", "inventory", "pricing", "recommendation", "risk", "support")},
         }
     )  # fmt: skip
     log = (stack.log_dir / "console.log").open("ab")
@@ -151,6 +151,16 @@ async def test_console_in_a_browser(shop: Any, journey_rules: Any, console: str,
     order_id = held.json()["order_id"]
     assert held.json()["status"] == "in_review", held.json()
 
+    # A customer asks about the paid order: the Support page's queue has work to draw.
+    ticket = await http.post(
+        shop.url("support", "/v1/tickets"),
+        json={"order_id": paid.json()["order_id"], "category": "delivery",
+              "subject": "Where is my parcel?", "message": "My order has not arrived yet."},
+        headers={"Authorization": f"Bearer {token(buyer, 'customer')}",
+                 "Idempotency-Key": new_id("ticket")},
+    )  # fmt: skip
+    assert ticket.status_code == 201, ticket.text
+
     async def review_open() -> None:
         resp = await http.get(
             shop.url("risk", "/v1/assessments"), params={"order_id": order_id}, headers=ops()
@@ -202,11 +212,12 @@ async def test_console_in_a_browser(shop: Any, journey_rules: Any, console: str,
     assert "chart-fraud" in pages["Risk"]["charts"], pages["Risk"]
     assert "chart-prices" in pages["Pricing"]["charts"], pages["Pricing"]
     assert "chart-statuses" in pages["Orders & returns"]["charts"], pages["Orders & returns"]
+    assert "chart-support-queue" in pages["Support"]["charts"], pages["Support"]
     assert not result["tablet"]["overflow"] and result["tablet"]["charts"], result["tablet"]
     assert result["actions"]["approve"] == "approved"
     assert sku in result["actions"]["accept"], result["actions"]
     assert result["signed_out"] is True
-    for shot in ("overview", "inventory", "pricing", "risk", "orders", "customers"):
+    for shot in ("overview", "inventory", "pricing", "risk", "orders", "customers", "support"):
         assert (shots / f"{shot}.png").stat().st_size > 10_000, shot
 
     # The services agree: the approved order moved on, the accepted price is the list price.

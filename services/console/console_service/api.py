@@ -44,11 +44,15 @@ ALLOWED: dict[str, list[tuple[str, re.Pattern[str]]]] = {
             ("risk", r"/v1/risk/kpis"),
             ("recommendation", r"/v1/segments"),
             ("recommendation", r"/v1/funnel"),
+            ("support", r"/v1/tickets(/[^/]+)?"),
+            ("support", r"/v1/support/kpis"),
+            ("support", r"/v1/articles"),
         ],
         "POST": [
             ("order", r"/v1/returns/[^/]+/(approve|reject|receive)"),
             ("risk", r"/v1/reviews/[^/]+/decision"),
             ("inventory", r"/v1/stock/adjustments"),
+            ("support", r"/v1/tickets/[^/]+/(messages|escalate|deescalate|resolve)"),
         ],
         "PUT": [("pricing", r"/v1/prices/[^/]+")],
     }.items()

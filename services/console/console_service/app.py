@@ -95,7 +95,7 @@ def create_console(
         service="console",
         title="ecomops operations console",
         description="The console's backend-for-frontend: sign-in, the overview KPIs and the "
-        "pages' calls of the five services, on the signed-in user's behalf.",
+        "pages' calls of the six services, on the signed-in user's behalf.",
         version="0.1.0",
         verifier=verifier,
         readiness=readiness,

@@ -21,12 +21,13 @@ class ConsoleSettings(BaseSettings):
     env: str = Field(default="local", validation_alias="ECOMOPS_ENV")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
-    # The five services' REST base URLs (no /v1): the local ports of `make run` by default.
+    # The services' REST base URLs (no /v1): the local ports of `make run` by default.
     order_url: str = "http://127.0.0.1:8001"
     inventory_url: str = "http://127.0.0.1:8002"
     pricing_url: str = "http://127.0.0.1:8003"
     recommendation_url: str = "http://127.0.0.1:8004"
     risk_url: str = "http://127.0.0.1:8005"
+    support_url: str = "http://127.0.0.1:8006"
     # One call to a service; a service slower than this makes its KPIs null with a reason.
     upstream_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Calls the overview makes at once (its time series is one call per bucket and service).
@@ -76,6 +77,7 @@ class ConsoleSettings(BaseSettings):
             "pricing": self.pricing_url.rstrip("/"),
             "recommendation": self.recommendation_url.rstrip("/"),
             "risk": self.risk_url.rstrip("/"),
+            "support": self.support_url.rstrip("/"),
         }
 
     def dist_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Calls to the five services' REST APIs on the signed-in user's behalf (their bearer token)."""
+"""Calls to the six services' REST APIs on the signed-in user's behalf (their bearer token)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 
 from ecomops_platform.errors import DependencyUnavailable
 
-SERVICES = ("order", "inventory", "pricing", "recommendation", "risk")
+SERVICES = ("order", "inventory", "pricing", "recommendation", "risk", "support")
 
 
 class UpstreamFailed(Exception):

@@ -29,6 +29,7 @@ const PAGES = [
   { nav: "Risk", title: "Risk", shot: "risk.png" },
   { nav: "Orders & returns", title: "Orders and returns", shot: "orders.png" },
   { nav: "Customers", title: "Customers", shot: "customers.png" },
+  { nav: "Support", title: "Support", shot: "support.png" },
 ];
 
 const browser = await chromium.launch({

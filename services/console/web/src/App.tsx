@@ -9,6 +9,7 @@ const Pricing = lazy(() => import("./pages/Pricing"));
 const Risk = lazy(() => import("./pages/Risk"));
 const Orders = lazy(() => import("./pages/Orders"));
 const Customers = lazy(() => import("./pages/Customers"));
+const Support = lazy(() => import("./pages/Support"));
 
 export const PAGES = [
   { path: "/", label: "Overview", page: Overview },
@@ -17,6 +18,7 @@ export const PAGES = [
   { path: "/risk", label: "Risk", page: Risk },
   { path: "/orders", label: "Orders & returns", page: Orders },
   { path: "/customers", label: "Customers", page: Customers },
+  { path: "/support", label: "Support", page: Support },
 ] as const;
 
 function usePath(): [string, (to: string) => void] {
@@ -62,7 +64,6 @@ export default function App() {
                  onClick={(e) => { e.preventDefault(); go(p.path); }}>{p.label}</a>
             </li>
           ))}
-          <li><span className="soon" title="The support service is being built">Support (soon)</span></li>
         </ul>
         <div className="who">
           <span>{session.subject}</span>

@@ -6,6 +6,7 @@ import { projection, stockState, type Suggestion } from "./Inventory";
 import { OverviewBody, type OverviewData } from "./Overview";
 import Risk from "./Risk";
 import SignIn from "./SignIn";
+import Support, { formatDuration, overdue, queueByTier, type Ticket } from "./Support";
 
 afterEach(() => { cleanup(); vi.unstubAllGlobals(); });
 
@@ -115,5 +116,37 @@ describe("SignIn", () => {
     await waitFor(() => expect(done).toHaveBeenCalledOnce());
     const init = (f.mock.calls[0] as unknown as [string, RequestInit])[1];
     expect((init.headers as Record<string, string>).Authorization).toBe("Bearer tok.en");
+  });
+});
+
+describe("Support", () => {
+  const ticket = (over: Partial<Ticket>): Ticket => ({
+    ticket_id: "t-1", customer_id: "c-1", order_id: null, category: "delivery", subject: "Late",
+    language: "en", status: "open", tier: 1, priority: "normal", sla_due_at: null,
+    created_at: "2026-12-01T10:00:00Z", first_response_at: null, sla_breaches: 0, reopened: 0,
+    order_context_missing: false, suggested_articles: [], ...over,
+  });
+  it("reads durations and counts open work per tier", () => {
+    expect(formatDuration(42)).toBe("42 s");
+    expect(formatDuration(5400)).toBe("1.5 h");
+    expect(formatDuration(null)).toBe("—");
+    const rows = queueByTier([ticket({ tier: 1 }), ticket({ tier: 1, status: "escalated" }),
+                              ticket({ tier: 2, status: "resolved" }), ticket({ tier: 3 })]);
+    expect(rows).toEqual([{ tier: "tier 1", open: 1, escalated: 1 }, { tier: "tier 2" },
+                          { tier: "tier 3", open: 1 }]);
+    const now = new Date("2026-12-02T00:00:00Z");
+    expect(overdue(ticket({ sla_due_at: "2026-12-01T12:00:00Z" }), now)).toBe(true);
+    expect(overdue(ticket({ sla_due_at: "2026-12-01T12:00:00Z", status: "resolved" }), now)).toBe(false);
+  });
+  it("renders the service KPIs and the queue", async () => {
+    const kpis = { tickets_opened: 3, first_response_p50_seconds: 120, first_response_p90_seconds: 7200,
+                   resolution_p50_seconds: null, resolution_p90_seconds: null, sla_breach_rate: 0.25,
+                   auto_answer_rate: 0.5, reopen_rate: 0, csat_average: 4.5, nps: 50, ratings: 2,
+                   contact_rate_per_100_orders: 1.5 };
+    vi.stubGlobal("fetch", vi.fn(async (url: string) =>
+      json(url.includes("/kpis") ? kpis : { items: [ticket({ subject: "Parcel late" })], next_cursor: null })));
+    render(<Support />);
+    expect(await screen.findByText("2.0 min / 2.0 h")).toBeTruthy();
+    expect(await screen.findByText("Parcel late")).toBeTruthy();
   });
 });
