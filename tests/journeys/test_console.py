@@ -209,6 +209,10 @@ async def test_console_in_a_browser(shop: Any, journey_rules: Any, console: str,
         assert seen["charts"] or seen["empty"], (name, seen)
     # Pages whose data this test made are drawn, not empty.
     assert {"chart-gmv", "chart-funnel", "chart-conversion"} <= set(pages["Overview"]["charts"])
+    # ... with their bars and lines drawn, not only their axes (animations are off: a
+    # screenshot never catches a chart half drawn).
+    assert {"chart-gmv", "chart-funnel"} <= set(pages["Overview"]["drawn"]), pages["Overview"]
+    assert "chart-support-queue" in pages["Support"]["drawn"], pages["Support"]
     assert "chart-fraud" in pages["Risk"]["charts"], pages["Risk"]
     assert "chart-prices" in pages["Pricing"]["charts"], pages["Pricing"]
     assert "chart-statuses" in pages["Orders & returns"]["charts"], pages["Orders & returns"]

@@ -68,6 +68,10 @@ try {
   const describe = async () => page.evaluate(() => ({
     charts: [...document.querySelectorAll("[data-testid^='chart-']")]
       .filter((c) => c.querySelector("svg.recharts-surface")).map((c) => c.getAttribute("data-testid")),
+    // Charts with marks drawn in them (bars, lines, sectors), not only axes.
+    drawn: [...document.querySelectorAll("[data-testid^='chart-']")]
+      .filter((c) => c.querySelector(".recharts-bar-rectangle path, path.recharts-line-curve, .recharts-pie-sector path"))
+      .map((c) => c.getAttribute("data-testid")),
     empty: [...document.querySelectorAll(".state-empty")].map((e) => e.textContent.trim()),
     errors: [...document.querySelectorAll(".state-error")].map((e) => e.textContent.trim()),
     overflow: document.documentElement.scrollWidth > window.innerWidth,

@@ -39,7 +39,7 @@ export default function Customers() {
                       <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                       <XAxis dataKey="segment" interval={0} fontSize={12} /><YAxis allowDecimals={false} />
                       <Tooltip />
-                      <Bar dataKey="customers" name="customers">
+                      <Bar isAnimationActive={false} dataKey="customers" name="customers">
                         {data.counts.map((c) => (
                           <Cell key={c.segment} fill={CHURN_RISK.has(c.segment) ? "#c0392b" : "#1f5fa8"} />
                         ))}

@@ -65,13 +65,13 @@ export default function Inventory() {
                       <YAxis unit=" d" />
                       <Tooltip />
                       <Legend />
-                      <Bar dataKey="cover" name="days of cover">
+                      <Bar isAnimationActive={false} dataKey="cover" name="days of cover">
                         {data.items.map((s) => (
                           <Cell key={`${s.sku}@${s.warehouse}`} fill={
                             stockState(s) === "out" ? "#c0392b" : stockState(s) === "low" ? "#e0a030" : "#2e8b57"} />
                         ))}
                       </Bar>
-                      <Bar dataKey="lead" name="lead time (d)" fill="#c9d3e2" />
+                      <Bar isAnimationActive={false} dataKey="lead" name="lead time (d)" fill="#c9d3e2" />
                     </BarChart>
                   </ResponsiveContainer>
                 </div>
@@ -134,7 +134,7 @@ function SkuHistory({ s }: { s: Suggestion }) {
                   <LineChart data={history}>
                     <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                     <XAxis dataKey="at" /><YAxis allowDecimals={false} /><Tooltip />
-                    <Line type="stepAfter" dataKey="on_hand" name="on hand" stroke="#1f5fa8" dot={false} />
+                    <Line isAnimationActive={false} type="stepAfter" dataKey="on_hand" name="on hand" stroke="#1f5fa8" dot={false} />
                   </LineChart>
                 </ResponsiveContainer>
               )}
@@ -147,7 +147,7 @@ function SkuHistory({ s }: { s: Suggestion }) {
                   <XAxis dataKey="day" unit=" d" /><YAxis allowDecimals={false} /><Tooltip />
                   <ReferenceLine y={s.reorder_point} stroke="#e0a030" label="reorder point" />
                   <ReferenceLine y={s.safety_stock} stroke="#c0392b" strokeDasharray="4 4" label="safety stock" />
-                  <Line dataKey="projected" name="projected available" stroke="#2e8b57" dot={false} />
+                  <Line isAnimationActive={false} dataKey="projected" name="projected available" stroke="#2e8b57" dot={false} />
                 </LineChart>
               </ResponsiveContainer>
               <p className="hint">{s.reason}</p>

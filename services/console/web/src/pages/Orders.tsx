@@ -61,7 +61,7 @@ export default function Orders() {
                       <BarChart data={[...counts].map(([s, n]) => ({ status: s, orders: n }))}>
                         <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                         <XAxis dataKey="status" /><YAxis allowDecimals={false} /><Tooltip />
-                        <Bar dataKey="orders" name="orders on this page" fill="#1f5fa8" />
+                        <Bar isAnimationActive={false} dataKey="orders" name="orders on this page" fill="#1f5fa8" />
                       </BarChart>
                     </ResponsiveContainer>
                   </div>

@@ -112,8 +112,8 @@ export function OverviewBody({ data }: { data: OverviewData }) {
                   <Tooltip formatter={(v, name) => name === "GMV" && currency
                     ? formatMoney(toMinor(Number(v), currency), currency) : formatCount(Number(v))} />
                   <Legend />
-                  <Bar yAxisId="orders" dataKey="orders" name="Orders" fill="#9db4d6" />
-                  <Line yAxisId="gmv" dataKey="gmv" name="GMV" stroke="#1f5fa8" strokeWidth={2} dot={false} />
+                  <Bar isAnimationActive={false} yAxisId="orders" dataKey="orders" name="Orders" fill="#9db4d6" />
+                  <Line isAnimationActive={false} yAxisId="gmv" dataKey="gmv" name="GMV" stroke="#1f5fa8" strokeWidth={2} dot={false} />
                 </ComposedChart>
               </ResponsiveContainer>
             </div>
@@ -130,8 +130,8 @@ export function OverviewBody({ data }: { data: OverviewData }) {
                     <YAxis type="category" dataKey="step" width={60} />
                     <Tooltip />
                     <Legend />
-                    <Bar dataKey="now" name="this window" fill="#1f5fa8" />
-                    <Bar dataKey="before" name="previous" fill="#c9d3e2" />
+                    <Bar isAnimationActive={false} dataKey="now" name="this window" fill="#1f5fa8" />
+                    <Bar isAnimationActive={false} dataKey="before" name="previous" fill="#c9d3e2" />
                   </BarChart>
                 </ResponsiveContainer>
               </div>
@@ -152,7 +152,7 @@ export function OverviewBody({ data }: { data: OverviewData }) {
                 <XAxis dataKey="day" />
                 <YAxis unit=" %" width={60} />
                 <Tooltip formatter={(v) => `${Number(v).toFixed(2)} %`} />
-                <Line dataKey="conversion" name="view → paid" stroke="#2e8b57" strokeWidth={2}
+                <Line isAnimationActive={false} dataKey="conversion" name="view → paid" stroke="#2e8b57" strokeWidth={2}
                       dot={false} connectNulls />
               </LineChart>
             </ResponsiveContainer>

@@ -92,9 +92,9 @@ function Suggestions() {
                     <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                     <XAxis dataKey="sku" hide /><YAxis unit={` ${currency}`} width={80} />
                     <Tooltip /><Legend />
-                    <Bar dataKey="floor" name="margin floor" fill="#e8c3bd" />
-                    <Bar dataKey="current" name="current" fill="#9db4d6" />
-                    <Bar dataKey="suggested" name="suggested" fill="#1f5fa8" />
+                    <Bar isAnimationActive={false} dataKey="floor" name="margin floor" fill="#e8c3bd" />
+                    <Bar isAnimationActive={false} dataKey="current" name="current" fill="#9db4d6" />
+                    <Bar isAnimationActive={false} dataKey="suggested" name="suggested" fill="#1f5fa8" />
                   </BarChart>
                 </ResponsiveContainer>
               </div>
@@ -153,8 +153,8 @@ function Promotions() {
                   left: p.usage_limit === null ? 0 : Math.max(0, p.usage_limit - p.used_count) }))}>
                   <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                   <XAxis dataKey="code" /><YAxis allowDecimals={false} /><Tooltip /><Legend />
-                  <Bar dataKey="used" stackId="u" name="redeemed" fill="#1f5fa8" />
-                  <Bar dataKey="left" stackId="u" name="left of the limit" fill="#c9d3e2" />
+                  <Bar isAnimationActive={false} dataKey="used" stackId="u" name="redeemed" fill="#1f5fa8" />
+                  <Bar isAnimationActive={false} dataKey="left" stackId="u" name="left of the limit" fill="#c9d3e2" />
                 </BarChart>
               </ResponsiveContainer>
             </div>

@@ -115,10 +115,10 @@ function FraudOverTime() {
                   <YAxis yAxisId="n" allowDecimals={false} />
                   <YAxis yAxisId="pct" orientation="right" unit=" %" />
                   <Tooltip /><Legend />
-                  <Bar yAxisId="n" dataKey="assessments" name="assessments" fill="#c9d3e2" />
-                  <Line yAxisId="pct" dataKey="review" name="review rate" stroke="#e0a030" dot={false} />
-                  <Line yAxisId="pct" dataKey="reject" name="reject rate" stroke="#c0392b" dot={false} />
-                  <Line yAxisId="pct" dataKey="loss" name="fraud loss rate" stroke="#6a1b9a" dot={false} />
+                  <Bar isAnimationActive={false} yAxisId="n" dataKey="assessments" name="assessments" fill="#c9d3e2" />
+                  <Line isAnimationActive={false} yAxisId="pct" dataKey="review" name="review rate" stroke="#e0a030" dot={false} />
+                  <Line isAnimationActive={false} yAxisId="pct" dataKey="reject" name="reject rate" stroke="#c0392b" dot={false} />
+                  <Line isAnimationActive={false} yAxisId="pct" dataKey="loss" name="fraud loss rate" stroke="#6a1b9a" dot={false} />
                 </ComposedChart>
               </ResponsiveContainer>
             </div>

@@ -114,10 +114,10 @@ function QueueChart() {
                 <CartesianGrid strokeDasharray="3 3" stroke="#e3e7ee" />
                 <XAxis dataKey="tier" /><YAxis allowDecimals={false} />
                 <Tooltip /><Legend />
-                <Bar dataKey="open" stackId="s" name="open" fill="#1f5fa8" />
-                <Bar dataKey="escalated" stackId="s" name="escalated" fill="#c0392b" />
-                <Bar dataKey="waiting_customer" stackId="s" name="waiting for customer" fill="#e0a030" />
-                <Bar dataKey="auto_answered" stackId="s" name="answered automatically" fill="#2e8b57" />
+                <Bar isAnimationActive={false} dataKey="open" stackId="s" name="open" fill="#1f5fa8" />
+                <Bar isAnimationActive={false} dataKey="escalated" stackId="s" name="escalated" fill="#c0392b" />
+                <Bar isAnimationActive={false} dataKey="waiting_customer" stackId="s" name="waiting for customer" fill="#e0a030" />
+                <Bar isAnimationActive={false} dataKey="auto_answered" stackId="s" name="answered automatically" fill="#2e8b57" />
               </BarChart>
             </ResponsiveContainer>
           </div>
