@@ -284,8 +284,11 @@ class Shop:
                 headers={**ops(), **idem()},
             )
             unknown = resp.status_code == 422 and resp.json()["type"].endswith("/unknown-sku")
-            if not unknown or asyncio.get_running_loop().time() > deadline:
+            if not unknown:
                 break
+            if asyncio.get_running_loop().time() > deadline:
+                report = await event_flow_report(self.stack, "inventory", "pricing")
+                raise AssertionError(f"pricing never learned SKU {sku} from inventory\n{report}")
             await asyncio.sleep(0.2)
         await self._ok(resp, 200, 201)
         return resp
@@ -453,3 +456,57 @@ async def orders_of(customers: list[str]) -> dict[str, str]:
     finally:
         await conn.close()
     return {r["id"]: r["status"] for r in rows}
+
+
+async def event_flow_report(stack: harness.Stack, producer: str, consumer: str) -> str:
+    """Why events of ``producer`` do not reach ``consumer``: the producer's outbox backlog,
+    the consumer's newest inbox row, every transaction older than 5 s or waiting for a lock in
+    either database, and both services' recent warnings. A test that waited in vain prints it,
+    so that a failure seen once in CI explains itself."""
+    import asyncpg
+
+    lines: list[str] = []
+    try:
+        conn = await asyncpg.connect(pg_dsn(producer))
+        try:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, min(created_at) AS oldest, max(published_at) AS last"
+                " FROM outbox WHERE published_at IS NULL OR published_at > now() - interval '5 min'"
+            )
+            unpublished = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            lines.append(
+                f"{producer} outbox: {unpublished} unpublished, oldest recent row {row['oldest']},"
+                f" last published {row['last']}"
+            )
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(pg_dsn(consumer))
+        try:
+            newest = await conn.fetchrow(
+                "SELECT event_type, processed_at FROM inbox ORDER BY processed_at DESC LIMIT 1"
+            )
+            lines.append(f"{consumer} inbox: newest {dict(newest) if newest else None}")
+            rows = await conn.fetch(
+                "SELECT datname, pid, application_name, state, wait_event_type, wait_event,"
+                " now() - xact_start AS age, left(query, 160) AS query FROM pg_stat_activity"
+                " WHERE datname = ANY($1::text[]) AND pid <> pg_backend_pid()"
+                " AND (now() - xact_start > interval '5 seconds' OR wait_event_type = 'Lock')",
+                [pg_dsn(producer).rsplit("/", 1)[-1], pg_dsn(consumer).rsplit("/", 1)[-1]],
+            )
+            lines += [f"long or waiting transaction: {dict(r)}" for r in rows]
+        finally:
+            await conn.close()
+    except Exception as exc:  # a report, not a check
+        lines.append(f"(database part of the report failed: {exc!r})")
+    for name in (producer, consumer):
+        if name in stack.procs:
+            noisy = ('"logger": "aiokafka', '"ecomops.access"', '"level": "info"')
+            recent = [
+                line[:400]
+                for line in stack.tail(name, 4000).splitlines()
+                if not any(n in line for n in noisy)
+            ]
+            lines.append(f"--- {name}: last warnings\n" + "\n".join(recent[-25:]))
+    return "\n".join(lines)

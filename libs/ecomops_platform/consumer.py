@@ -44,7 +44,14 @@ from . import metrics, tracing
 from .cards import PAYLOAD_DROPPED_HEADER, CardNumberInEvent, screen_event
 from .db import Database, UnitOfWork, inbox_table, utcnow
 from .errors import is_transient
-from .events import Envelope, PoisonMessage, decode_event, dlq_topic, kafka_client_options
+from .events import (
+    Envelope,
+    PoisonMessage,
+    decode_event,
+    dlq_topic,
+    kafka_client_options,
+    pace_failed_metadata_updates,
+)
 from .producer import ResilientProducer
 from .settings import CommonSettings
 
@@ -144,6 +151,7 @@ class ConsumerRunner:
             heartbeat_interval_ms=3_000,
             **kafka_client_options(self.settings),
         )
+        pace_failed_metadata_updates(self._consumer._client)
         await self._consumer.start()
 
     async def stop(self) -> None:

@@ -93,3 +93,37 @@ async def test_a_replacement_that_cannot_start_yet_is_started_by_the_next_send()
     assert not producer.started
     await producer.send("topic", value=b"x", key=None, headers=[])
     assert producer.started and FakeProducer.created[-1].sent == ["topic"]
+
+
+async def test_a_failed_metadata_update_waits_the_retry_backoff_before_it_reports() -> None:
+    """aiokafka's own client, with no reachable broker: the update fails at once, and the paced
+    client reports the failure only after ``retry_backoff_ms`` (its callers retry at that pace
+    instead of spinning)."""
+    from ecomops_platform.events import make_producer
+    from ecomops_platform.settings import CommonSettings
+
+    settings = CommonSettings(kafka_bootstrap="127.0.0.1:9", jwt_secret="s" * 32, env="test")
+    producer = make_producer(settings, "paced-test")
+    client = producer.client
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        for _ in range(3):
+            assert await client._metadata_update(client.cluster, set()) is False
+    finally:
+        await producer.stop()
+    assert loop.time() - started >= 3 * client._retry_backoff * 0.9
+
+
+async def test_a_successful_metadata_update_is_not_delayed() -> None:
+    from ecomops_platform.events import pace_failed_metadata_updates
+
+    class Client:
+        _retry_backoff = 5.0
+
+        async def _metadata_update(self, cluster: Any, topics: Any) -> bool:
+            return True
+
+    client = Client()
+    pace_failed_metadata_updates(client)
+    assert await asyncio.wait_for(client._metadata_update(None, set()), timeout=1) is True
