@@ -9,6 +9,7 @@ Idempotency-Key, written in the business transaction).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 import zlib
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from . import tracing
+from .metrics import poisoned_connections_discarded
 from .ports import IdempotencyStore
 from .topics import service_topic
 
@@ -98,7 +100,7 @@ class Database:
 
     - a connection the driver already knows is closed (the server terminated it, PostgreSQL
       restarted: the socket was closed and the event loop saw it) is refused at checkout and
-      replaced, without a round trip (``_refuse_closed_connection``);
+      replaced, without a round trip (``_refuse_unusable_connection``);
     - connections are recycled after ``pool_recycle`` seconds, so that none outlives a
       silently dropped network path for long;
     - a unit of work starts its transaction (``BEGIN``, the round trip its first statement
@@ -116,6 +118,7 @@ class Database:
         max_overflow: int = 20,
         pool_recycle: float = 1800.0,
         outbox_notify: bool = True,
+        service: str = "",
     ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
@@ -127,7 +130,10 @@ class Database:
             pool_timeout=10,
             connect_args={"timeout": 5, "command_timeout": 30},
         )
-        sa.event.listen(self.engine.sync_engine, "checkout", _refuse_closed_connection)
+        self._checkout_guard = functools.partial(_refuse_unusable_connection, service=service)
+        sa.event.listen(self.engine.sync_engine, "checkout", self._checkout_guard)
+        self._checkin_guard = functools.partial(_close_if_inside_transaction, service=service)
+        sa.event.listen(self.engine.sync_engine, "checkin", self._checkin_guard)
         self._commit_listeners: list[Callable[[], None]] = []
         self.sessions = async_sessionmaker(
             self.engine,
@@ -171,13 +177,51 @@ class Database:
         await self.engine.dispose()
 
 
-def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """Pool checkout: a connection whose socket the driver saw closed is replaced (the pool
-    invalidates it and checks out another) instead of failing the caller's first statement."""
+def _refuse_unusable_connection(
+    dbapi_connection: Any, record: Any, proxy: Any, *, service: str = ""
+) -> None:
+    """Pool checkout: a connection that cannot start a clean transaction is replaced (the pool
+    invalidates it, which closes it, and checks out another), without a round trip:
+
+    - its socket was seen closed (the server terminated it, PostgreSQL restarted): instead of
+      failing the caller's first statement;
+    - it is still inside a transaction. A task cancelled while its ``BEGIN`` was on the wire
+      (a gRPC client that went away, a request timeout) leaves the server in that transaction,
+      and SQLAlchemy's asyncpg adapter, which tracks a transaction only once ``BEGIN``
+      returned, hands the connection back to the pool without a rollback. Reused, every later
+      unit of work on it became a SAVEPOINT inside a transaction that never commits: its
+      writes were acknowledged and never visible, its locks held until the connection died
+      (seen in CI: an inventory SKU pricing never heard of, a risk relay silent for minutes).
+    """
     driver = getattr(dbapi_connection, "driver_connection", None)
     is_closed = getattr(driver, "is_closed", None)
     if is_closed is not None and is_closed():
         raise sa.exc.DisconnectionError("connection closed by the server")
+    if _inside_transaction(driver):
+        poisoned_connections_discarded.labels(service).inc()
+        log.warning("a pooled connection was still inside a transaction: discarded")
+        raise sa.exc.DisconnectionError("connection returned to the pool inside a transaction")
+
+
+def _close_if_inside_transaction(dbapi_connection: Any, record: Any, *, service: str = "") -> None:
+    """Pool checkin: a connection given back inside a transaction (see
+    ``_refuse_unusable_connection``) is closed at once, so that the server rolls it back and
+    its locks are released now rather than at the connection's next checkout."""
+    if dbapi_connection is None:
+        return
+    if _inside_transaction(getattr(dbapi_connection, "driver_connection", None)):
+        poisoned_connections_discarded.labels(service).inc()
+        log.warning("a connection came back to the pool inside a transaction: closed")
+        record.invalidate()
+
+
+def _inside_transaction(driver: Any) -> bool:
+    """The driver's own view (asyncpg): the server said it is in a transaction, or a
+    transaction object was begun on it and never ended (its BEGIN may still be on the wire)."""
+    in_transaction = getattr(driver, "is_in_transaction", None)
+    if in_transaction is None:
+        return False
+    return bool(in_transaction()) or getattr(driver, "_top_xact", None) is not None
 
 
 async def _begin_now(conn: AsyncConnection) -> None:
@@ -194,11 +238,11 @@ async def _begin_now(conn: AsyncConnection) -> None:
     try:
         await start()
     except Exception as exc:
-        dialect = conn.dialect
-        if dialect.is_disconnect(exc, raw, None):  # type: ignore[arg-type]
-            await conn.invalidate(exc)
-            raise _DeadConnection(str(exc)) from exc
-        raise
+        # Nothing of the caller's ran: whatever made BEGIN fail (the server gone, or the driver
+        # still busy with what a terminated connection left half done: "another operation is
+        # in progress"), the connection is dropped and the unit of work retried on another.
+        await conn.invalidate(exc)
+        raise _DeadConnection(str(exc)) from exc
 
 
 _DRIVER = "ecomops_driver"

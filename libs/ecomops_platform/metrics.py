@@ -32,6 +32,11 @@ grpc_server_handling_seconds = Histogram(
     ["service", "grpc_method"],
     buckets=LATENCY_BUCKETS,
 )
+poisoned_connections_discarded = Counter(
+    "ecomops_db_poisoned_connections_discarded_total",
+    "Pooled database connections found still inside a transaction at checkout, and closed",
+    ["service"],
+)
 outbox_backlog = Gauge("ecomops_outbox_backlog", "Outbox rows not yet published", ["service"])
 outbox_published_total = Counter(
     "ecomops_outbox_published_total", "Events published from the outbox", ["service", "topic"]

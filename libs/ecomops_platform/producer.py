@@ -64,11 +64,13 @@ class ResilientProducer:
         service: str,
         reset_after_failures: int = 3,
         stop_timeout: float = 5.0,
+        start_timeout: float = 30.0,
     ) -> None:
         self._factory = factory
         self._service = service
         self._reset_after_failures = reset_after_failures
         self._stop_timeout = stop_timeout
+        self._start_timeout = start_timeout
         self._producer: Any = factory()
         self._started = False
         self._lock = asyncio.Lock()
@@ -92,7 +94,9 @@ class ResilientProducer:
         if self._started:
             return
         try:
-            await self._producer.start()
+            # aiokafka's start has no deadline of its own (it waits for a producer id for as
+            # long as the broker does not grant one), and every send waits for this start.
+            await asyncio.wait_for(self._producer.start(), timeout=self._start_timeout)
         except BaseException:
             # A producer whose start failed holds half-open connections: never reuse it.
             with contextlib.suppress(Exception):

@@ -236,6 +236,7 @@ class Service:
             pool_size=self.settings.db_pool_size,
             max_overflow=self.settings.db_max_overflow,
             outbox_notify=self.common.outbox_notify,
+            service=self.name,
         )
         self.producer = ResilientProducer(
             lambda: make_producer(self.common, f"ecomops-{self.name}"),

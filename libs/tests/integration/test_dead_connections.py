@@ -21,7 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ecomops_platform.db import Database, UnitOfWork, _refuse_closed_connection
+from ecomops_platform.db import Database, UnitOfWork
 from ecomops_platform.errors import is_transient
 from ecomops_platform.runtime import Service
 from ecomops_testing import bearer
@@ -93,9 +93,18 @@ async def db(probe_db: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
+def _probe_dsn() -> str:
+    return _admin_dsn().rsplit("/", 1)[0] + "/" + DB_NAME
+
+
 async def _count(db: Database, note_id: str) -> int:
-    async with db.engine.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).where(notes.c.id == note_id)) or 0)
+    """Rows with this id, as another client sees them (a connection of its own, not the pool
+    under test: what was acknowledged must be visible to everyone)."""
+    other = await asyncpg.connect(_probe_dsn())
+    try:
+        return int(await other.fetchval("SELECT count(*) FROM notes WHERE id = $1", note_id))
+    finally:
+        await other.close()
 
 
 async def _write(db: Database, note_id: str) -> None:
@@ -119,7 +128,7 @@ async def test_units_of_work_go_on_after_every_pooled_connection_was_killed(db: 
 async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) -> None:
     """Without the checkout check, the dead connection shows at BEGIN: retried on a fresh one
     (the caller's statements had not run), once."""
-    sa.event.remove(db.engine.sync_engine, "checkout", _refuse_closed_connection)
+    sa.event.remove(db.engine.sync_engine, "checkout", db._checkout_guard)
     pids = _record_pids(db)
     await _fill_pool(db, 1)
     assert await _terminate(pids) == 1
@@ -191,11 +200,12 @@ async def test_concurrent_writes_while_connections_are_killed_lose_nothing(db: D
         await killing
     assert kills > 0
     assert len(acknowledged) == 100, [repr(f) for f in failures[-3:]]
-    async with db.engine.connect() as conn:
-        rows = (
-            await conn.execute(sa.select(notes.c.id).where(notes.c.id.like(f"{prefix}-%")))
-        ).all()
-    assert sorted(r.id for r in rows) == sorted(acknowledged)
+    other = await asyncpg.connect(_probe_dsn())
+    try:
+        rows = await other.fetch("SELECT id FROM notes WHERE id LIKE $1", f"{prefix}-%")
+    finally:
+        await other.close()
+    assert sorted(r["id"] for r in rows) == sorted(acknowledged)
     assert all(is_transient(f) for f in failures), [repr(f) for f in failures[:3]]
 
 
@@ -215,3 +225,87 @@ async def test_rest_answers_200_after_its_connections_were_killed(probe_service:
                 headers={"Idempotency-Key": uuid.uuid4().hex},
             )
             assert response.status_code in (200, 201), response.text
+
+
+class _SlowReplies:
+    """A TCP proxy in front of PostgreSQL that passes requests at once and holds each reply of
+    the server for ``delay`` seconds: a unit of work cancelled while it waits for its BEGIN has
+    sent the BEGIN, and the server has run it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port, self.delay = host, port, 0.0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    if slow and self.delay:
+                        await asyncio.sleep(self.delay)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        for task in (
+            asyncio.create_task(pipe(reader, up_writer, slow=False)),
+            asyncio.create_task(pipe(up_reader, writer, slow=True)),
+        ):
+            self._tasks.add(task)
+
+
+async def test_a_unit_of_work_cancelled_during_its_begin_does_not_poison_the_next(
+    probe_db: str,
+) -> None:
+    """A gRPC client that goes away cancels its handler: cancelled while its BEGIN was on the
+    wire, the unit of work left the server inside that transaction and the pool took the
+    connection back as clean. The next unit of work on it ran as a SAVEPOINT of a transaction
+    that never commits: acknowledged, never visible to anyone else, its locks held."""
+    url = sa.make_url(probe_db)
+    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    db = Database(
+        url.set(port=port).render_as_string(hide_password=False), pool_size=1, max_overflow=0
+    )
+    try:
+        await _write(db, f"warm-{uuid.uuid4().hex[:12]}")  # the pool's one connection, open
+        proxy.delay = 0.4
+        cancelled = asyncio.create_task(_write(db, f"cut-{uuid.uuid4().hex[:12]}"))
+        await asyncio.sleep(0.2)  # BEGIN sent and run; its reply held by the proxy
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await asyncio.sleep(0.6)  # the held reply arrives: the server is in the transaction
+        proxy.delay = 0.0
+        note_id = f"after-{uuid.uuid4().hex[:12]}"
+        await _write(db, note_id)
+        other = await asyncpg.connect(_probe_dsn())
+        try:
+            seen = await other.fetchval("SELECT count(*) FROM notes WHERE id = $1", note_id)
+            stuck = await other.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND state LIKE 'idle in transaction%' AND now() - xact_start > interval '1 s'",
+                DB_NAME,
+            )
+        finally:
+            await other.close()
+        assert seen == 1, (
+            "an acknowledged write is not visible: it ran inside a transaction left open"
+        )
+        assert stuck == 0, "a connection of the pool is still inside the cancelled transaction"
+    finally:
+        await db.dispose()
+        await proxy.stop()

@@ -95,6 +95,21 @@ async def test_a_replacement_that_cannot_start_yet_is_started_by_the_next_send()
     assert producer.started and FakeProducer.created[-1].sent == ["topic"]
 
 
+async def test_a_start_that_hangs_is_abandoned_and_the_next_send_starts_a_new_producer() -> None:
+    class HangingStart(FakeProducer):
+        async def start(self) -> None:
+            await asyncio.Event().wait()  # a producer id the broker never grants
+
+    made = iter([HangingStart, FakeProducer])
+    producer = ResilientProducer(lambda: next(made)(), service="t", start_timeout=0.2)
+    with pytest.raises(TimeoutError):
+        await producer.start()
+    hung = FakeProducer.created[0]
+    assert hung.stopped and not producer.started
+    await producer.send("topic", value=b"x", key=None, headers=[])
+    assert producer.started and FakeProducer.created[-1].sent == ["topic"]
+
+
 async def test_a_failed_metadata_update_waits_the_retry_backoff_before_it_reports() -> None:
     """aiokafka's own client, with no reachable broker: the update fails at once, and the paced
     client reports the failure only after ``retry_backoff_ms`` (its callers retry at that pace
