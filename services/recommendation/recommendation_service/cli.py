@@ -63,8 +63,8 @@ def main(argv: list[str]) -> int:
     ev.add_argument(
         "--tune",
         action="store_true",
-        help="choose order_decay and neighbour_weight on a validation split of the training "
-        "orders first (default: the service's parameters)",
+        help="choose order_decay, frequency_weight and neighbour_weight on a validation split "
+        "of the training orders first (default: the service's parameters)",
     )
     args = parser.parse_args(argv)
     if args.command == "rebuild":

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,21 +118,109 @@ def ndcg(recommended: Sequence[str], relevant: set[str], k: int) -> float:
 
 @dataclass
 class Scores:
+    """Per-customer HitRate, NDCG and Recall of one recommender, in the order added (the
+    paired comparison lines two recommenders up customer by customer)."""
+
     name: str
-    hit: float = 0.0
-    ndcg: float = 0.0
-    recall: float = 0.0
-    n: int = 0
+    hits: list[float] = field(default_factory=list)
+    ndcgs: list[float] = field(default_factory=list)
+    recalls: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.hits)
 
     def add(self, recommended: Sequence[str], relevant: set[str], k: int) -> None:
-        self.hit += hit_rate(recommended[:k], relevant)
-        self.ndcg += ndcg(recommended, relevant, k)
-        self.recall += recall(recommended[:k], relevant)
-        self.n += 1
+        self.hits.append(hit_rate(recommended[:k], relevant))
+        self.ndcgs.append(ndcg(recommended, relevant, k))
+        self.recalls.append(recall(recommended[:k], relevant))
 
     def mean(self) -> tuple[float, float, float]:
         n = max(1, self.n)
-        return self.hit / n, self.ndcg / n, self.recall / n
+        return sum(self.hits) / n, sum(self.ndcgs) / n, sum(self.recalls) / n
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the probability of a split at least this uneven between
+    ``wins`` and ``losses`` if either side were equally likely (ties left out)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    low = min(wins, losses)
+    tail = sum(math.comb(n, i) for i in range(low + 1)) / (1 << n)
+    return min(1.0, 2 * tail)
+
+
+def bootstrap_interval(
+    diffs: Sequence[float], *, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``diffs`` over customers resampled with
+    replacement (a paired bootstrap: each customer keeps both recommenders' scores)."""
+    if not diffs:
+        return 0.0, 0.0
+    rng = random.Random(seed)  # noqa: S311 - resampling for an interval, not a secret
+    n = len(diffs)
+    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(rounds))
+    return means[int(0.025 * rounds)], means[min(rounds - 1, int(0.975 * rounds))]
+
+
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """One recommender against another on the same customers."""
+
+    name: str
+    other: str
+    customers: int
+    #: Customers with a hit from ``name`` only, and from ``other`` only.
+    hit_only: int
+    other_hit_only: int
+    hit_diff: float
+    hit_interval: tuple[float, float]
+    hit_p: float
+    #: Customers whose NDCG is higher with ``name``, and with ``other``.
+    ndcg_better: int
+    ndcg_worse: int
+    ndcg_diff: float
+    ndcg_interval: tuple[float, float]
+    ndcg_p: float
+
+    @classmethod
+    def of(cls, a: Scores, b: Scores) -> Paired:
+        if a.n != b.n:
+            raise ValueError("paired scores need the same customers")
+        hit = [x - y for x, y in zip(a.hits, b.hits, strict=True)]
+        gain = [x - y for x, y in zip(a.ndcgs, b.ndcgs, strict=True)]
+        n = max(1, a.n)
+        only_a, only_b = sum(1 for d in hit if d > 0), sum(1 for d in hit if d < 0)
+        better, worse = sum(1 for d in gain if d > 1e-12), sum(1 for d in gain if d < -1e-12)
+        return cls(
+            a.name,
+            b.name,
+            a.n,
+            only_a,
+            only_b,
+            sum(hit) / n,
+            bootstrap_interval(hit),
+            sign_test(only_a, only_b),
+            better,
+            worse,
+            sum(gain) / n,
+            bootstrap_interval(gain),
+            sign_test(better, worse),
+        )
+
+    def lines(self) -> list[str]:
+        hl, hh = self.hit_interval
+        nl, nh = self.ndcg_interval
+        return [
+            f"paired, {self.name} vs {self.other} ({self.customers} customers):",
+            f"  HitRate@k {self.hit_diff:+.4f} (95% bootstrap interval {hl:+.4f} .. {hh:+.4f}); "
+            f"a hit for {self.hit_only} customers only with the service, for "
+            f"{self.other_hit_only} only with the baseline (sign test p = {self.hit_p:.3g})",
+            f"  NDCG@k {self.ndcg_diff:+.4f} (95% bootstrap interval {nl:+.4f} .. {nh:+.4f}); "
+            f"better for {self.ndcg_better} customers, worse for {self.ndcg_worse} "
+            f"(sign test p = {self.ndcg_p:.3g})",
+        ]
 
 
 @dataclass
@@ -140,6 +229,8 @@ class Report:
     customers: int
     train_orders: int
     scores: list[Scores] = field(default_factory=list)
+    #: The service as served against the repeat-purchase baseline, customer by customer.
+    paired: Paired | None = None
 
     def table(self) -> str:
         lines = [
@@ -150,6 +241,8 @@ class Report:
         for s in self.scores:
             h, n, r = s.mean()
             lines.append(f"{s.name:<44} {h:>10.4f} {n:>10.4f} {r:>10.4f} {s.n:>6}")
+        if self.paired is not None:
+            lines.extend(self.paired.lines())
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, tuple[float, float, float]]:
@@ -261,18 +354,24 @@ def repeat_baseline(past: Sequence[Order], popular: Sequence[str], k: int) -> li
     return mine + [s for s in popular if s not in mine][: k - len(mine)]
 
 
-#: The grid searched by ``--tune`` (on the validation split only).
-GRID_DECAY = (0.75, 0.8, 0.85, 0.9, 0.95)
-GRID_NEIGHBOUR = (0.02, 0.05, 0.1)
+#: What ``--tune`` searches (on the validation split only): first every ``order_decay`` ×
+#: ``frequency_weight`` pair at the default ``neighbour_weight`` (with a decay of 1.0 the
+#: vector is the plain frequency already, so only weight 0 is tried there), then the
+#: ``neighbour_weight`` values at the best pair.
+GRID_DECAY = (0.8, 0.85, 0.9, 0.95, 1.0)
+GRID_FREQUENCY = (0.0, 0.25, 0.5, 0.75)
+GRID_NEIGHBOUR = (0.01, 0.02, 0.05, 0.1)
 
 
 @dataclass(frozen=True, slots=True)
 class Tuning:
-    """Validation scores per (order_decay, neighbour_weight) and the best pair by NDCG."""
+    """Validation scores per (order_decay, frequency_weight, neighbour_weight) and the chosen
+    parameters: the best NDCG@k among those whose HitRate@k is not below the repeat-purchase
+    baseline's (the best NDCG@k overall when none is)."""
 
     customers: int
     train_orders: int
-    results: dict[tuple[float, float], tuple[float, float, float]]
+    results: dict[tuple[float, float, float], tuple[float, float, float]]
     best: PersonalParams
     baseline: tuple[float, float, float]
 
@@ -280,17 +379,30 @@ class Tuning:
         lines = [
             f"validation: {self.customers} customers (their last training order held out); "
             f"{self.train_orders} orders; k = {k}",
-            f"{'order_decay':>11} {'neighbour_weight':>16} {'HitRate@k':>10} {'NDCG@k':>10}",
+            f"{'order_decay':>11} {'frequency_weight':>16} {'neighbour_weight':>16} "
+            f"{'HitRate@k':>10} {'NDCG@k':>10}",
         ]
-        for (decay, nw), (h, n, _r) in sorted(self.results.items()):
-            lines.append(f"{decay:>11.2f} {nw:>16.2f} {h:>10.4f} {n:>10.4f}")
+        for (decay, fw, nw), (h, n, _r) in sorted(self.results.items()):
+            lines.append(f"{decay:>11.2f} {fw:>16.2f} {nw:>16.2f} {h:>10.4f} {n:>10.4f}")
         h, n, _r = self.baseline
-        lines.append(f"{'repeat-purchase baseline':>28} {h:>10.4f} {n:>10.4f}")
+        lines.append(f"{'repeat-purchase baseline':>45} {h:>10.4f} {n:>10.4f}")
         lines.append(
-            f"chosen (best NDCG@k): order_decay={self.best.order_decay}, "
+            f"chosen (best NDCG@k at a HitRate@k not below the baseline's): "
+            f"order_decay={self.best.order_decay}, "
+            f"frequency_weight={self.best.frequency_weight}, "
             f"neighbour_weight={self.best.neighbour_weight}"
         )
         return "\n".join(lines)
+
+
+def choose(
+    results: Mapping[tuple[float, float, float], tuple[float, float, float]],
+    baseline: tuple[float, float, float],
+) -> tuple[float, float, float]:
+    """The best NDCG among the parameters whose HitRate is at least the baseline's (all of
+    them when none is); ties: the higher HitRate, then the smaller key."""
+    at_least = {p: r for p, r in results.items() if r[0] >= baseline[0]} or dict(results)
+    return min(at_least, key=lambda p: (-at_least[p][1], -at_least[p][0], p))
 
 
 def tune(train_orders: list[Order], *, k: int, params: ModelParams) -> Tuning:
@@ -304,18 +416,30 @@ def tune(train_orders: list[Order], *, k: int, params: ModelParams) -> Tuning:
     by_customer: dict[str, list[Order]] = defaultdict(list)
     for order in fit:
         by_customer[order.customer_id].append(order)
-    results: dict[tuple[float, float], tuple[float, float, float]] = {}
-    for decay in GRID_DECAY:
-        for nw in GRID_NEIGHBOUR:
-            p = replace(PersonalParams(), order_decay=decay, neighbour_weight=nw)
-            results[(decay, nw)] = _score_service(model, held, by_customer, k, p, popular).mean()
-    (decay, nw), _ = max(results.items(), key=lambda kv: (kv[1][1], kv[1][0]))
-    best = replace(PersonalParams(), order_decay=decay, neighbour_weight=nw)
     baseline = Scores("baseline")
     for customer in sorted(held):
         past = by_customer.get(customer, [])
         baseline.add(repeat_baseline(past, popular, k), set(held[customer].skus), k)
-    return Tuning(len(held), len(fit), results, best, baseline.mean())
+    base = baseline.mean()
+    default = PersonalParams()
+    results: dict[tuple[float, float, float], tuple[float, float, float]] = {}
+
+    def score(decay: float, fw: float, nw: float) -> None:
+        if (decay, fw, nw) not in results:
+            p = replace(default, order_decay=decay, frequency_weight=fw, neighbour_weight=nw)
+            results[(decay, fw, nw)] = _score_service(
+                model, held, by_customer, k, p, popular
+            ).mean()
+
+    for decay in GRID_DECAY:
+        for fw in GRID_FREQUENCY if decay < 1.0 else (0.0,):
+            score(decay, fw, default.neighbour_weight)
+    decay, fw, _nw = choose(results, base)
+    for nw in GRID_NEIGHBOUR:
+        score(decay, fw, nw)
+    decay, fw, nw = choose(results, base)
+    best = replace(default, order_decay=decay, frequency_weight=fw, neighbour_weight=nw)
+    return Tuning(len(held), len(fit), results, best, base)
 
 
 def evaluate(
@@ -382,6 +506,7 @@ def evaluate(
         len(held),
         len(train_orders),
         [service, discover, pop, repeat, service_new, pop_new],
+        Paired.of(service, repeat),
     )
     return report, top
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,6 +44,40 @@ def test_the_vector_is_a_recency_weighted_frequency() -> None:
     assert [r.sku for r in profile] == ["a", "c", "b"]
     assert by["a"].orders == 3 and by["a"].interval_days == pytest.approx(14)
     assert by["b"].interval_days is None
+
+
+def test_the_frequency_floor_keeps_staples_above_recent_one_offs() -> None:
+    # "s" is a staple: in 4 of the 6 orders, but not the last two; "x" and "y" are one-offs
+    # of the last two orders.
+    history = orders((0, "s"), (7, "s"), (14, "s"), (21, "s"), (28, "x"), (35, "y"))
+    recency = repeat_profile(history, P)
+    assert [r.sku for r in recency][:2] == ["y", "x"]  # pushed out by the one-offs
+    floor = PersonalParams(order_decay=0.5, frequency_weight=0.5)
+    by = {r.sku: r for r in repeat_profile(history, floor)}
+    total = sum(0.5**i for i in range(6))
+    decayed_s = sum(0.5**i for i in (2, 3, 4, 5)) / total
+    assert by["s"].weight == pytest.approx(0.5 * decayed_s + 0.5 * 4 / 6)
+    assert by["y"].weight == pytest.approx(0.5 * 1 / total + 0.5 * 1 / 6)
+    assert repeat_profile(history, floor)[0].sku == "s"
+    # frequency only: the share of the orders holding the SKU
+    plain = {r.sku: r.weight for r in repeat_profile(history, replace(floor, frequency_weight=1))}
+    assert plain == pytest.approx({"s": 4 / 6, "x": 1 / 6, "y": 1 / 6})
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 60), st.sampled_from("abcde")), min_size=1, max_size=30),
+    st.floats(0.1, 1.0),
+    st.floats(0.0, 1.0),
+)
+def test_weights_stay_shares_of_the_orders(
+    lines: list[tuple[int, str]], decay: float, floor: float
+) -> None:
+    history = [Purchase(f"o{day}", sku, T + timedelta(days=day)) for day, sku in lines]
+    params = PersonalParams(order_decay=decay, frequency_weight=floor)
+    profile = repeat_profile(history, params)
+    assert {r.sku for r in profile} == {sku for _d, sku in lines}
+    assert all(0 < r.weight <= 1 + 1e-9 for r in profile)
+    assert [r.weight for r in profile] == sorted((r.weight for r in profile), reverse=True)
 
 
 def test_reasons_are_readable() -> None:
