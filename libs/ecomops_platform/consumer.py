@@ -129,6 +129,10 @@ class ConsumerRunner:
         self._consumer: Any = None
         self.processed = 0
         self.stall_seconds = settings.consumer_stall_seconds
+        #: Seconds between two lag reports (each one also checks for a stall).
+        self.lag_interval = 5.0
+        #: Longest wait for one partition's position in a lag report.
+        self.position_timeout = 5.0
         self._handling = False
         size = settings.consumer_batch_size if batch_size is None else batch_size
         #: Events applied per transaction (1: one transaction per event).
@@ -205,12 +209,23 @@ class ConsumerRunner:
         loop = asyncio.get_running_loop()
         last_processed, last_progress = self.processed, loop.time()
         while True:
-            await asyncio.sleep(5)
+            await asyncio.sleep(self.lag_interval)
             behind = 0
+            # Assigned partitions whose position the consumer cannot tell: aiokafka's
+            # ``position()`` waits for ever when its fetcher no longer resets positions (seen
+            # after the broker was SIGKILLed: the consumer answered nothing and, with this
+            # report stuck, was never found stalled). Such a partition is not progress.
+            unknown = 0
             try:
                 for tp in self._consumer.assignment():
                     end = self._consumer.highwater(tp)
-                    pos = await self._consumer.position(tp)
+                    try:
+                        pos = await asyncio.wait_for(
+                            self._consumer.position(tp), timeout=self.position_timeout
+                        )
+                    except TimeoutError:
+                        unknown += 1
+                        continue
                     if end is not None:
                         lag = max(0, end - pos)
                         behind += lag
@@ -223,12 +238,14 @@ class ConsumerRunner:
                 log.debug("lag report failed", exc_info=True)
             now = loop.time()
             # A handler waiting for the database to come back is busy, not stalled.
-            if self.processed != last_processed or behind == 0 or self._handling:
+            idle = behind == 0 and unknown == 0
+            if self.processed != last_processed or idle or self._handling:
                 last_processed, last_progress = self.processed, now
             elif now - last_progress > self.stall_seconds:
                 raise ConsumerStalled(
-                    f"{self.consumer_name}: {behind} messages behind and nothing handled "
-                    f"for {now - last_progress:.0f} s"
+                    f"{self.consumer_name}: {behind} messages behind, {unknown} partitions "
+                    f"without a known position, and nothing handled for "
+                    f"{now - last_progress:.0f} s"
                 )
 
     async def _handle_chunk(self, messages: Sequence[Any]) -> None:

@@ -61,3 +61,40 @@ async def test_a_consumer_start_that_never_ends_is_abandoned_and_retried(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert runner.starts == 2 and runner.stops >= 1
+
+
+class PositionlessConsumer:
+    """aiokafka's consumer after its fetcher stopped resetting positions: a partition is
+    assigned, its end is known, and ``position()`` never returns."""
+
+    def __init__(self) -> None:
+        from aiokafka import TopicPartition
+
+        self.tp = TopicPartition("ecomops.probe.v1", 0)
+
+    def assignment(self) -> set[Any]:
+        return {self.tp}
+
+    def highwater(self, tp: Any) -> int:
+        return 10
+
+    async def position(self, tp: Any) -> int:
+        await asyncio.Event().wait()
+        return 0
+
+
+async def test_a_consumer_that_cannot_tell_its_position_is_found_stalled() -> None:
+    from ecomops_platform.consumer import ConsumerRunner, ConsumerStalled, Subscription
+
+    common = CommonSettings(consumer_stall_seconds=0.2, jwt_secret="x" * 48)
+    runner = ConsumerRunner(
+        service="probe",
+        settings=common,
+        db=None,  # type: ignore[arg-type]
+        producer=None,  # type: ignore[arg-type]
+        subscription=Subscription(["ecomops.probe.v1"]),
+    )
+    runner._consumer = PositionlessConsumer()
+    runner.lag_interval = runner.position_timeout = 0.05
+    with pytest.raises(ConsumerStalled, match="1 partitions without a known position"):
+        await asyncio.wait_for(runner._report_lag(), timeout=5)
