@@ -198,8 +198,7 @@ def _refuse_unusable_connection(
     if is_closed is not None and is_closed():
         raise sa.exc.DisconnectionError("connection closed by the server")
     if _inside_transaction(driver):
-        poisoned_connections_discarded.labels(service).inc()
-        log.warning("a pooled connection was still inside a transaction: discarded")
+        _count_poisoned(service, "checked out")
         raise sa.exc.DisconnectionError("connection returned to the pool inside a transaction")
 
 
@@ -210,9 +209,13 @@ def _close_if_inside_transaction(dbapi_connection: Any, record: Any, *, service:
     if dbapi_connection is None:
         return
     if _inside_transaction(getattr(dbapi_connection, "driver_connection", None)):
-        poisoned_connections_discarded.labels(service).inc()
-        log.warning("a connection came back to the pool inside a transaction: closed")
+        _count_poisoned(service, "given back")
         record.invalidate()
+
+
+def _count_poisoned(service: str, when: str) -> None:
+    poisoned_connections_discarded.labels(service).inc()
+    log.warning("a pooled connection %s inside a transaction: closed, not reused", when)
 
 
 def _inside_transaction(driver: Any) -> bool:

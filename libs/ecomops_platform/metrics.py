@@ -34,7 +34,8 @@ grpc_server_handling_seconds = Histogram(
 )
 poisoned_connections_discarded = Counter(
     "ecomops_db_poisoned_connections_discarded_total",
-    "Pooled database connections found still inside a transaction at checkout, and closed",
+    "Pooled database connections found inside a transaction when given back or checked out,"
+    " and closed",
     ["service"],
 )
 outbox_backlog = Gauge("ecomops_outbox_backlog", "Outbox rows not yet published", ["service"])
