@@ -38,11 +38,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from aiokafka.abc import ConsumerRebalanceListener
 
 from . import metrics, tracing
 from .cards import PAYLOAD_DROPPED_HEADER, CardNumberInEvent, screen_event
-from .db import Database, UnitOfWork, inbox_table, utcnow
+from .db import Database, UnitOfWork, driver, inbox_table, utcnow
 from .errors import is_transient
 from .events import (
     Envelope,
@@ -99,6 +99,31 @@ class Subscription:
     batch: bool = True
 
 
+# The inbox rows of a chunk in one statement: those already there (applied before) are left
+# alone and not returned.
+_INBOX_CLAIM_SQL = """
+INSERT INTO inbox (event_id, consumer, event_type, processed_at)
+SELECT u.event_id, $2, u.event_type, $4 FROM unnest($1::varchar[], $3::varchar[])
+    AS u(event_id, event_type)
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what was handled on partitions about to move to another member, so their new
+    owner does not redeliver up to a commit interval's worth of events."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.runner.commit_offsets(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -141,12 +166,17 @@ class ConsumerRunner:
         #: Chunks committed in one transaction, and chunks re-applied one event at a time.
         self.chunks_committed = 0
         self.chunks_fallen_back = 0
+        #: Seconds between two offset commits (0: after every fetched batch).
+        self.commit_interval = settings.consumer_commit_interval_ms / 1000
+        #: Next offset to commit per partition: every event before it is applied.
+        self._uncommitted: dict[Any, int] = {}
+        self._last_commit = 0.0
+        self.offset_commits = 0
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
         self._consumer = AIOKafkaConsumer(
-            *self.subscription.topics,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.settings.consumer_offset_reset,
@@ -155,17 +185,60 @@ class ConsumerRunner:
             heartbeat_interval_ms=3_000,
             **kafka_client_options(self.settings),
         )
+        self._consumer.subscribe(
+            topics=list(self.subscription.topics), listener=_CommitOnRevoke(self)
+        )
         pace_failed_metadata_updates(self._consumer._client)
+        self._uncommitted.clear()
+        self._last_commit = asyncio.get_running_loop().time()
         await self._consumer.start()
 
     async def stop(self) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+            try:
+                # Bounded: with the broker gone, the next owner redelivers instead.
+                await asyncio.wait_for(self.commit_offsets(), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - a timeout too: the inbox absorbs it
+                log.warning("last offset commit of %s failed: %s", self.consumer_name, exc)
+            finally:
+                await self._consumer.stop()
+                self._consumer = None
+
+    async def commit_offsets(self, partitions: Any = None) -> None:
+        """Commit the handled offsets (of ``partitions`` only, when given) in one request.
+
+        Every event before a recorded offset has committed its transaction, so a crash
+        before this only redelivers events the inbox already holds."""
+        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+        wanted = self._uncommitted if partitions is None else set(partitions)
+        taken = {tp: off for tp, off in self._uncommitted.items() if tp in wanted}
+        for tp in taken:
+            self._uncommitted.pop(tp, None)
+        self._last_commit = asyncio.get_running_loop().time()
+        if self._consumer is None:
+            return
+        # A partition that moved away meanwhile is its new owner's to commit.
+        assigned = self._consumer.assignment()
+        offsets = {tp: off for tp, off in taken.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+            self.offset_commits += 1
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved to another member after the transactions committed; it
+            # will redeliver from the last commit and the inbox drops the duplicates.
+            log.info("offset commit skipped after a rebalance: %s", exc)
+        except KafkaError as exc:
+            # Broker unreachable: keep the offsets for the next commit (a newer offset of the
+            # same partition replaces them), unless the partition was revoked meanwhile.
+            log.warning("offset commit failed, retried with the next one: %s", exc)
+            for tp, off in offsets.items():
+                self._uncommitted.setdefault(tp, off)
 
     async def run(self) -> None:
         from aiokafka import TopicPartition
-        from aiokafka.errors import CommitFailedError, IllegalStateError
 
         assert self._consumer is not None
         lag_task = asyncio.create_task(self._report_lag())
@@ -186,19 +259,17 @@ class ConsumerRunner:
                         finally:
                             self._handling = False
                         handled_up_to = chunk[-1].offset
-                    if handled_up_to is None:
-                        continue
-                    # One offset commit per partition and batch: every message before it has
-                    # committed its transaction, so a crash in between only redelivers
-                    # messages the inbox already holds.
-                    try:
-                        await self._consumer.commit(
-                            {TopicPartition(tp.topic, tp.partition): handled_up_to + 1}
+                    if handled_up_to is not None and tp in self._consumer.assignment():
+                        self._uncommitted[TopicPartition(tp.topic, tp.partition)] = (
+                            handled_up_to + 1
                         )
-                    except (CommitFailedError, IllegalStateError) as exc:
-                        # The partition moved to another member after the transactions
-                        # committed; it will redeliver and the inbox drops the duplicates.
-                        log.info("offset commit skipped after a rebalance: %s", exc)
+                # Offsets are committed together and at most every commit_interval: each
+                # commit is a write to the broker's offsets log, which at one commit per event
+                # and group cost the broker more than the events themselves.
+                if self._uncommitted and (
+                    asyncio.get_running_loop().time() - self._last_commit >= self.commit_interval
+                ):
+                    await self.commit_offsets()
         finally:
             lag_task.cancel()
 
@@ -378,26 +449,25 @@ class ConsumerRunner:
             attributes=attributes,
         )
 
-    def _inbox_row(self, envelope: Envelope, now: datetime) -> dict[str, Any]:
-        return {
-            "event_id": envelope.event_id,
-            "consumer": self.consumer_name,
-            "event_type": envelope.event_type,
-            "processed_at": now,
-        }
+    async def _claim_inbox(self, uow: UnitOfWork, envelopes: Sequence[Envelope]) -> set[str]:
+        """Insert the inbox rows of distinct events; the ids that were new (not applied
+        before). One prepared statement whatever the number of events."""
+        conn = await driver(uow.session)
+        rows = await conn.fetch(
+            _INBOX_CLAIM_SQL,
+            [e.event_id for e in envelopes],
+            self.consumer_name,
+            [e.event_type for e in envelopes],
+            utcnow(),
+        )
+        return {row["event_id"] for row in rows}
 
     async def apply(self, envelope: Envelope, handler: EventHandler) -> bool:
         """Apply one event in one transaction with its inbox row; False if already applied."""
         with self._span(envelope):
             uow = self._unit_of_work()
             async with uow:
-                inserted = await uow.session.execute(
-                    pg_insert(inbox_table)
-                    .values(self._inbox_row(envelope, utcnow()))
-                    .on_conflict_do_nothing()
-                    .returning(inbox_table.c.event_id)
-                )
-                if inserted.first() is None:
+                if not await self._claim_inbox(uow, [envelope]):
                     return False
                 await handler(uow, envelope)
                 await uow.commit()
@@ -415,20 +485,13 @@ class ConsumerRunner:
                 await session.execute(
                     sa.text(f"SET LOCAL lock_timeout = {int(self.batch_lock_timeout_ms)}")
                 )
-            now = utcnow()
             first: dict[str, int] = {}
-            rows: list[dict[str, Any]] = []
+            distinct: list[Envelope] = []
             for i, (envelope, _) in enumerate(items):
                 if envelope.event_id not in first:
                     first[envelope.event_id] = i
-                    rows.append(self._inbox_row(envelope, now))
-            inserted = await session.execute(
-                pg_insert(inbox_table)
-                .values(rows)
-                .on_conflict_do_nothing()
-                .returning(inbox_table.c.event_id)
-            )
-            new = set(inserted.scalars())
+                    distinct.append(envelope)
+            new = await self._claim_inbox(uow, distinct)
             outcomes: list[bool] = []
             for i, (envelope, handler) in enumerate(items):
                 if first[envelope.event_id] != i or envelope.event_id not in new:

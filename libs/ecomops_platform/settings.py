@@ -80,6 +80,10 @@ class CommonSettings(BaseSettings):
     # A consumer behind the end of its partitions that handles nothing for this long is
     # replaced by a new one (it rejoins its group from the committed offsets).
     consumer_stall_seconds: float = Field(default=20.0, gt=0)
+    # Handled offsets are committed at most this often (one request for every partition), and
+    # always when partitions are revoked or the consumer stops. A crash redelivers at most this
+    # window, which the inbox drops as duplicates; 0 commits after every fetched batch.
+    consumer_commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)
     # Failed deliveries in a row after which the producer is replaced (a broken idempotence
     # state, OutOfOrderSequenceNumber and the like, replaces it at once).
     kafka_producer_reset_after_failures: int = Field(default=3, ge=1)

@@ -189,12 +189,18 @@ class Harness:
         return await _pin_group_at_end(self.group_id)
 
     async def start(
-        self, *, batch_size: int, max_attempts: int = 3, lock_timeout_ms: int = 200
+        self,
+        *,
+        batch_size: int,
+        max_attempts: int = 3,
+        lock_timeout_ms: int = 200,
+        commit_interval_ms: int = 1000,
     ) -> ConsumerRunner:
         settings = CommonSettings(
             consumer_group_prefix=self.prefix,
             consumer_batch_size=batch_size,
             consumer_batch_lock_timeout_ms=lock_timeout_ms,
+            consumer_commit_interval_ms=commit_interval_ms,
         )
         runner = ConsumerRunner(
             service="probe",
@@ -303,9 +309,13 @@ async def test_a_failing_handler_in_a_chunk_is_dead_lettered_and_the_others_appl
     assert "currency XXX" in dead[0].headers["dlq_error"]
     assert runner.chunks_fallen_back == 1
     assert await harness.inbox_count() == 4
-    # The offset moved past all five: nothing is delivered again.
-    committed = await _committed(harness.group_id)
-    assert max(v or 0 for v in committed.values()) >= 5
+    # The offset moves past all five (offsets are committed every commit interval): nothing
+    # is delivered again.
+    async def moved_past_all_five() -> None:
+        committed = await _committed(harness.group_id)
+        assert max(v or 0 for v in committed.values()) >= 5
+
+    await _until(moved_past_all_five)
 
 
 @pytest.mark.parametrize("cause", ["lock-timeout", "connection-killed"])
@@ -453,4 +463,61 @@ async def test_sigkill_in_the_middle_of_a_chunk_commits_nothing_and_redelivers_i
         assert await harness.applied_amounts(key) == [1, 2, 3, 4, 5]
 
     await _until(all_applied, timeout=60)
+    assert await harness.inbox_count() == 5
+
+
+async def test_offsets_are_committed_at_most_once_per_interval_and_when_the_consumer_stops(
+    harness: Harness,
+) -> None:
+    """Events arriving one by one are applied at once, but their offsets are committed in
+    one request per commit interval (one per fetched batch before: a write to the broker's
+    offsets log for every event and group); stopping commits what is left."""
+    key = uuid.uuid4().hex
+    ends = await harness.pin()
+    runner = await harness.start(batch_size=10, commit_interval_ms=60_000)
+    events = _events(8)
+    started = asyncio.get_running_loop().time()
+    for ev in events:  # one fetch each
+        await _produce(key, [ev])
+        await asyncio.sleep(0.1)
+
+    async def all_applied() -> None:
+        assert await harness.applied_amounts(key) == list(range(1, 9))
+
+    await _until(all_applied)
+    assert asyncio.get_running_loop().time() - started < 60
+    assert runner.offset_commits == 0
+    assert await _committed(harness.group_id) == ends
+    await harness.stop()
+    after = await _committed(harness.group_id)
+    assert sum(v or 0 for v in after.values()) == sum(ends.values()) + 8
+    assert runner.offset_commits == 1
+
+
+async def test_a_rebalance_commits_the_handled_offsets_of_the_revoked_partitions(
+    harness: Harness,
+) -> None:
+    """A second member joining the group revokes every partition of the first (aiokafka's
+    eager rebalance): what the first handled is committed then, not a commit interval later,
+    so the partitions' new owner does not deliver it again."""
+    key = uuid.uuid4().hex
+    ends = await harness.pin()
+    first = await harness.start(batch_size=10, commit_interval_ms=60_000)
+    await _produce(key, _events(5))
+
+    async def all_applied() -> None:
+        assert await harness.applied_amounts(key) == [1, 2, 3, 4, 5]
+
+    await _until(all_applied)
+    assert await _committed(harness.group_id) == ends
+    second = await harness.start(batch_size=10, commit_interval_ms=60_000)
+
+    async def committed_on_revoke() -> None:
+        after = await _committed(harness.group_id)
+        assert sum(v or 0 for v in after.values()) == sum(ends.values()) + 5
+
+    await _until(committed_on_revoke)
+    assert first.offset_commits >= 1
+    await asyncio.sleep(2)  # the new owner has fetched by now: nothing comes again
+    assert second.processed == 0
     assert await harness.inbox_count() == 5
