@@ -20,12 +20,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import driver, idempotency_table, utcnow
+from .db import driver, utcnow
 from .errors import AlreadyInProgress, Unprocessable
 from .ports import MAX_KEY_LENGTH, Lease, StoredResponse, check_key, fingerprint
 
@@ -69,6 +67,27 @@ _STORE_SQL = (
     "WHERE caller = $1 AND operation = $2 AND key = $3"
 )
 
+# The lease, one statement for a new key and for taking over an expired claim: the upsert only
+# updates an uncompleted claim of the same body whose lease ran out. ``xmax <> 0`` tells an
+# updated row (taken over) from an inserted one.
+_LEASE_SQL = """
+INSERT INTO idempotency_keys AS k (caller, operation, key, fingerprint, status_code, body,
+                                   created_at)
+VALUES ($1, $2, $3, $4, 0, '{}'::json, clock_timestamp())
+ON CONFLICT (caller, operation, key) DO UPDATE SET created_at = clock_timestamp()
+WHERE k.status_code = 0 AND k.fingerprint = EXCLUDED.fingerprint
+  AND k.created_at < clock_timestamp() - make_interval(secs => $5::float8)
+RETURNING k.created_at, k.xmax <> 0 AS took_over
+"""
+_COMPLETE_SQL = (
+    "UPDATE idempotency_keys SET status_code = $5, body = $6::json WHERE caller = $1 "
+    "AND operation = $2 AND key = $3 AND status_code = 0 AND created_at = $4"
+)
+_RELEASE_SQL = (
+    "DELETE FROM idempotency_keys WHERE caller = $1 AND operation = $2 AND key = $3 "
+    "AND status_code = 0 AND created_at = $4"
+)
+
 _IN_PROGRESS = "a request with this Idempotency-Key is still being processed; retry later"
 
 
@@ -90,14 +109,6 @@ class SqlIdempotencyStore:
     def __init__(self, session: AsyncSession, *, lock_timeout_ms: int = 250) -> None:
         self._session = session
         self._lock_timeout_ms = int(lock_timeout_ms)
-
-    @staticmethod
-    def _where(caller: str, operation: str, key: str) -> Any:
-        return sa.and_(
-            idempotency_table.c.caller == caller,
-            idempotency_table.c.operation == operation,
-            idempotency_table.c.key == key,
-        )
 
     async def claim(
         self, *, caller: str, operation: str, key: str, fingerprint: str
@@ -141,61 +152,25 @@ class SqlIdempotencyStore:
     async def lease(
         self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
     ) -> Lease | StoredResponse:
-        # One round trip for a new key and for taking over an expired claim: the upsert only
-        # updates an uncompleted claim of the same body whose lease ran out (the database's
-        # clock, so that replicas' clocks do not matter). A concurrent duplicate waits for the
-        # first claim's transaction, which commits at once, then finds it live → 409.
-        table = idempotency_table
-        now = sa.func.clock_timestamp()
-        insert = pg_insert(table).values(
-            caller=caller,
-            operation=operation,
-            key=key,
-            fingerprint=fingerprint,
-            status_code=0,
-            body={},
-            created_at=now,
-        )
-        claimed = (
-            await self._session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[table.c.caller, table.c.operation, table.c.key],
-                    set_={"created_at": now},
-                    where=sa.and_(
-                        table.c.status_code == 0,
-                        table.c.fingerprint == insert.excluded.fingerprint,
-                        table.c.created_at < now - sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds),
-                    ),
-                ).returning(table.c.created_at, sa.literal_column("xmax <> 0").label("took_over"))
-            )
-        ).first()
+        # The database's clock decides whether a lease ran out, so that replicas' clocks do
+        # not matter. A concurrent duplicate waits for the first claim's transaction, which
+        # commits at once, then finds it live → 409.
+        conn = await driver(self._session)
+        claimed = await conn.fetchrow(_LEASE_SQL, caller, operation, key, fingerprint, seconds)
         if claimed is not None:
-            return Lease(token=claimed.created_at, took_over=bool(claimed.took_over))
-        existing = (
-            await self._session.execute(
-                sa.select(table.c.fingerprint, table.c.status_code, table.c.body).where(
-                    self._where(caller, operation, key)
-                )
-            )
-        ).first()
+            return Lease(token=claimed["created_at"], took_over=bool(claimed["took_over"]))
+        existing = await conn.fetchrow(_EXISTING_SQL, caller, operation, key)
         if existing is None:  # released by its holder in between: the client retries
             raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
-        if existing.fingerprint != fingerprint:
+        if existing["fingerprint"] != fingerprint:
             raise Unprocessable(
                 "this Idempotency-Key was already used with a different request body",
                 code="idempotency-key-reused",
                 title="Idempotency-Key reused with another request",
             )
-        if existing.status_code == 0:
+        if existing["status_code"] == 0:
             raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
-        return StoredResponse(existing.status_code, existing.body, replayed=True)
-
-    def _leased(self, caller: str, operation: str, key: str, token: Any) -> Any:
-        return sa.and_(
-            self._where(caller, operation, key),
-            idempotency_table.c.status_code == 0,
-            idempotency_table.c.created_at == token,
-        )
+        return StoredResponse(existing["status_code"], existing["body"], replayed=True)
 
     async def complete(
         self,
@@ -207,14 +182,12 @@ class SqlIdempotencyStore:
         status_code: int,
         body: Any,
     ) -> bool:
-        result = await self._session.execute(
-            sa.update(idempotency_table)
-            .where(self._leased(caller, operation, key, token))
-            .values(status_code=status_code, body=body)
+        conn = await driver(self._session)
+        status = await conn.execute(
+            _COMPLETE_SQL, caller, operation, key, token, status_code, json.dumps(body)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return status != "UPDATE 0"
 
     async def release(self, *, caller: str, operation: str, key: str, token: Any) -> None:
-        await self._session.execute(
-            sa.delete(idempotency_table).where(self._leased(caller, operation, key, token))
-        )
+        conn = await driver(self._session)
+        await conn.execute(_RELEASE_SQL, caller, operation, key, token)

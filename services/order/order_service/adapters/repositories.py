@@ -3,12 +3,15 @@ timeline and shipments), carts and returns. KPI reads are in ``kpis.py``."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecomops_platform.db import driver
 
 from ..domain.models import (
     Order,
@@ -28,6 +31,34 @@ from ..service_layer.ports import (
 )
 from .tables import cart_items, carts, order_timeline, orders, returns, shipments
 
+# The checkout's writes as one statement: the order row, then its timeline rows selected from
+# it in their order (an empty timeline inserts the order alone: a data-modifying CTE always
+# runs to completion).
+_ADD_ORDER_SQL = """
+WITH placed AS (
+    INSERT INTO orders (id, customer_id, status, currency, lines, subtotal_minor,
+                        discount_total_minor, total_minor, placed_at, updated_at, payment_due_at,
+                        review_deadline, refunded_minor, coupon_codes, shipping_address, client,
+                        quote_id, assessment_id, risk_decision, risk_reasons, cart_id, placed_by,
+                        reservation_expires_at)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $9, $10, $11, $12, $13::jsonb, $14::jsonb,
+            $15::jsonb, $16, $17, $18, $19::jsonb, $20, $21, $22)
+    RETURNING id
+)
+INSERT INTO order_timeline (order_id, status, at, actor, note)
+SELECT placed.id, t.status, t.at, t.actor, t.note
+FROM placed, unnest($23::varchar[], $24::timestamptz[], $25::varchar[], $26::varchar[])
+    WITH ORDINALITY AS t(status, at, actor, note, n)
+ORDER BY t.n
+"""
+_FIRST_SEEN_SQL = (  # ix_orders_customer_placed
+    "SELECT min(placed_at) FROM orders WHERE customer_id = $1"
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
 
 class SqlOrderRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -36,58 +67,40 @@ class SqlOrderRepository:
         self._timeline_seen: dict[str, int] = {}
 
     async def add(self, order: Order, placement: Placement) -> None:
-        """The order and its timeline in one statement (one round trip): the timeline rows are
-        selected from the order row the same statement inserts."""
-        placed = (
-            sa.insert(orders)
-            .values(
-                id=order.order_id,
-                customer_id=order.customer_id,
-                status=order.status.value,
-                currency=order.currency,
-                lines=[line.as_dict() for line in order.lines],
-                subtotal_minor=order.subtotal_minor,
-                discount_total_minor=order.discount_total_minor,
-                total_minor=order.total_minor,
-                placed_at=order.placed_at,
-                updated_at=order.placed_at,
-                payment_due_at=order.payment_due_at,
-                review_deadline=order.review_deadline,
-                refunded_minor=order.refunded_minor,
-                coupon_codes=placement.coupon_codes,
-                shipping_address=placement.shipping_address,
-                client=placement.client,
-                quote_id=placement.quote_id,
-                assessment_id=placement.assessment_id,
-                risk_decision=placement.risk_decision,
-                risk_reasons=placement.risk_reasons,
-                cart_id=placement.cart_id,
-                placed_by=placement.placed_by,
-                reservation_expires_at=placement.reservation_expires_at,
-            )
-            .returning(orders.c.id)
+        """The order and its timeline in one prepared statement (one round trip, no SQLAlchemy
+        compilation: this is the checkout's hot path)."""
+        conn = await driver(self.session)
+        timeline = order.timeline
+        await conn.execute(
+            _ADD_ORDER_SQL,
+            order.order_id,
+            order.customer_id,
+            order.status.value,
+            order.currency,
+            _json([line.as_dict() for line in order.lines]),
+            order.subtotal_minor,
+            order.discount_total_minor,
+            order.total_minor,
+            order.placed_at,
+            order.payment_due_at,
+            order.review_deadline,
+            order.refunded_minor,
+            _json(placement.coupon_codes),
+            _json(placement.shipping_address),
+            _json(placement.client),
+            placement.quote_id,
+            placement.assessment_id,
+            placement.risk_decision,
+            _json(placement.risk_reasons),
+            placement.cart_id,
+            placement.placed_by,
+            placement.reservation_expires_at,
+            [e.status for e in timeline],
+            [e.at for e in timeline],
+            [e.actor for e in timeline],
+            [e.note[:500] for e in timeline],
         )
-        if not order.timeline:
-            await self.session.execute(placed)
-        else:
-            row = placed.cte("placed")
-            entries = [
-                sa.select(
-                    row.c.id,
-                    sa.literal(e.status, order_timeline.c.status.type),
-                    sa.literal(e.at, order_timeline.c.at.type),
-                    sa.literal(e.actor, order_timeline.c.actor.type),
-                    sa.literal(e.note[:500], order_timeline.c.note.type),
-                )
-                for e in order.timeline
-            ]
-            timeline = entries[0] if len(entries) == 1 else sa.union_all(*entries)
-            await self.session.execute(
-                sa.insert(order_timeline)
-                .from_select(["order_id", "status", "at", "actor", "note"], timeline)
-                .add_cte(row)
-            )
-        self._timeline_seen[order.order_id] = len(order.timeline)
+        self._timeline_seen[order.order_id] = len(timeline)
 
     async def get(self, order_id: str, *, for_update: bool = False) -> OrderRecord | None:
         query = sa.select(orders).where(orders.c.id == order_id)
@@ -236,10 +249,8 @@ class SqlOrderRepository:
         return [await self._record(row) for row in rows]
 
     async def first_seen(self, customer_id: str) -> datetime | None:
-        query = sa.select(sa.func.min(orders.c.placed_at)).where(
-            orders.c.customer_id == customer_id
-        )  # ix_orders_customer_placed
-        first: datetime | None = (await self.session.execute(query)).scalar_one_or_none()
+        conn = await driver(self.session)
+        first: datetime | None = await conn.fetchval(_FIRST_SEEN_SQL, customer_id)
         return first
 
     async def page(

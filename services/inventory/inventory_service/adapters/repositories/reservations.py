@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecomops_platform.db import driver
 
 from ...domain.models import Allocation, Line, Reservation, ReservationStatus
 from .. import tables as t
+
+# Every reservation's first statement (a prepared driver statement: the hot path).
+_ADD_RESERVATION = """
+INSERT INTO reservations (reservation_id, status, region, lines, expires_at, created_at)
+VALUES ($1, $2, $3, $4::json, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING reservation_id
+"""
 
 
 def _reservation(row: Any, allocs: list[Allocation]) -> Reservation:
@@ -35,20 +45,17 @@ class SqlReservationRepository:
         """Insert a held reservation; False when the id exists (a concurrent insert of the same
         id waits for the first transaction and then sees the conflict)."""
         r = reservation
-        result = await self.session.execute(
-            pg_insert(t.reservations)
-            .values(
-                reservation_id=r.reservation_id,
-                status=r.status.value,
-                region=r.region,
-                lines=[{"sku": ln.sku, "quantity": ln.quantity} for ln in r.lines],
-                expires_at=r.expires_at,
-                created_at=r.created_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(t.reservations.c.reservation_id)
+        conn = await driver(self.session)
+        added = await conn.fetchval(
+            _ADD_RESERVATION,
+            r.reservation_id,
+            r.status.value,
+            r.region,
+            json.dumps([{"sku": ln.sku, "quantity": ln.quantity} for ln in r.lines]),
+            r.expires_at,
+            r.created_at,
         )
-        return result.first() is not None
+        return added is not None
 
     async def allocations_of(self, reservation_id: str) -> list[Allocation]:
         ra = t.reservation_allocations

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecomops_platform.db import attrs, driver
+
 from ...domain.models import (
     Allocation,
     Candidate,
@@ -32,24 +34,34 @@ _LEVEL_COLS = (
 
 # One round trip under the row lock: reserve the units if (and only if) that many are
 # available, record the allocation, and read the SKU's other warehouses (this transaction's view).
-_HOLD_AND_ALLOCATE = sa.text(
-    """
-    WITH upd AS (
-        UPDATE stock SET reserved = reserved + :q, updated_at = :now
-        WHERE sku = :sku AND warehouse = :wh AND on_hand - reserved >= :q
-        RETURNING on_hand, reserved, reorder_point, suggested_order_quantity
-    ), ins AS (
-        INSERT INTO reservation_allocations (reservation_id, sku, warehouse, quantity)
-        SELECT :rid, :sku, :wh, :q FROM upd
-        ON CONFLICT (reservation_id, sku, warehouse)
-        DO UPDATE SET quantity = reservation_allocations.quantity + EXCLUDED.quantity
-    )
-    SELECT upd.on_hand, upd.reserved, upd.reorder_point, upd.suggested_order_quantity,
-           COALESCE((SELECT json_agg(json_build_array(warehouse, on_hand, reserved))
-                     FROM stock WHERE sku = :sku AND warehouse <> :wh), '[]'::json) AS others
-    FROM upd
-    """
+_HOLD_AND_ALLOCATE = """
+WITH upd AS (
+    UPDATE stock SET reserved = reserved + $1, updated_at = $2
+    WHERE sku = $3 AND warehouse = $4 AND on_hand - reserved >= $1
+    RETURNING on_hand, reserved, reorder_point, suggested_order_quantity
+), ins AS (
+    INSERT INTO reservation_allocations (reservation_id, sku, warehouse, quantity)
+    SELECT $5, $3, $4, $1 FROM upd
+    ON CONFLICT (reservation_id, sku, warehouse)
+    DO UPDATE SET quantity = reservation_allocations.quantity + EXCLUDED.quantity
 )
+SELECT upd.on_hand, upd.reserved, upd.reorder_point, upd.suggested_order_quantity,
+       COALESCE((SELECT json_agg(json_build_array(warehouse, on_hand, reserved))
+                 FROM stock WHERE sku = $3 AND warehouse <> $4), '[]'::json) AS others
+FROM upd
+"""
+# The SKUs of a reservation with every warehouse row that could serve them (none: NULLs).
+_SKUS_WITH_CANDIDATES = """
+SELECT k.sku, k.title, k.category, k.brand, k.attributes, k.status, k.lead_time_days,
+       k.created_at, k.updated_at, s.warehouse AS wh, s.on_hand - s.reserved AS available,
+       w.region AS wh_region, w.priority AS wh_priority
+FROM skus AS k
+LEFT JOIN stock AS s ON s.sku = k.sku
+LEFT JOIN warehouses AS w ON w.code = s.warehouse
+WHERE k.sku = ANY($1::varchar[])
+"""
+# Hot paths (every reservation runs these) are prepared driver statements
+# (``ecomops_platform.db.driver``): no SQLAlchemy compilation or result processing.
 
 
 def _row(row: Any) -> RowLevel:
@@ -87,23 +99,8 @@ class SqlStockRepository:
     async def skus_with_candidates(
         self, skus: Sequence[str]
     ) -> tuple[dict[str, Sku], dict[str, list[Candidate]]]:
-        rows = (
-            await self.session.execute(
-                sa.select(
-                    t.skus,
-                    t.stock.c.warehouse.label("wh"),
-                    (t.stock.c.on_hand - t.stock.c.reserved).label("available"),
-                    t.warehouses.c.region.label("wh_region"),
-                    t.warehouses.c.priority.label("wh_priority"),
-                )
-                .select_from(
-                    t.skus.outerjoin(t.stock, t.stock.c.sku == t.skus.c.sku).outerjoin(
-                        t.warehouses, t.warehouses.c.code == t.stock.c.warehouse
-                    )
-                )
-                .where(t.skus.c.sku.in_(list(skus)))
-            )
-        ).all()
+        conn = await driver(self.session)
+        rows = [attrs(r) for r in await conn.fetch(_SKUS_WITH_CANDIDATES, list(skus))]
         found: dict[str, Sku] = {}
         pools: dict[str, list[Candidate]] = {s: [] for s in skus}
         for r in rows:
@@ -117,18 +114,11 @@ class SqlStockRepository:
     async def hold_and_allocate(
         self, reservation_id: str, alloc: Allocation, now: datetime
     ) -> tuple[RowLevel, StockLevel] | None:
-        row = (
-            await self.session.execute(
-                _HOLD_AND_ALLOCATE,
-                {
-                    "q": alloc.quantity,
-                    "now": now,
-                    "sku": alloc.sku,
-                    "wh": alloc.warehouse,
-                    "rid": reservation_id,
-                },
-            )
-        ).first()
+        conn = await driver(self.session)
+        record = await conn.fetchrow(
+            _HOLD_AND_ALLOCATE, alloc.quantity, now, alloc.sku, alloc.warehouse, reservation_id
+        )
+        row = None if record is None else attrs(record)
         if row is None:
             return None
         level = _row(row)

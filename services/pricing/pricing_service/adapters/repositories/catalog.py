@@ -19,6 +19,21 @@ from .. import tables as t
 from ..read_cache import CATALOG, ReadCache
 
 _SKUS_SQL = "SELECT sku, category, status FROM skus WHERE sku = ANY($1::varchar[])"
+# Written for every stock and order event (driver statements: the consumers' hot path). An
+# older level never overwrites a newer one.
+_UPSERT_STOCK_SQL = """
+INSERT INTO stock_levels (sku, available, on_hand, reserved, occurred_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available, on_hand = EXCLUDED.on_hand,
+    reserved = EXCLUDED.reserved, occurred_at = EXCLUDED.occurred_at
+WHERE stock_levels.occurred_at <= EXCLUDED.occurred_at
+"""
+_ADD_SALES_SQL = """
+INSERT INTO sales_daily (sku, currency, day, units, revenue_minor)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (sku, currency, day) DO UPDATE SET units = sales_daily.units + EXCLUDED.units,
+    revenue_minor = sales_daily.revenue_minor + EXCLUDED.revenue_minor
+"""
 
 
 class SqlCatalog:
@@ -97,37 +112,14 @@ class SqlCatalog:
     async def upsert_stock(
         self, sku: str, available: int, on_hand: int, reserved: int, at: datetime
     ) -> None:
-        stmt = pg_insert(t.stock_levels).values(
-            sku=sku, available=available, on_hand=on_hand, reserved=reserved, occurred_at=at
-        )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[t.stock_levels.c.sku],
-                set_={
-                    "available": stmt.excluded.available,
-                    "on_hand": stmt.excluded.on_hand,
-                    "reserved": stmt.excluded.reserved,
-                    "occurred_at": stmt.excluded.occurred_at,
-                },
-                where=t.stock_levels.c.occurred_at <= stmt.excluded.occurred_at,
-            )
-        )
+        conn = await driver(self.session)
+        await conn.execute(_UPSERT_STOCK_SQL, sku, available, on_hand, reserved, at)
 
     async def add_sales(
         self, sku: str, currency: str, day: date, units: int, revenue_minor: int
     ) -> None:
-        stmt = pg_insert(t.sales_daily).values(
-            sku=sku, currency=currency, day=day, units=units, revenue_minor=revenue_minor
-        )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[t.sales_daily.c.sku, t.sales_daily.c.currency, t.sales_daily.c.day],
-                set_={
-                    "units": t.sales_daily.c.units + stmt.excluded.units,
-                    "revenue_minor": t.sales_daily.c.revenue_minor + stmt.excluded.revenue_minor,
-                },
-            )
-        )
+        conn = await driver(self.session)
+        await conn.execute(_ADD_SALES_SQL, sku, currency, day, units, revenue_minor)
 
     async def stock_for(self, skus: Sequence[str]) -> dict[str, int]:
         rows = await self.session.execute(

@@ -33,6 +33,9 @@ INSERT INTO quotes (id, customer_id, currency, lines, subtotal_minor, discount_t
 VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8::varchar[], $9::varchar[], $10, $11)
 """
 _GET_SQL = "SELECT * FROM quotes WHERE id = $1"
+_CONFIRM_SQL = (
+    "UPDATE redemptions SET state = $4, confirmed_at = $2 WHERE order_id = $1 AND state = $3"
+)
 _GET_LOCKED_SQL = "SELECT * FROM quotes WHERE id = $1 FOR UPDATE"
 _OF_ORDER_SQL = "SELECT id FROM quotes WHERE order_id = $1"
 _BIND_SQL = "UPDATE quotes SET order_id = $2 WHERE id = $1 AND order_id IS NULL RETURNING id"
@@ -126,14 +129,9 @@ class SqlRedemptions:
         return sorted((redemption_from_row(x) for x in rows), key=lambda x: x.promotion_id)
 
     async def confirm(self, order_id: str, now: datetime) -> int:
-        r = t.redemptions
-        result = await self.session.execute(
-            sa.update(r)
-            .where(r.c.order_id == order_id, r.c.state == REDEEMED)
-            .values(state=CONFIRMED, confirmed_at=now)
-            .returning(r.c.promotion_id)
-        )
-        return len(result.all())
+        conn = await driver(self.session)
+        status = await conn.execute(_CONFIRM_SQL, order_id, now, REDEEMED, CONFIRMED)
+        return int(status.split()[-1])  # "UPDATE <n>"
 
     async def unconfirmed_orders(self, cutoff: datetime, limit: int) -> list[str]:
         """Orders with redemptions never confirmed before ``cutoff`` (rows another transaction
