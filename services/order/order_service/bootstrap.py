@@ -28,7 +28,7 @@ from .service_layer import (
 )
 from .service_layer.carts import AbandonIdleCarts
 from .service_layer.payments import ExpireUnpaidOrders
-from .service_layer.ports import Deps, PaymentProvider, Ports
+from .service_layer.ports import Deps, PaymentProvider, Ports, SoldOutMemory
 from .settings import OrderSettings
 
 
@@ -61,6 +61,7 @@ def build_dependencies(
             risk=GrpcRisk(ch.risk, timeout),
             inventory=GrpcInventory(ch.inventory, timeout),
             payments=payments or SandboxPaymentProvider(),
+            sold_out=SoldOutMemory(settings.sold_out_memory_seconds),
         )
 
     async def close_clients() -> None:

@@ -24,6 +24,10 @@ class OrderSettings(ServiceSettings):
     payment_timeout: float = Field(default=900.0, gt=0)
     #: The reservation outlives the payment deadline by this margin (seconds).
     reservation_margin: float = Field(default=300.0, ge=0)
+    #: Seconds a SKU that inventory refused for lack of stock is remembered by this process:
+    #: checkouts for it ask inventory's availability first and get their 409 without a quote
+    #: or an assessment while it is still short (0: never remembered).
+    sold_out_memory_seconds: float = Field(default=10.0, ge=0, le=300)
     #: How long an order may wait in risk review, stock held, before it is cancelled
     #: (seconds; 30 min). The hold's TTL is this plus the payment window: keep it within
     #: inventory's INVENTORY_RESERVATION_MAX_TTL_SECONDS (default 3600).

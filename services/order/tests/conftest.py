@@ -19,6 +19,7 @@ from order_service.service_layer.ports import (
     Quote,
     QuoteLine,
     RiskReason,
+    SoldOutMemory,
 )
 
 
@@ -160,9 +161,11 @@ class FakeWorld:
     risk: FakeRisk
     inventory: FakeInventory
     payments: SandboxPaymentProvider
+    # One per world, as one per process: what the saga learnt outlives a checkout.
+    sold_out: SoldOutMemory = field(default_factory=SoldOutMemory)
 
     def ports(self) -> Ports:
-        return Ports(self.pricing, self.risk, self.inventory, self.payments)
+        return Ports(self.pricing, self.risk, self.inventory, self.payments, self.sold_out)
 
     def heal(self) -> None:
         self.pricing.fail.clear()

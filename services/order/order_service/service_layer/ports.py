@@ -14,7 +14,7 @@ platform's errors:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -145,12 +145,41 @@ class PaymentProvider(Protocol):
         ...
 
 
+class SoldOutMemory:
+    """SKUs this process recently saw inventory refuse for lack of stock (per process, a few
+    seconds): a checkout for one of them asks inventory's availability first, so that in a
+    flash sale the attempts after the last unit get their 409 without a quote, an assessment
+    and a refused reservation each. Inventory stays the authority: the availability read is
+    as fresh as the reservation would have been, and stock that comes back (a released hold,
+    a delivery) lets the checkout through at once."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.seconds = seconds
+        self._until: dict[str, float] = {}
+
+    def suspects(self, skus: Iterable[str], now: float) -> list[str]:
+        return sorted(sku for sku in skus if self._until.get(sku, 0.0) > now)
+
+    def remember(self, skus: Iterable[str], now: float) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._until) > 10_000:  # bounded: forget the expired ones
+            self._until = {s: t for s, t in self._until.items() if t > now}
+        for sku in skus:
+            self._until[sku] = now + self.seconds
+
+    def forget(self, skus: Iterable[str]) -> None:
+        for sku in skus:
+            self._until.pop(sku, None)
+
+
 @dataclass(slots=True)
 class Ports:
     pricing: PricingPort
     risk: RiskPort
     inventory: InventoryPort
     payments: PaymentProvider
+    sold_out: SoldOutMemory = field(default_factory=SoldOutMemory)
 
 
 # --- what the database holds beside the domain objects --------------------------------------

@@ -4,7 +4,10 @@ and its event in the Idempotency-Key's transaction), so the orchestration is uni
 fakes of the ports and of the store.
 
 - reject: ``store`` is called with a ``rejected`` order; nothing is held.
-- out of stock (``OutOfStock`` from inventory): nothing is held, nothing stored.
+- out of stock (``OutOfStock`` from inventory): nothing is held, nothing stored. The SKUs are
+  remembered for a few seconds (``Ports.sold_out``): the next checkouts for them ask
+  inventory's availability before anything else and are refused the same way, without a
+  quote or an assessment, while inventory still has too few.
 - a dependency unavailable before the hold: the error propagates, nothing is held.
 - inventory past its deadline: the hold may exist → released, then the error propagates.
 - anything failing after the hold (redemption, ``store``): the hold and the redemption are
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +30,7 @@ from ecomops_platform.errors import DependencyUnavailable, Unprocessable
 
 from ..domain.models import Order, OrderLine, OrderStatus, TimelineEntry
 from ..settings import OrderSettings
-from .ports import Assessment, AssessmentRequest, Ports, Quote
+from .ports import Assessment, AssessmentRequest, OutOfStock, Ports, Quote
 
 log = logging.getLogger("order_service.saga")
 
@@ -91,6 +95,26 @@ def order_from_quote(order_id: str, customer_id: str, quote: Quote, now: datetim
     )
 
 
+async def _refuse_if_still_sold_out(ports: Ports, lines: dict[str, int]) -> None:
+    """Refuse at once (``OutOfStock``, as inventory would) a checkout for a SKU recently found
+    short that inventory still has too few of. A SKU inventory no longer lists goes the usual
+    way (its reservation says why)."""
+    suspects = ports.sold_out.suspects(lines, time.monotonic())
+    if not suspects:
+        return
+    available = await ports.inventory.availability(suspects)
+    short = [sku for sku in suspects if sku in available and available[sku] < lines[sku]]
+    if short:
+        ports.sold_out.remember(short, time.monotonic())
+        raise OutOfStock(
+            [
+                {"sku": sku, "requested": lines[sku], "available": max(0, available[sku])}
+                for sku in short
+            ]
+        )
+    ports.sold_out.forget(suspects)
+
+
 async def run_checkout_saga(
     ports: Ports,
     settings: OrderSettings,
@@ -104,6 +128,7 @@ async def run_checkout_saga(
 ) -> SagaOutcome:
     if not data.lines:
         raise Unprocessable("an order needs at least one line", code="empty-order")
+    await _refuse_if_still_sold_out(ports, data.lines)
     quote = await ports.pricing.create_quote(
         customer_id=customer_id,
         currency=data.currency,
@@ -149,6 +174,9 @@ async def run_checkout_saga(
         # The hold may have been made just before the deadline (or the cancellation): release
         # it (or it expires).
         await compensate(ports, order_id, hold=True, redemption=False)
+        raise
+    except OutOfStock as exc:
+        ports.sold_out.remember((str(s.get("sku")) for s in exc.shortages), time.monotonic())
         raise
     expires = expires or now + timedelta(seconds=ttl)
     outcome.reservation_expires_at = expires

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ecomops_platform.errors import DependencyUnavailable, ServiceError
 from order_service.domain.models import OrderStatus
-from order_service.service_layer.ports import OutOfStock
+from order_service.service_layer.ports import OutOfStock, SoldOutMemory
 from order_service.service_layer.saga import CheckoutInput, SagaOutcome, run_checkout_saga
 from order_service.settings import OrderSettings
 
@@ -98,6 +98,66 @@ async def test_out_of_stock_holds_and_stores_nothing(world) -> None:
     assert info.value.status == 409
     assert info.value.shortages == [{"sku": "sku-a", "requested": 2, "available": 1}]
     assert store.stored == [] and world.inventory.holds == {}
+
+
+async def test_a_sku_found_short_is_refused_next_time_without_a_quote_or_an_assessment(
+    world,
+) -> None:
+    """The flash sale after its last unit: inventory's availability refuses the next checkouts
+    for the SKU (the same 409 and shortages), with no quote, no assessment and nothing held."""
+    world.inventory.stock["sku-a"] = 1
+    with pytest.raises(OutOfStock):
+        await run(world, Store())
+    quotes, assessments = world.pricing.quotes, len(world.risk.calls)
+    for attempt in range(3):
+        with pytest.raises(OutOfStock) as info:
+            await run(world, Store(), order_id=f"o-{attempt + 2}")
+        assert info.value.status == 409
+        assert info.value.shortages == [{"sku": "sku-a", "requested": 2, "available": 1}]
+    assert world.pricing.quotes == quotes and len(world.risk.calls) == assessments
+    assert world.inventory.holds == {}
+    # One unit fewer is still enough for a one-unit order: it goes through, quoted and assessed.
+    store = Store()
+    await run(world, store, order_id="o-small", checkout=data(**{"sku-a": 1}))
+    assert store.stored and world.inventory.holds == {"o-small": {"sku-a": 1}}
+    assert world.pricing.quotes == quotes + 1
+
+
+async def test_stock_that_comes_back_lets_the_next_checkout_through(world) -> None:
+    world.inventory.stock["sku-a"] = 1
+    with pytest.raises(OutOfStock):
+        await run(world, Store())
+    world.inventory.stock["sku-a"] = 10  # a delivery, or a released hold
+    store = Store()
+    outcome = await run(world, store, order_id="o-2")
+    assert store.stored == [outcome] and world.inventory.holds == {"o-2": {"sku-a": 2}}
+    assert world.sold_out.suspects(["sku-a"], 0.0) == []  # forgotten
+
+
+async def test_inventory_down_when_asked_for_availability_is_503_and_holds_nothing(
+    world,
+) -> None:
+    world.inventory.stock["sku-a"] = 1
+    with pytest.raises(OutOfStock):
+        await run(world, Store())
+    world.inventory.fail.add("availability")
+    with pytest.raises(DependencyUnavailable):
+        await run(world, Store(), order_id="o-2")
+    assert world.inventory.holds == {} and world.pricing.redeemed == {}
+
+
+def test_the_sold_out_memory_lasts_its_window_and_is_refreshed() -> None:
+    memory = SoldOutMemory(seconds=10)
+    memory.remember(["a", "b"], now=100.0)
+    assert memory.suspects(["a", "c"], now=109.9) == ["a"]
+    assert memory.suspects(["a", "b"], now=110.0) == []
+    memory.remember(["a"], now=105.0)
+    assert memory.suspects(["a", "b"], now=114.0) == ["a"]
+    memory.forget(["a"])
+    assert memory.suspects(["a"], now=106.0) == []
+    off = SoldOutMemory(seconds=0)
+    off.remember(["a"], now=1.0)
+    assert off.suspects(["a"], now=1.0) == []
 
 
 @pytest.mark.parametrize(
