@@ -81,7 +81,9 @@ DB_NAME = "ecomops_bench_load"
 TOPIC = "ecomops.bench.v1"
 SEED = 20261125
 CATEGORY = "loadbench"
-SERVICES = ("order", "inventory", "pricing", "risk", "recommendation")
+# Every service process the harness starts (support consumes every order event: its CPU and
+# statements belong to a checkout's budget too).
+SERVICES = ("order", "inventory", "pricing", "risk", "recommendation", "support")
 
 # Extra report sections (markdown) for bench.run, filled by run().
 sections: list[str] = []
