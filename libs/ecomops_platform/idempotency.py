@@ -183,7 +183,7 @@ class SqlIdempotencyStore:
         body: Any,
     ) -> bool:
         conn = await driver(self._session)
-        status = await conn.execute(
+        status: str = await conn.execute(
             _COMPLETE_SQL, caller, operation, key, token, status_code, json.dumps(body)
         )
         return status != "UPDATE 0"

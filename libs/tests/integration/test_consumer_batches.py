@@ -309,6 +309,7 @@ async def test_a_failing_handler_in_a_chunk_is_dead_lettered_and_the_others_appl
     assert "currency XXX" in dead[0].headers["dlq_error"]
     assert runner.chunks_fallen_back == 1
     assert await harness.inbox_count() == 4
+
     # The offset moves past all five (offsets are committed every commit interval): nothing
     # is delivered again.
     async def moved_past_all_five() -> None:
