@@ -446,20 +446,7 @@ class UnitOfWork:
 #: The LISTEN/NOTIFY channel on which a commit that wrote outbox rows wakes every relay of its
 #: database (channels are per database, so one name serves every service).
 OUTBOX_CHANNEL = "ecomops_outbox"
-_OUTBOX_ROWS_PER_STATEMENT = 500  # bounds one statement's size (and the ORM fallback's parameters)
-
-
-def _outbox_insert(rows: list[dict[str, Any]], *, notify: bool) -> sa.Executable:
-    """One statement: insert the rows and NOTIFY the relays, in the caller's transaction (a
-    notification is delivered only if the transaction commits, and only after it has).
-
-    PostgreSQL serialises the commits of notifying transactions (a cluster-wide lock held to
-    the end of the commit); ``notify=False`` (``ECOMOPS_OUTBOX_NOTIFY=false``) leaves only the
-    in-process signal and the relays' short recheck while another replica publishes."""
-    if not notify:
-        return sa.insert(outbox_table).values(rows)
-    inserted = sa.insert(outbox_table).values(rows).returning(outbox_table.c.id).cte("inserted")
-    return sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")).select_from(inserted).limit(1)
+_OUTBOX_ROWS_PER_STATEMENT = 500  # bounds one statement's size
 
 
 # The rows of one statement as arrays (one prepared statement whatever their number); the
@@ -479,8 +466,13 @@ SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM inserted LIMIT 1
 
 async def write_outbox(session: AsyncSession) -> None:
     """Insert the unit of work's pending outbox rows as driver statements, in its transaction
-    (the commit that follows makes them visible with everything else). SQLAlchemy's insert of
-    the same rows spent most of its time building cache keys for every bound value."""
+    (the commit that follows makes them visible with everything else, and delivers the NOTIFY
+    only then). SQLAlchemy's insert of the same rows spent most of its time building cache keys
+    for every bound value.
+
+    PostgreSQL serialises the commits of notifying transactions (a cluster-wide lock held to
+    the end of the commit); ``ECOMOPS_OUTBOX_NOTIFY=false`` leaves only the in-process signal
+    and the relays' short recheck while another replica publishes."""
     rows = session.info.pop("outbox_rows", None)
     if not rows:
         return
@@ -505,18 +497,10 @@ async def write_outbox(session: AsyncSession) -> None:
 
 
 @sa.event.listens_for(AsyncSession.sync_session_class, "before_commit")
-def _write_outbox_before_commit(session: Any) -> None:
-    # Commits that do not go through UnitOfWork.commit (which writes the rows first).
-    rows = session.info.pop("outbox_rows", None)
-    if rows:
-        for start in range(0, len(rows), _OUTBOX_ROWS_PER_STATEMENT):
-            session.execute(
-                _outbox_insert(
-                    rows[start : start + _OUTBOX_ROWS_PER_STATEMENT],
-                    notify=session.info.get("outbox_notify", True),
-                )
-            )
-        session.info["outbox_written"] = True
+def _refuse_commit_with_unwritten_events(session: Any) -> None:
+    # Events are written by UnitOfWork.commit; a commit that bypassed it would lose them.
+    if session.info.get("outbox_rows"):
+        raise RuntimeError("outbox rows pending at a commit outside UnitOfWork.commit")
 
 
 @sa.event.listens_for(AsyncSession.sync_session_class, "after_commit")

@@ -59,7 +59,7 @@ class CommonSettings(BaseSettings):
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
-    # NOTIFY the relays of other replicas in the writing transaction (see db._outbox_insert).
+    # NOTIFY the relays of other replicas in the writing transaction (see db.write_outbox).
     # Off by default: PostgreSQL serialises the commits of notifying transactions cluster-wide
     # (437/341 vs 513/522 commits/s with one outbox row each, bench.platform_micro notify), and
     # the writing replica's own relay is already woken in-process; events written by a process

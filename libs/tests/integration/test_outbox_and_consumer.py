@@ -49,6 +49,25 @@ async def test_state_and_event_commit_together_or_not_at_all(probe_db: str) -> N
         await db.dispose()
 
 
+async def test_a_commit_that_bypasses_the_unit_of_work_keeps_neither_state_nor_events(
+    probe_db: str,
+) -> None:
+    """Events are written by ``UnitOfWork.commit``: a session committed some other way would
+    drop them, so that commit is refused and its state rolls back with them."""
+    db = Database(probe_db)
+    try:
+        key = uuid.uuid4().hex
+        async with UnitOfWork(db, "probe") as uow:
+            await uow.session.execute(sa.insert(notes).values(id=key, text="t", amount=1))
+            uow.add_event(common_pb2.Money(amount_minor=1, currency="EUR"), key=key)
+            with pytest.raises(RuntimeError, match="outbox rows pending"):
+                await uow.session.commit()
+        assert await _count(db, notes, notes.c.id == key) == 0
+        assert await _count(db, outbox_table, outbox_table.c.key == key) == 0
+    finally:
+        await db.dispose()
+
+
 async def test_event_recorded_while_no_relay_runs_is_published_after_restart(
     probe_db, kafka_probe
 ) -> None:
