@@ -22,11 +22,11 @@ from .rest_locations import locations_of
 _REF_PREFIX = "#/components/schemas/"
 
 
-def service_document(name: str) -> dict[str, Any]:
-    """The OpenAPI document the service ``name`` serves at ``/openapi.json``.
+def service_app(name: str) -> FastAPI:
+    """The REST app of the service ``name``, built offline (not started).
 
-    Rendered offline: settings a document does not depend on (database URL, token secret) are
-    given placeholders when the environment lacks them; nothing is connected to.
+    Settings an app does not depend on for its routes (database URL, token secret) are given
+    placeholders when the environment lacks them; nothing is connected to.
     """
     info = registry.info(name)
     placeholders = {
@@ -39,11 +39,18 @@ def service_document(name: str) -> dict[str, Any]:
     for key, value in placeholders.items():
         os.environ.setdefault(key, value)
     try:
-        doc: dict[str, Any] = info.spec.create().build_app().openapi()
+        app: FastAPI = info.spec.create().build_app()
+        return app
     finally:
         for key, old in saved.items():
             if old is None:
                 os.environ.pop(key, None)
+
+
+def service_document(name: str) -> dict[str, Any]:
+    """The OpenAPI document the service ``name`` serves at ``/openapi.json`` (rendered offline,
+    see :func:`service_app`)."""
+    doc: dict[str, Any] = service_app(name).openapi()
     copy: dict[str, Any] = json.loads(json.dumps(doc))  # a copy the caller may change
     return copy
 

@@ -174,11 +174,13 @@ def _int64_back(descriptor: Any, data: dict[str, Any]) -> None:
 # --- Idempotency-Key, declared required where it is required ---------------------------------
 
 
-def _required_idempotency_key(
+async def _required_idempotency_key(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", include_in_schema=False)
     ] = None,
 ) -> str:
+    # ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off to a
+    # worker thread and back on every request for a header check.
     # Missing stays the platform's 400 `idempotency-key-missing` (the IETF draft's answer), not
     # FastAPI's 422 for a missing parameter: the header is optional to FastAPI and declared
     # required in the document through ``IDEMPOTENCY_KEY_REQUIRED``.
