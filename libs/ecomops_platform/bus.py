@@ -428,12 +428,9 @@ class MessageBus(Generic[U, D]):
         fp = fingerprint(operation, message.idempotency_payload())
         who = ctx.caller.subject
         uow = ctx.uow
-        async with uow:
-            got = await uow.idempotency.lease(
-                caller=who, operation=operation, key=key, fingerprint=fp, seconds=self.claim_lease
-            )
-            if isinstance(got, Lease):
-                await uow.commit()
+        got = await uow.lease_idempotency_key(
+            caller=who, operation=operation, key=key, fingerprint=fp, seconds=self.claim_lease
+        )
         if isinstance(got, StoredResponse):
             if got.status_code >= 400:
                 raise StoredRefusal(got.status_code, dict(got.body))

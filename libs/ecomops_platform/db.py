@@ -13,11 +13,12 @@ import functools
 import logging
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 import sqlalchemy as sa
 from google.protobuf.message import Message
@@ -31,10 +32,12 @@ from sqlalchemy.ext.asyncio import (
 
 from . import tracing
 from .metrics import poisoned_connections_discarded
-from .ports import IdempotencyStore
+from .ports import IdempotencyStore, Lease, StoredResponse
 from .topics import service_topic
 
 log = logging.getLogger("ecomops.db")
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -159,6 +162,28 @@ class Database:
                     raise
                 self.dead_connections_replaced += 1
                 log.info("a pooled connection was dead at the start of a unit of work: retried")
+        raise AssertionError("unreachable")
+
+    async def autocommit(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``work`` on a pooled asyncpg connection outside any transaction: each of its
+        statements commits by itself, without the two round trips of a ``BEGIN`` and a
+        ``COMMIT``. For work of one statement that stands alone (an Idempotency-Key lease, a
+        single read).
+
+        A connection that turns out dead is replaced and ``work`` run once more on a fresh one
+        (as ``begin`` does for a unit of work), so ``work`` must be safe to run twice: its first
+        run may have committed before the connection died under it."""
+        for attempt in (1, 2):
+            async with self.engine.connect() as conn:
+                fairy = await conn.get_raw_connection()
+                try:
+                    return await work(fairy.driver_connection)
+                except Exception as exc:
+                    if attempt == 2 or not _connection_lost(exc):
+                        raise
+                    await conn.invalidate(exc)
+            self.dead_connections_replaced += 1
+            log.info("a pooled connection was dead under an autocommit statement: retried")
         raise AssertionError("unreachable")
 
     def on_outbox_commit(self, listener: Callable[[], None]) -> None:
@@ -298,6 +323,20 @@ class _DeadConnection(ConnectionError):
     """The pooled connection was dead at BEGIN (nothing of the caller's ran on it)."""
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """A driver error saying the connection is gone (closed, reset, or the server shutting it
+    down), as opposed to an error of the statement."""
+    if isinstance(
+        exc,
+        ConnectionError
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CannotConnectNowError,
+    ):
+        return True
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
 def _is_disconnect(engine: AsyncEngine, exc: BaseException) -> bool:
     if isinstance(exc, _DeadConnection | sa.exc.DisconnectionError):
         return True
@@ -390,6 +429,35 @@ class UnitOfWork:
     async def rollback(self) -> None:
         await self.session.rollback()
         await self.session.begin()
+
+    async def lease_idempotency_key(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        """Lease an Idempotency-Key and commit the lease at once (a ``claim_first`` command).
+
+        Outside a unit of work this is one autocommit statement: the lease is a single upsert,
+        so the transaction around it only cost a ``BEGIN`` and a ``COMMIT`` round trip. Inside
+        an open one it joins that transaction, as before."""
+        from .idempotency import lease_on
+
+        if self._depth > 0:
+            return await self.idempotency.lease(
+                caller=caller,
+                operation=operation,
+                key=key,
+                fingerprint=fingerprint,
+                seconds=seconds,
+            )
+        return await self._db.autocommit(
+            lambda conn: lease_on(
+                conn,
+                caller=caller,
+                operation=operation,
+                key=key,
+                fingerprint=fingerprint,
+                seconds=seconds,
+            )
+        )
 
     @property
     def idempotency(self) -> IdempotencyStore:

@@ -152,25 +152,14 @@ class SqlIdempotencyStore:
     async def lease(
         self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
     ) -> Lease | StoredResponse:
-        # The database's clock decides whether a lease ran out, so that replicas' clocks do
-        # not matter. A concurrent duplicate waits for the first claim's transaction, which
-        # commits at once, then finds it live → 409.
-        conn = await driver(self._session)
-        claimed = await conn.fetchrow(_LEASE_SQL, caller, operation, key, fingerprint, seconds)
-        if claimed is not None:
-            return Lease(token=claimed["created_at"], took_over=bool(claimed["took_over"]))
-        existing = await conn.fetchrow(_EXISTING_SQL, caller, operation, key)
-        if existing is None:  # released by its holder in between: the client retries
-            raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
-        if existing["fingerprint"] != fingerprint:
-            raise Unprocessable(
-                "this Idempotency-Key was already used with a different request body",
-                code="idempotency-key-reused",
-                title="Idempotency-Key reused with another request",
-            )
-        if existing["status_code"] == 0:
-            raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
-        return StoredResponse(existing["status_code"], existing["body"], replayed=True)
+        return await lease_on(
+            await driver(self._session),
+            caller=caller,
+            operation=operation,
+            key=key,
+            fingerprint=fingerprint,
+            seconds=seconds,
+        )
 
     async def complete(
         self,
@@ -191,3 +180,30 @@ class SqlIdempotencyStore:
     async def release(self, *, caller: str, operation: str, key: str, token: Any) -> None:
         conn = await driver(self._session)
         await conn.execute(_RELEASE_SQL, caller, operation, key, token)
+
+
+async def lease_on(
+    conn: Any, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+) -> Lease | StoredResponse:
+    """Lease a key on ``conn`` (asyncpg), in its transaction or, outside one, committed at once.
+
+    The database's clock decides whether a lease ran out, so that replicas' clocks do not
+    matter. A concurrent duplicate waits for the first claim's transaction (none, or one that
+    commits at once), then finds it live → 409. Run twice (a retry after the connection died
+    under the first run), the second run finds the first's live lease → 409, never a second
+    lease."""
+    claimed = await conn.fetchrow(_LEASE_SQL, caller, operation, key, fingerprint, seconds)
+    if claimed is not None:
+        return Lease(token=claimed["created_at"], took_over=bool(claimed["took_over"]))
+    existing = await conn.fetchrow(_EXISTING_SQL, caller, operation, key)
+    if existing is None:  # released by its holder in between: the client retries
+        raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
+    if existing["fingerprint"] != fingerprint:
+        raise Unprocessable(
+            "this Idempotency-Key was already used with a different request body",
+            code="idempotency-key-reused",
+            title="Idempotency-Key reused with another request",
+        )
+    if existing["status_code"] == 0:
+        raise AlreadyInProgress(_IN_PROGRESS, headers={"Retry-After": "1"})
+    return StoredResponse(existing["status_code"], existing["body"], replayed=True)

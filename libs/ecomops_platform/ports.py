@@ -131,6 +131,12 @@ class UnitOfWorkPort(Protocol):
 
     async def rollback(self) -> None: ...
 
+    async def lease_idempotency_key(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        """Lease a key and commit the lease at once (``claim_first`` commands)."""
+        ...
+
     @property
     def idempotency(self) -> IdempotencyStore: ...
 

@@ -158,6 +158,21 @@ class FakeUnitOfWork:
     def idempotency(self) -> FakeIdempotencyStore:
         return self._idempotency
 
+    async def lease_idempotency_key(
+        self, *, caller: str, operation: str, key: str, fingerprint: str, seconds: float
+    ) -> Lease | StoredResponse:
+        async with self:
+            got = await self._idempotency.lease(
+                caller=caller,
+                operation=operation,
+                key=key,
+                fingerprint=fingerprint,
+                seconds=seconds,
+            )
+            if isinstance(got, Lease):
+                await self.commit()
+        return got
+
     async def __aenter__(self) -> Self:
         if self._depth == 0:
             self._pending = []

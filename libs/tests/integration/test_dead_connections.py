@@ -15,6 +15,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -137,6 +138,36 @@ async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) ->
     await _write(db, note_id)
     assert db.dead_connections_replaced == 1
     assert await _count(db, note_id) == 1
+
+
+async def test_an_autocommit_statement_on_a_dead_connection_runs_once_more_on_a_fresh_one(
+    db: Database,
+) -> None:
+    """The connection dies before the statement reaches the server: the work runs again on a
+    fresh connection, once, and commits by itself (no transaction to commit)."""
+    sa.event.remove(db.engine.sync_engine, "checkout", db._checkout_guard)
+    pids = _record_pids(db)
+    await _fill_pool(db, 1)
+    assert await _terminate(pids) == 1
+    await asyncio.sleep(0.3)
+    note_id = f"dead-{uuid.uuid4().hex[:12]}"
+    runs: list[int] = []
+
+    async def insert(conn: Any) -> str:
+        runs.append(1)
+        status: str = await conn.execute(
+            "INSERT INTO notes (id, text, amount) VALUES ($1, 't', 1)", note_id
+        )
+        return status
+
+    assert await db.autocommit(insert) == "INSERT 0 1"
+    assert (len(runs), db.dead_connections_replaced) == (2, 1)
+    assert await _count(db, note_id) == 1
+    # A statement error is the caller's, never retried.
+    runs.clear()
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.autocommit(insert)
+    assert len(runs) == 1
 
 
 async def test_a_transaction_cut_half_way_is_not_rerun(db: Database) -> None:

@@ -51,7 +51,7 @@ FROM placed, unnest($23::varchar[], $24::timestamptz[], $25::varchar[], $26::var
     WITH ORDINALITY AS t(status, at, actor, note, n)
 ORDER BY t.n
 """
-_FIRST_SEEN_SQL = (  # ix_orders_customer_placed
+FIRST_SEEN_SQL = (  # ix_orders_customer_placed
     "SELECT min(placed_at) FROM orders WHERE customer_id = $1"
 )
 
@@ -247,11 +247,6 @@ class SqlOrderRepository:
         )
         rows = (await self.session.execute(query)).all()
         return [await self._record(row) for row in rows]
-
-    async def first_seen(self, customer_id: str) -> datetime | None:
-        conn = await driver(self.session)
-        first: datetime | None = await conn.fetchval(_FIRST_SEEN_SQL, customer_id)
-        return first
 
     async def page(
         self,

@@ -3,11 +3,19 @@ store) with the order repositories attached, over the transaction's session."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from ecomops_platform.db import Database, UnitOfWork
 
 from .imports import SqlImportRepository
 from .kpis import SqlKpiReader
-from .repositories import SqlCartRepository, SqlOrderRepository, SqlReturnRepository
+from .repositories import (
+    FIRST_SEEN_SQL,
+    SqlCartRepository,
+    SqlOrderRepository,
+    SqlReturnRepository,
+)
 
 
 class SqlOrderUnitOfWork(UnitOfWork):
@@ -37,3 +45,10 @@ class SqlOrderUnitOfWork(UnitOfWork):
     @property
     def imports(self) -> SqlImportRepository:
         return SqlImportRepository(self.session)
+
+    async def first_order_at(self, customer_id: str) -> datetime | None:
+        async def read(conn: Any) -> datetime | None:
+            first: datetime | None = await conn.fetchval(FIRST_SEEN_SQL, customer_id)
+            return first
+
+        return await self._db.autocommit(read)

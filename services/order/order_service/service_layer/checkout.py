@@ -226,8 +226,7 @@ async def _fraud_signals(
     if caller.is_customer and caller.subject == customer_id:
         created = caller.account_created_at
     if created is None:
-        async with ctx.uow:
-            first_order = await ctx.uow.orders.first_seen(customer_id)
+        first_order = await ctx.uow.first_order_at(customer_id)
         seen = [t for t in (first_order, seen_since) if t is not None]
         created = min(seen) if seen else None
     return {

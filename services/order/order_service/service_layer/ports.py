@@ -301,10 +301,6 @@ class OrderRepository(Protocol):
         """Orders past the deadline, locked; replicas skip each other's rows."""
         ...
 
-    async def first_seen(self, customer_id: str) -> datetime | None:
-        """When the customer placed their first order here (None: never)."""
-        ...
-
     async def page(
         self,
         *,
@@ -398,6 +394,11 @@ class OrderUnitOfWork(UnitOfWorkPort, Protocol):
 
     @property
     def imports(self) -> ImportRepository: ...
+
+    async def first_order_at(self, customer_id: str) -> datetime | None:
+        """When the customer placed their first order here (None: never), read at once,
+        outside any transaction (one statement, no unit of work needed)."""
+        ...
 
 
 @dataclass

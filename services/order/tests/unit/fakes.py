@@ -74,12 +74,6 @@ class FakeOrderRepository:
         record = self.t.orders.get(order_id)
         return None if record is None else copy.deepcopy(record)
 
-    async def first_seen(self, customer_id: str) -> datetime | None:
-        placed = [
-            r.order.placed_at for r in self.t.orders.values() if r.order.customer_id == customer_id
-        ]
-        return min(placed, default=None)
-
     async def save(
         self,
         order: Order,
@@ -328,6 +322,14 @@ class FakeOrderUnitOfWork(FakeUnitOfWork):
         self.returns = FakeReturnRepository(self)
         self.kpis = FakeKpiReader(self)
         self.imports = FakeImportRepository(self)
+
+    async def first_order_at(self, customer_id: str) -> datetime | None:
+        placed = [
+            r.order.placed_at
+            for r in self.tables.orders.values()
+            if r.order.customer_id == customer_id
+        ]
+        return min(placed, default=None)
 
     def snapshot(self) -> Any:
         return (super().snapshot(), copy.deepcopy(self.tables))
