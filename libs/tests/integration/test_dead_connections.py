@@ -126,14 +126,20 @@ async def test_units_of_work_go_on_after_every_pooled_connection_was_killed(db: 
         assert await _count(db, note_id) == 1
 
 
-async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) -> None:
-    """Without the checkout check, the dead connection shows at BEGIN: retried on a fresh one
-    (the caller's statements had not run), once."""
+async def _leave_one_dead_connection_unchecked(db: Database) -> None:
+    """The pool holds one connection whose backend was terminated, and the checkout check that
+    would replace it is off: the next user finds it dead."""
     sa.event.remove(db.engine.sync_engine, "checkout", db._checkout_guard)
     pids = _record_pids(db)
     await _fill_pool(db, 1)
     assert await _terminate(pids) == 1
     await asyncio.sleep(0.3)
+
+
+async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) -> None:
+    """Without the checkout check, the dead connection shows at BEGIN: retried on a fresh one
+    (the caller's statements had not run), once."""
+    await _leave_one_dead_connection_unchecked(db)
     note_id = f"dead-{uuid.uuid4().hex[:12]}"
     await _write(db, note_id)
     assert db.dead_connections_replaced == 1
@@ -145,11 +151,7 @@ async def test_an_autocommit_statement_on_a_dead_connection_runs_once_more_on_a_
 ) -> None:
     """The connection dies before the statement reaches the server: the work runs again on a
     fresh connection, once, and commits by itself (no transaction to commit)."""
-    sa.event.remove(db.engine.sync_engine, "checkout", db._checkout_guard)
-    pids = _record_pids(db)
-    await _fill_pool(db, 1)
-    assert await _terminate(pids) == 1
-    await asyncio.sleep(0.3)
+    await _leave_one_dead_connection_unchecked(db)
     note_id = f"dead-{uuid.uuid4().hex[:12]}"
     runs: list[int] = []
 
