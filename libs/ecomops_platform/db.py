@@ -172,16 +172,20 @@ class Database:
 
         A connection that turns out dead is replaced and ``work`` run once more on a fresh one
         (as ``begin`` does for a unit of work), so ``work`` must be safe to run twice: its first
-        run may have committed before the connection died under it."""
+        run may have committed before the connection died under it. Dead twice is a
+        ``ConnectionError`` (the caller's 503 / UNAVAILABLE), never the driver's own error."""
         for attempt in (1, 2):
             async with self.engine.connect() as conn:
                 fairy = await conn.get_raw_connection()
                 try:
                     return await work(fairy.driver_connection)
                 except Exception as exc:
-                    if attempt == 2 or not _connection_lost(exc):
+                    if not _connection_lost(exc):
                         raise
+                    _retire_pooled_connections(self.engine, fairy, exc)
                     await conn.invalidate(exc)
+                    if attempt == 2:
+                        raise _DeadConnection(str(exc)) from exc
             self.dead_connections_replaced += 1
             log.info("a pooled connection was dead under an autocommit statement: retried")
         raise AssertionError("unreachable")
@@ -270,6 +274,7 @@ async def _begin_now(conn: AsyncConnection) -> None:
         # Nothing of the caller's ran: whatever made BEGIN fail (the server gone, or the driver
         # still busy with what a terminated connection left half done: "another operation is
         # in progress"), the connection is dropped and the unit of work retried on another.
+        _retire_pooled_connections(conn.engine, raw, exc)
         await conn.invalidate(exc)
         raise _DeadConnection(str(exc)) from exc
 
@@ -325,16 +330,31 @@ class _DeadConnection(ConnectionError):
 
 def _connection_lost(exc: BaseException) -> bool:
     """A driver error saying the connection is gone (closed, reset, or the server shutting it
-    down), as opposed to an error of the statement."""
+    down) or unusable, as opposed to an error of the statement.
+
+    Unusable: PostgreSQL shutting down sends every idle connection a FATAL error, then closes
+    it. asyncpg, which gets a message while idle, puts the connection in an error state, and
+    every later statement fails with ``InternalClientError`` ("cannot switch to state …;
+    another operation (2) is in progress"). A connection checked out between the error and the
+    close (a busy event loop) passes the pool's checkout check: its socket is still open."""
     if isinstance(
         exc,
         ConnectionError
         | asyncpg.exceptions.ConnectionDoesNotExistError
         | asyncpg.exceptions.AdminShutdownError
-        | asyncpg.exceptions.CannotConnectNowError,
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.InternalClientError,
     ):
         return True
     return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
+def _retire_pooled_connections(engine: AsyncEngine, connection: Any, exc: BaseException) -> None:
+    """A connection found dead means the server most likely went away (a restart, a failover):
+    every connection the pool opened before now is replaced at its next checkout, so that the
+    retry runs on a new connection rather than on the next stale one. SQLAlchemy does the same
+    when it sees a disconnect on a statement it runs itself (``Pool._invalidate``)."""
+    engine.pool._invalidate(connection, exc, _checkin=False)
 
 
 def _is_disconnect(engine: AsyncEngine, exc: BaseException) -> bool:

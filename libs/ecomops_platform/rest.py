@@ -175,8 +175,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     # Database errors answered here, inside the app, rather than by the catch-all above (which
-    # Starlette re-raises, so the server then drops the keep-alive connection): a value the
-    # database refuses is the caller's 422, an unreachable database a 503.
+    # Starlette re-raises after answering, so the server logs an "Exception in ASGI
+    # application", the access log a 500 and the keep-alive connection is dropped): a value the
+    # database refuses is the caller's 422, an unreachable database a 503. OSError: a pool
+    # that opens a connection to a database that is down raises the socket's own error
+    # (ConnectionRefusedError), unwrapped.
     import asyncpg  # type: ignore[import-untyped]
     import sqlalchemy.exc
 
@@ -184,6 +187,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         sqlalchemy.exc.SQLAlchemyError,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        OSError,
     ):
         app.add_exception_handler(database_error, _unexpected)
 

@@ -263,12 +263,19 @@ async def test_rest_answers_200_after_its_connections_were_killed(probe_service:
 class _SlowReplies:
     """A TCP proxy in front of PostgreSQL that passes requests at once and holds each reply of
     the server for ``delay`` seconds: a unit of work cancelled while it waits for its BEGIN has
-    sent the BEGIN, and the server has run it."""
+    sent the BEGIN, and the server has run it. With ``hold_close``, a connection the server
+    closed stays open towards the client until ``release_closes()``: the client has read the
+    server's last words and not yet seen the end of the stream (a busy event loop)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port, self.delay = host, port, 0.0
+        self.hold_close = False
+        self._closes_released = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def release_closes(self) -> None:
+        self._closes_released.set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -291,6 +298,8 @@ class _SlowReplies:
                         await asyncio.sleep(self.delay)
                     dst.write(data)
                     await dst.drain()
+                if slow and self.hold_close:
+                    await self._closes_released.wait()
             dst.close()
 
         for task in (
@@ -340,5 +349,55 @@ async def test_a_unit_of_work_cancelled_during_its_begin_does_not_poison_the_nex
         )
         assert stuck == 0, "a connection of the pool is still inside the cancelled transaction"
     finally:
+        await db.dispose()
+        await proxy.stop()
+
+
+async def test_connections_told_of_a_shutdown_before_their_socket_closes_are_replaced(
+    probe_db: str,
+) -> None:
+    """PostgreSQL shutting down sends each connection a FATAL error, then closes it. A pooled
+    connection checked out between the two passes the checkout check (its socket is still
+    open), yet asyncpg refuses every statement on it ("another operation is in progress"). Seen
+    in CI as a 500 from the checkout's Idempotency-Key lease while PostgreSQL restarted: the
+    autocommit retry did not know the error, and would have taken the next stale connection.
+    Now both paths retry on a newly opened connection and the write lands once."""
+    url = sa.make_url(probe_db)
+    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    db = Database(
+        url.set(port=port).render_as_string(hide_password=False), pool_size=2, max_overflow=0
+    )
+    try:
+        pids = _record_pids(db)
+        await _fill_pool(db, 2)
+        proxy.hold_close = True
+        assert await _terminate(pids) == 2
+        await asyncio.sleep(0.3)  # the FATAL errors arrived; the closes are held
+        note_id = f"told-{uuid.uuid4().hex[:12]}"
+        runs: list[int] = []
+
+        async def insert(conn: Any) -> str:
+            runs.append(1)
+            status: str = await conn.execute(
+                "INSERT INTO notes (id, text, amount) VALUES ($1, 't', 1)", note_id
+            )
+            return status
+
+        assert await db.autocommit(insert) == "INSERT 0 1"
+        assert len(runs) == 2 and db.dead_connections_replaced == 1
+        assert await _count(db, note_id) == 1
+
+        # A unit of work's BEGIN on such a connection: the same.
+        await _fill_pool(db, 2)
+        pids_now = set(pids)
+        assert await _terminate(pids_now) == 2
+        await asyncio.sleep(0.3)
+        note_id = f"told-{uuid.uuid4().hex[:12]}"
+        await _write(db, note_id)
+        assert db.dead_connections_replaced == 2
+        assert await _count(db, note_id) == 1
+    finally:
+        proxy.release_closes()
         await db.dispose()
         await proxy.stop()

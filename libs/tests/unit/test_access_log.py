@@ -59,6 +59,11 @@ def _app(*, access_log: bool = True) -> tuple[FastAPI, dict[str, Any]]:
     async def boom() -> Any:
         raise RuntimeError("unexpected")
 
+    @router.get("/database-down")
+    async def database_down() -> Any:
+        # What a pool raises when it opens a connection to a database that is down.
+        raise ConnectionRefusedError(111, "Connection refused")
+
     app = create_app(
         service="unit",
         title="t",
@@ -160,6 +165,22 @@ async def test_an_unhandled_error_is_logged_as_500(access: pytest.LogCaptureFixt
     [line] = _lines(access)
     assert line["status"] == 500 and line["route"] == "/v1/boom"
     assert line["trace_id"] == TRACE_ID
+
+
+async def test_an_unreachable_database_is_answered_and_logged_as_503_inside_the_app(
+    access: pytest.LogCaptureFixture,
+) -> None:
+    """Answered by the app itself, not by Starlette's outermost catch-all, which re-raises
+    after answering: the server would log an "Exception in ASGI application" and the access
+    log a 500 for a request the client saw answered 503."""
+    app, _ = _app()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        resp = await client.get("/v1/database-down")
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["retry-after"] == "2"
+    [line] = _lines(access)
+    assert (line["status"], line["route"]) == (503, "/v1/database-down")
 
 
 async def test_the_setting_turns_rest_access_logs_off(
