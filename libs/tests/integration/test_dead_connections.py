@@ -401,3 +401,37 @@ async def test_connections_told_of_a_shutdown_before_their_socket_closes_are_rep
         proxy.release_closes()
         await db.dispose()
         await proxy.stop()
+
+
+async def test_a_statement_on_a_connection_told_of_a_shutdown_is_a_transient_error(
+    probe_db: str,
+) -> None:
+    """The same state met half way through a unit of work (the FATAL error arrived between two
+    statements): asyncpg aborts a connection on which an operation cannot start, so
+    SQLAlchemy's dialect sees it closed and fails the statement as a disconnect, which the
+    service answers 503; the next unit of work runs on a new connection."""
+    url = sa.make_url(probe_db)
+    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    db = Database(
+        url.set(port=port).render_as_string(hide_password=False), pool_size=1, max_overflow=0
+    )
+    try:
+        pids = _record_pids(db)
+        proxy.hold_close = True
+        with pytest.raises(Exception) as caught:
+            async with UnitOfWork(db, "probe") as uow:
+                await uow.session.execute(sa.select(sa.literal(1)))
+                assert await _terminate(pids) == 1
+                await asyncio.sleep(0.3)  # the FATAL error arrived; the close is held
+                await uow.session.execute(
+                    sa.insert(notes).values(id=f"cut-{uuid.uuid4().hex[:12]}", text="t", amount=1)
+                )
+        assert is_transient(caught.value), repr(caught.value)
+        note_id = f"after-{uuid.uuid4().hex[:12]}"
+        await _write(db, note_id)
+        assert await _count(db, note_id) == 1
+    finally:
+        proxy.release_closes()
+        await db.dispose()
+        await proxy.stop()
