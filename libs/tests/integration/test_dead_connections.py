@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -146,13 +146,8 @@ async def test_a_connection_found_dead_at_begin_is_retried_once(db: Database) ->
     assert await _count(db, note_id) == 1
 
 
-async def test_an_autocommit_statement_on_a_dead_connection_runs_once_more_on_a_fresh_one(
-    db: Database,
-) -> None:
-    """The connection dies before the statement reaches the server: the work runs again on a
-    fresh connection, once, and commits by itself (no transaction to commit)."""
-    await _leave_one_dead_connection_unchecked(db)
-    note_id = f"dead-{uuid.uuid4().hex[:12]}"
+def _counted_insert(note_id: str) -> tuple[Callable[[Any], Awaitable[str]], list[int]]:
+    """Autocommit work that inserts one note, and the list its runs are counted in."""
     runs: list[int] = []
 
     async def insert(conn: Any) -> str:
@@ -162,6 +157,17 @@ async def test_an_autocommit_statement_on_a_dead_connection_runs_once_more_on_a_
         )
         return status
 
+    return insert, runs
+
+
+async def test_an_autocommit_statement_on_a_dead_connection_runs_once_more_on_a_fresh_one(
+    db: Database,
+) -> None:
+    """The connection dies before the statement reaches the server: the work runs again on a
+    fresh connection, once, and commits by itself (no transaction to commit)."""
+    await _leave_one_dead_connection_unchecked(db)
+    note_id = f"dead-{uuid.uuid4().hex[:12]}"
+    insert, runs = _counted_insert(note_id)
     assert await db.autocommit(insert) == "INSERT 0 1"
     assert (len(runs), db.dead_connections_replaced) == (2, 1)
     assert await _count(db, note_id) == 1
@@ -309,6 +315,27 @@ class _SlowReplies:
             self._tasks.add(task)
 
 
+@contextlib.asynccontextmanager
+async def _behind_proxy(
+    probe_db: str, pool_size: int
+) -> AsyncIterator[tuple[Database, _SlowReplies]]:
+    """A pool of ``pool_size`` connections that reach PostgreSQL through a ``_SlowReplies``."""
+    url = sa.make_url(probe_db)
+    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
+    port = await proxy.start()
+    db = Database(
+        url.set(port=port).render_as_string(hide_password=False),
+        pool_size=pool_size,
+        max_overflow=0,
+    )
+    try:
+        yield db, proxy
+    finally:
+        proxy.release_closes()
+        await db.dispose()
+        await proxy.stop()
+
+
 async def test_a_unit_of_work_cancelled_during_its_begin_does_not_poison_the_next(
     probe_db: str,
 ) -> None:
@@ -316,13 +343,7 @@ async def test_a_unit_of_work_cancelled_during_its_begin_does_not_poison_the_nex
     wire, the unit of work left the server inside that transaction and the pool took the
     connection back as clean. The next unit of work on it ran as a SAVEPOINT of a transaction
     that never commits: acknowledged, never visible to anyone else, its locks held."""
-    url = sa.make_url(probe_db)
-    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
-    port = await proxy.start()
-    db = Database(
-        url.set(port=port).render_as_string(hide_password=False), pool_size=1, max_overflow=0
-    )
-    try:
+    async with _behind_proxy(probe_db, pool_size=1) as (db, proxy):
         await _write(db, f"warm-{uuid.uuid4().hex[:12]}")  # the pool's one connection, open
         proxy.delay = 0.4
         cancelled = asyncio.create_task(_write(db, f"cut-{uuid.uuid4().hex[:12]}"))
@@ -348,9 +369,14 @@ async def test_a_unit_of_work_cancelled_during_its_begin_does_not_poison_the_nex
             "an acknowledged write is not visible: it ran inside a transaction left open"
         )
         assert stuck == 0, "a connection of the pool is still inside the cancelled transaction"
-    finally:
-        await db.dispose()
-        await proxy.stop()
+
+
+async def _tell_of_a_shutdown(proxy: _SlowReplies, pids: set[int]) -> None:
+    """Terminate the pool's connections with their closes held by the proxy: each has read the
+    server's FATAL error, none has seen its socket close."""
+    proxy.hold_close = True
+    assert await _terminate(pids) == len(pids)
+    await asyncio.sleep(0.3)
 
 
 async def test_connections_told_of_a_shutdown_before_their_socket_closes_are_replaced(
@@ -362,45 +388,23 @@ async def test_connections_told_of_a_shutdown_before_their_socket_closes_are_rep
     in CI as a 500 from the checkout's Idempotency-Key lease while PostgreSQL restarted: the
     autocommit retry did not know the error, and would have taken the next stale connection.
     Now both paths retry on a newly opened connection and the write lands once."""
-    url = sa.make_url(probe_db)
-    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
-    port = await proxy.start()
-    db = Database(
-        url.set(port=port).render_as_string(hide_password=False), pool_size=2, max_overflow=0
-    )
-    try:
+    async with _behind_proxy(probe_db, pool_size=2) as (db, proxy):
         pids = _record_pids(db)
         await _fill_pool(db, 2)
-        proxy.hold_close = True
-        assert await _terminate(pids) == 2
-        await asyncio.sleep(0.3)  # the FATAL errors arrived; the closes are held
+        await _tell_of_a_shutdown(proxy, set(pids))
         note_id = f"told-{uuid.uuid4().hex[:12]}"
-        runs: list[int] = []
-
-        async def insert(conn: Any) -> str:
-            runs.append(1)
-            status: str = await conn.execute(
-                "INSERT INTO notes (id, text, amount) VALUES ($1, 't', 1)", note_id
-            )
-            return status
-
+        insert, runs = _counted_insert(note_id)
         assert await db.autocommit(insert) == "INSERT 0 1"
         assert len(runs) == 2 and db.dead_connections_replaced == 1
         assert await _count(db, note_id) == 1
 
         # A unit of work's BEGIN on such a connection: the same.
         await _fill_pool(db, 2)
-        pids_now = set(pids)
-        assert await _terminate(pids_now) == 2
-        await asyncio.sleep(0.3)
+        await _tell_of_a_shutdown(proxy, set(pids))
         note_id = f"told-{uuid.uuid4().hex[:12]}"
         await _write(db, note_id)
         assert db.dead_connections_replaced == 2
         assert await _count(db, note_id) == 1
-    finally:
-        proxy.release_closes()
-        await db.dispose()
-        await proxy.stop()
 
 
 async def test_a_statement_on_a_connection_told_of_a_shutdown_is_a_transient_error(
@@ -410,20 +414,12 @@ async def test_a_statement_on_a_connection_told_of_a_shutdown_is_a_transient_err
     statements): asyncpg aborts a connection on which an operation cannot start, so
     SQLAlchemy's dialect sees it closed and fails the statement as a disconnect, which the
     service answers 503; the next unit of work runs on a new connection."""
-    url = sa.make_url(probe_db)
-    proxy = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
-    port = await proxy.start()
-    db = Database(
-        url.set(port=port).render_as_string(hide_password=False), pool_size=1, max_overflow=0
-    )
-    try:
+    async with _behind_proxy(probe_db, pool_size=1) as (db, proxy):
         pids = _record_pids(db)
-        proxy.hold_close = True
         with pytest.raises(Exception) as caught:
             async with UnitOfWork(db, "probe") as uow:
                 await uow.session.execute(sa.select(sa.literal(1)))
-                assert await _terminate(pids) == 1
-                await asyncio.sleep(0.3)  # the FATAL error arrived; the close is held
+                await _tell_of_a_shutdown(proxy, set(pids))
                 await uow.session.execute(
                     sa.insert(notes).values(id=f"cut-{uuid.uuid4().hex[:12]}", text="t", amount=1)
                 )
@@ -431,7 +427,3 @@ async def test_a_statement_on_a_connection_told_of_a_shutdown_is_a_transient_err
         note_id = f"after-{uuid.uuid4().hex[:12]}"
         await _write(db, note_id)
         assert await _count(db, note_id) == 1
-    finally:
-        proxy.release_closes()
-        await db.dispose()
-        await proxy.stop()
