@@ -29,7 +29,14 @@ from typing import Any
 os.environ.setdefault("PROOF_PORT_BASE", "41000")
 
 from bench import tools
-from bench.load_bench import ROOT, _bearer, _harness, _superuser_dsn, baseline_process
+from bench.load_bench import (
+    ROOT,
+    _bearer,
+    _harness,
+    _superuser_dsn,
+    assess_order_call,
+    baseline_process,
+)
 
 WORKERS = 16
 GRPC_TOTAL = 1500
@@ -267,17 +274,7 @@ async def run(seconds: float) -> None:
                 "ecomops_risk",
                 "ecomops.risk.v1.RiskService.AssessOrder",
                 ROOT / "proto" / "ecomops" / "risk" / "v1" / "risk_service.proto",
-                {
-                    "order_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
-                    "customer_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
-                    "amount_minor": 1999,
-                    "currency": "EUR",
-                    "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}],
-                    "ip": "10.1.2.3",
-                    "device_id": "dev-ghz",
-                    "billing_country": "DE",
-                    "shipping_country": "DE",
-                },
+                assess_order_call(tag),
             ),
         )
         with baseline_process("grpc") as (gport, _gpid):
@@ -295,7 +292,9 @@ async def run(seconds: float) -> None:
             f"1.000 | | | | | {bare_g.ok}/{bare_g.count} OK |"
         )
         image = Path(tempfile.mkdtemp(prefix="hot-bench-")) / "contracts.binpb"
-        subprocess.run([tools.tool("buf"), "build", "-o", str(image)], cwd=ROOT, check=True)
+        # buf comes from PyPI (buf-bin, a dev dependency), not from .local/bin.
+        buf = str(ROOT / ".venv" / "bin" / "buf")
+        subprocess.run([buf, "build", "-o", str(image)], cwd=ROOT, check=True)
         for name, svc, db, call, proto, data in grpc_calls:
             proto = proto or image
             meter = Meter(pg, db, pids[svc])

@@ -325,6 +325,24 @@ def _fixtures() -> Any:
     return proof_fixtures
 
 
+def assess_order_call(tag: str, devices: int = 1500) -> dict[str, Any]:
+    """ghz's AssessOrder request data: a new order and customer per call, with addresses and
+    devices spread as the REST figure's orders are (``risk_bench._orders``). One IP and one
+    device for every call would be a fraud pattern, not a serving path: every assessment
+    would wait for the same velocity lock, and the counts would send them to review."""
+    return {
+        "order_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
+        "customer_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
+        "amount_minor": 1999,
+        "currency": "EUR",
+        "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}],
+        "ip": "10.{{randomInt 0 256}}.{{randomInt 0 256}}.{{randomInt 1 255}}",
+        "device_id": f"dev-{tag}-{{{{randomInt 0 {devices}}}}}",
+        "billing_country": "DE",
+        "shipping_country": "DE",
+    }
+
+
 def _bearer(subject: str, role: str) -> str:
     from ecomops_testing import token
 
@@ -936,17 +954,7 @@ async def run() -> list[Row]:
             call="ecomops.risk.v1.RiskService.AssessOrder",
             proto=risk_proto,
             import_paths=[ROOT / "proto"],
-            data={
-                "order_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
-                "customer_id": f"ghz-{tag}-{{{{.RequestNumber}}}}",
-                "amount_minor": 1999,
-                "currency": "EUR",
-                "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 1999}],
-                "ip": "10.1.2.3",
-                "device_id": "dev-ghz",
-                "billing_country": "DE",
-                "shipping_country": "DE",
-            },
+            data=assess_order_call(tag),
             concurrency=SERVE_WORKERS,
             total=int(1500 * SCALE) or 100,
             metadata={"authorization": svc_auth["Authorization"]},
