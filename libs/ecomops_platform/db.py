@@ -18,12 +18,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
 import orjson
 import sqlalchemy as sa
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -31,7 +29,16 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from . import tracing
-from .metrics import poisoned_connections_discarded
+from .db_connections import (
+    DeadConnection,
+    begin_now,
+    close_if_inside_transaction,
+    connection_lost,
+    discard,
+    is_disconnect,
+    refuse_unusable_connection,
+    retire_pooled_connections,
+)
 from .ports import IdempotencyStore, Lease, StoredResponse
 from .topics import service_topic
 
@@ -104,7 +111,7 @@ class Database:
 
     - a connection the driver already knows is closed (the server terminated it, PostgreSQL
       restarted: the socket was closed and the event loop saw it) is refused at checkout and
-      replaced, without a round trip (``_refuse_unusable_connection``);
+      replaced, without a round trip (``refuse_unusable_connection``);
     - connections are recycled after ``pool_recycle`` seconds, so that none outlives a
       silently dropped network path for long;
     - a unit of work starts its transaction (``BEGIN``, the round trip its first statement
@@ -134,9 +141,9 @@ class Database:
             pool_timeout=10,
             connect_args={"timeout": 5, "command_timeout": 30},
         )
-        self._checkout_guard = functools.partial(_refuse_unusable_connection, service=service)
+        self._checkout_guard = functools.partial(refuse_unusable_connection, service=service)
         sa.event.listen(self.engine.sync_engine, "checkout", self._checkout_guard)
-        self._checkin_guard = functools.partial(_close_if_inside_transaction, service=service)
+        self._checkin_guard = functools.partial(close_if_inside_transaction, service=service)
         sa.event.listen(self.engine.sync_engine, "checkin", self._checkin_guard)
         self._commit_listeners: list[Callable[[], None]] = []
         self.sessions = async_sessionmaker(
@@ -154,11 +161,11 @@ class Database:
             try:
                 await session.begin()
                 conn = await session.connection()
-                await _begin_now(conn)
+                await begin_now(conn)
                 return session
             except BaseException as exc:
-                await _discard(session)
-                if attempt == 2 or not _is_disconnect(self.engine, exc):
+                await discard(session)
+                if attempt == 2 or not is_disconnect(self.engine, exc):
                     raise
                 self.dead_connections_replaced += 1
                 log.info("a pooled connection was dead at the start of a unit of work: retried")
@@ -180,12 +187,12 @@ class Database:
                 try:
                     return await work(fairy.driver_connection)
                 except Exception as exc:
-                    if not _connection_lost(exc):
+                    if not connection_lost(exc):
                         raise
-                    _retire_pooled_connections(self.engine, fairy, exc)
+                    retire_pooled_connections(self.engine, fairy, exc)
                     await conn.invalidate(exc)
                     if attempt == 2:
-                        raise _DeadConnection(str(exc)) from exc
+                        raise DeadConnection(str(exc)) from exc
             self.dead_connections_replaced += 1
             log.info("a pooled connection was dead under an autocommit statement: retried")
         raise AssertionError("unreachable")
@@ -205,78 +212,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def _refuse_unusable_connection(
-    dbapi_connection: Any, record: Any, proxy: Any, *, service: str = ""
-) -> None:
-    """Pool checkout: a connection that cannot start a clean transaction is replaced (the pool
-    invalidates it, which closes it, and checks out another), without a round trip:
-
-    - its socket was seen closed (the server terminated it, PostgreSQL restarted): instead of
-      failing the caller's first statement;
-    - it is still inside a transaction. A task cancelled while its ``BEGIN`` was on the wire
-      (a gRPC client that went away, a request timeout) leaves the server in that transaction,
-      and SQLAlchemy's asyncpg adapter, which tracks a transaction only once ``BEGIN``
-      returned, hands the connection back to the pool without a rollback. Reused, every later
-      unit of work on it became a SAVEPOINT inside a transaction that never commits: its
-      writes were acknowledged and never visible, its locks held until the connection died
-      (seen in CI: an inventory SKU pricing never heard of, a risk relay silent for minutes).
-    """
-    driver = getattr(dbapi_connection, "driver_connection", None)
-    is_closed = getattr(driver, "is_closed", None)
-    if is_closed is not None and is_closed():
-        raise sa.exc.DisconnectionError("connection closed by the server")
-    if _inside_transaction(driver):
-        _count_poisoned(service, "checked out")
-        raise sa.exc.DisconnectionError("connection returned to the pool inside a transaction")
-
-
-def _close_if_inside_transaction(dbapi_connection: Any, record: Any, *, service: str = "") -> None:
-    """Pool checkin: a connection given back inside a transaction (see
-    ``_refuse_unusable_connection``) is closed at once, so that the server rolls it back and
-    its locks are released now rather than at the connection's next checkout."""
-    if dbapi_connection is None:
-        return
-    if _inside_transaction(getattr(dbapi_connection, "driver_connection", None)):
-        _count_poisoned(service, "given back")
-        record.invalidate()
-
-
-def _count_poisoned(service: str, when: str) -> None:
-    poisoned_connections_discarded.labels(service).inc()
-    log.warning("a pooled connection %s inside a transaction: closed, not reused", when)
-
-
-def _inside_transaction(driver: Any) -> bool:
-    """The driver's own view (asyncpg): the server said it is in a transaction, or a
-    transaction object was begun on it and never ended (its BEGIN may still be on the wire)."""
-    in_transaction = getattr(driver, "is_in_transaction", None)
-    if in_transaction is None:
-        return False
-    return bool(in_transaction()) or getattr(driver, "_top_xact", None) is not None
-
-
-async def _begin_now(conn: AsyncConnection) -> None:
-    """Send the transaction's BEGIN now rather than with the first statement.
-
-    SQLAlchemy's asyncpg adapter begins lazily, in front of the first statement; starting it
-    here costs no extra round trip and lets a dead connection show before the caller ran
-    anything. Other drivers keep their lazy begin."""
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    start = getattr(adapted, "_start_transaction", None)
-    if start is None or getattr(adapted, "_transaction", True) is not None:
-        return
-    try:
-        await start()
-    except Exception as exc:
-        # Nothing of the caller's ran: whatever made BEGIN fail (the server gone, or the driver
-        # still busy with what a terminated connection left half done: "another operation is
-        # in progress"), the connection is dropped and the unit of work retried on another.
-        _retire_pooled_connections(conn.engine, raw, exc)
-        await conn.invalidate(exc)
-        raise _DeadConnection(str(exc)) from exc
 
 
 _DRIVER = "ecomops_driver"
@@ -322,50 +257,6 @@ class attrs:
             return self._record[name]
         except KeyError:
             raise AttributeError(name) from None
-
-
-class _DeadConnection(ConnectionError):
-    """The pooled connection was dead at BEGIN (nothing of the caller's ran on it)."""
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """A driver error saying the connection is gone (closed, reset, or the server shutting it
-    down) or unusable, as opposed to an error of the statement.
-
-    Unusable: PostgreSQL shutting down sends every idle connection a FATAL error, then closes
-    it. asyncpg, which gets a message while idle, puts the connection in an error state, and
-    every later statement fails with ``InternalClientError`` ("cannot switch to state …;
-    another operation (2) is in progress"). A connection checked out between the error and the
-    close (a busy event loop) passes the pool's checkout check: its socket is still open."""
-    if isinstance(
-        exc,
-        ConnectionError
-        | asyncpg.exceptions.ConnectionDoesNotExistError
-        | asyncpg.exceptions.AdminShutdownError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.InternalClientError,
-    ):
-        return True
-    return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
-
-
-def _retire_pooled_connections(engine: AsyncEngine, connection: Any, exc: BaseException) -> None:
-    """A connection found dead means the server most likely went away (a restart, a failover):
-    every connection the pool opened before now is replaced at its next checkout, so that the
-    retry runs on a new connection rather than on the next stale one. SQLAlchemy does the same
-    when it sees a disconnect on a statement it runs itself (``Pool._invalidate``)."""
-    engine.pool._invalidate(connection, exc, _checkin=False)
-
-
-def _is_disconnect(engine: AsyncEngine, exc: BaseException) -> bool:
-    if isinstance(exc, _DeadConnection | sa.exc.DisconnectionError):
-        return True
-    return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
-
-
-async def _discard(session: AsyncSession) -> None:
-    with contextlib.suppress(Exception):
-        await session.close()
 
 
 def singleton_lock_id(name: str) -> int:
