@@ -87,6 +87,12 @@ consumer_batch_fallbacks_total = Counter(
     "Chunks of events rolled back and re-applied one event at a time",
     ["service", "topic"],
 )
+consumer_chunk_events = Histogram(
+    "ecomops_consumer_chunk_events",
+    "Events applied together in one consumer transaction (chunks that committed)",
+    ["service"],
+    buckets=(1, 2, 3, 5, 10, 25, 50, 100, 200),
+)
 dlq_messages_total = Counter(
     "ecomops_dlq_messages_total", "Messages written to a dead-letter topic", ["service", "topic"]
 )

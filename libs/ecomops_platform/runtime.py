@@ -245,7 +245,11 @@ class Service:
         )
         await self._start_producer()
         self.relay = OutboxRelay(
-            self.db, self.producer, self.name, poll_interval=self.common.outbox_poll_interval
+            self.db,
+            self.producer,
+            self.name,
+            poll_interval=self.common.outbox_poll_interval,
+            linger=self.common.outbox_linger_ms / 1000,
         )
         for hook in self._on_start:
             await hook()

@@ -59,6 +59,10 @@ class CommonSettings(BaseSettings):
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
+    # A relay woken by a commit waits this long before it reads the outbox (0: never), so that
+    # the commits of those milliseconds share one round: what an event's publication may be
+    # delayed by, for fewer relay transactions under a steady stream.
+    outbox_linger_ms: int = Field(default=25, ge=0, le=1000)
     # NOTIFY the relays of other replicas in the writing transaction (see db.write_outbox).
     # Off by default: PostgreSQL serialises the commits of notifying transactions cluster-wide
     # (437/341 vs 513/522 commits/s with one outbox row each, bench.platform_micro notify), and
@@ -66,10 +70,14 @@ class CommonSettings(BaseSettings):
     # without a relay (a CLI command) wait for the safety net.
     outbox_notify: bool = False
     consumer_max_attempts: int = Field(default=5, ge=1)
-    # Events of one fetched partition batch applied in one transaction (one inbox insert, the
-    # handlers in order, one commit); 1 applies every event in its own transaction. A chunk
-    # that fails is rolled back and applied again one event at a time (ecomops_platform.consumer).
+    # Events of one fetch (every partition's, each in offset order) applied in one transaction
+    # (one inbox insert, the handlers in order, one commit); 1 applies every event in its own
+    # transaction. A chunk that fails is rolled back and applied again one event at a time
+    # (ecomops_platform.consumer).
     consumer_batch_size: int = Field(default=25, ge=1, le=200)
+    # A fetch of fewer events than a chunk waits this long for more, once (0: never): what an
+    # event's handling may be delayed by, for fuller chunks under a steady stream.
+    consumer_linger_ms: int = Field(default=50, ge=0, le=1000)
     # lock_timeout of a chunk's transaction (0: none). A chunk that waits longer for a row
     # lock gives up and is applied one event at a time, so it never deadlocks with requests.
     consumer_batch_lock_timeout_ms: int = Field(default=200, ge=0, le=60_000)

@@ -257,8 +257,19 @@ def tracer_provider() -> trace.TracerProvider:
     return trace.get_tracer_provider()
 
 
+#: The platform's tracers, by name, with the provider that made them: the SDK builds a new
+#: tracer (and instrumentation scope) on every ``get_tracer``, which once per consumed event
+#: and gRPC call was 2.5% of pricing's CPU under checkout load.
+_tracers: dict[str, tuple[trace.TracerProvider, trace.Tracer]] = {}
+
+
 def tracer(name: str = "ecomops") -> trace.Tracer:
-    return tracer_provider().get_tracer(name)
+    provider = tracer_provider()
+    cached = _tracers.get(name)
+    if cached is None or cached[0] is not provider:
+        cached = (provider, provider.get_tracer(name))
+        _tracers[name] = cached
+    return cached[1]
 
 
 #: Span attributes of a server span that hold what the client put in the URL.

@@ -115,6 +115,33 @@ async def test_a_commit_in_the_process_wakes_its_relay(
         await db.dispose()
 
 
+async def test_commits_within_the_linger_are_published_in_one_round(
+    wake_db: str, producer: ResilientProducer
+) -> None:
+    """A woken relay waits ``linger`` before it reads: commits made meanwhile are marked
+    published by the same statement (one ``published_at``), not one round each."""
+    db = Database(wake_db, pool_size=2, max_overflow=0)
+    relay = OutboxRelay(db, producer, "wake", poll_interval=60, linger=0.6, listen=False)
+    task = await _running(relay)
+    try:
+        event_ids = []
+        for _ in range(3):
+            event_ids.append(await _record(db))
+            await asyncio.sleep(0.1)
+        for event_id in event_ids:
+            assert await _published_within(db, event_id, 5.0) is not None
+        async with db.engine.connect() as conn:
+            rounds = await conn.scalar(
+                sa.select(sa.func.count(sa.distinct(outbox_table.c.published_at))).where(
+                    outbox_table.c.event_id.in_(event_ids)
+                )
+            )
+        assert rounds == 1
+    finally:
+        await _stop(task)
+        await db.dispose()
+
+
 async def test_a_commit_in_another_process_wakes_the_relay_through_notify(
     wake_db: str, producer: ResilientProducer
 ) -> None:

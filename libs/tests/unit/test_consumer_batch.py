@@ -22,7 +22,9 @@ TOPIC = "ecomops.probe.v1"
 MONEY = "ecomops.common.v1.Money"
 
 
-def _record(offset: int, *, currency: str = "EUR", event_id: str | None = None) -> Any:
+def _record(
+    offset: int, *, currency: str = "EUR", event_id: str | None = None, partition: int = 0
+) -> Any:
     headers = cloudevent_headers(
         event_id=event_id or f"e{offset}",
         event_type=MONEY,
@@ -32,7 +34,7 @@ def _record(offset: int, *, currency: str = "EUR", event_id: str | None = None) 
     )
     return SimpleNamespace(
         topic=TOPIC,
-        partition=0,
+        partition=partition,
         offset=offset,
         key=b"k",
         value=common_pb2.Money(amount_minor=offset, currency=currency).SerializeToString(),
@@ -68,8 +70,10 @@ class FakeRunner(ConsumerRunner):
     the chunk is in ``failing``; ``apply`` fails for an event in ``failing`` (non-transient),
     and ``transient`` times for an event in ``transient_left``."""
 
-    def __init__(self, *, batch_size: int, batch: bool = True) -> None:
-        settings = CommonSettings(jwt_secret="x" * 48, consumer_batch_size=batch_size)
+    def __init__(self, *, batch_size: int, batch: bool = True, linger_ms: int = 0) -> None:
+        settings = CommonSettings(
+            jwt_secret="x" * 48, consumer_batch_size=batch_size, consumer_linger_ms=linger_ms
+        )
         self.fake_producer = FakeProducer()
         super().__init__(
             service="probe",
@@ -174,24 +178,28 @@ async def test_batch_false_or_size_one_means_one_transaction_per_event() -> None
 
 
 class FakeKafka:
-    """Hands out one fetched batch per partition, then nothing; records offset commits."""
+    """Hands out the given fetches (partition -> records) one per ``getmany``, then nothing;
+    records offset commits."""
 
-    def __init__(self, batches: dict[Any, list[Any]]) -> None:
-        self._batches: dict[Any, list[Any]] | None = batches
-        self.partitions = set(batches)
+    def __init__(self, *fetches: dict[Any, list[Any]]) -> None:
+        self._fetches = list(fetches)
+        self.partitions = {tp for fetch in fetches for tp in fetch}
         self.commits: list[dict[Any, int]] = []
         self.drained = asyncio.Event()
+        self.asked: list[int | None] = []
 
     def assignment(self) -> set[Any]:
         return self.partitions
 
-    async def getmany(self, timeout_ms: int) -> dict[Any, list[Any]]:
-        batches, self._batches = self._batches, None
-        if batches is None:
+    async def getmany(
+        self, timeout_ms: int, max_records: int | None = None
+    ) -> dict[Any, list[Any]]:
+        self.asked.append(max_records)
+        if not self._fetches:
             self.drained.set()
             await asyncio.sleep(timeout_ms / 1000)
             return {}
-        return batches
+        return self._fetches.pop(0)
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.commits.append(dict(offsets))
@@ -219,6 +227,41 @@ async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_onc
     assert runner.batches == [["e0", "e1"], ["e2", "e3"]]
     assert runner.singles == ["e4"]
     assert kafka.commits == [{tp: 5}]
+
+
+async def test_a_short_fetch_waits_for_more_once_and_chunks_across_partitions() -> None:
+    """Fewer records than a chunk: the runner lingers, fetches once more (no more than a
+    chunk's worth), and applies what both fetches brought, of every partition, in one
+    transaction, each partition in offset order; offsets move per partition."""
+    from aiokafka import TopicPartition
+
+    runner = FakeRunner(batch_size=10, linger_ms=5)
+    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    kafka = FakeKafka(
+        {tp0: [_record(0)]},
+        {tp1: [_record(7, partition=1, event_id="p1-7")], tp0: [_record(1)]},
+        {tp0: [_record(2)]},
+    )
+    runner._consumer = kafka
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait_for(kafka.drained.wait(), timeout=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert runner.batches == [["e0", "e1", "p1-7"]]
+    assert kafka.asked[:2] == [None, 9]
+    # the third fetch came alone: its linger found nothing more
+    assert runner.singles == ["e2"]
+    # committed now, or at the next commit interval
+    assert kafka.commits[0] == {tp0: 2, tp1: 8}
+    assert {**kafka.commits[-1], **runner._uncommitted} == {tp0: 3, tp1: 8}
+
+
+async def test_no_linger_when_every_event_has_its_own_transaction() -> None:
+    assert FakeRunner(batch_size=1, linger_ms=50).linger == 0
+    assert FakeRunner(batch_size=10, linger_ms=50, batch=False).linger == 0
+    assert FakeRunner(batch_size=10, linger_ms=50).linger == 0.05
 
 
 def _db_error(sqlstate: str) -> BaseException:

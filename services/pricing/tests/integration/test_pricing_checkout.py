@@ -398,7 +398,7 @@ async def test_events_register_skus_and_cancellations_give_uses_back_once(
     await publish(
         "ecomops.order.v1",
         order_id,
-        order_events.OrderPlaced(order_id=order_id, quote_id=q.quote_id),
+        order_events.OrderPlaced(order_id=order_id, quote_id=q.quote_id, coupon_codes=[code]),
         str(uuid.uuid4()),
     )
     cancelled = order_events.OrderCancelled(

@@ -326,3 +326,28 @@ async def test_grpc_creates_keep_their_own_key_namespace_and_may_go_without_a_ke
     unkeyed = [await bus.handle(CreateQuoteUnkeyed(**fields), ORDER) for _ in range(2)]  # type: ignore[arg-type]
     assert unkeyed[0].quote_id != unkeyed[1].quote_id
     assert len(uow.state.quotes) == 4
+
+
+def test_an_order_placed_without_coupons_has_no_promotion_uses_to_confirm() -> None:
+    from datetime import UTC, datetime
+
+    from ecomops.order.v1 import events_pb2 as order_events
+    from ecomops_platform.events import Envelope
+    from pricing_service.entrypoints.consumers import order_placed
+
+    def placed(codes: list[str]) -> Envelope:
+        return Envelope(
+            event_id="e-1",
+            event_type="ecomops.order.v1.OrderPlaced",
+            source="order",
+            time=datetime.now(UTC),
+            topic="ecomops.order.v1",
+            partition=0,
+            offset=0,
+            key="o-1",
+            message=order_events.OrderPlaced(order_id="o-1", coupon_codes=codes),
+            headers={},
+        )
+
+    assert order_placed(placed([])) is None
+    assert order_placed(placed(["SPRING10"])) == ConfirmRedemptions(order_id="o-1")
