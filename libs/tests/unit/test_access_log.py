@@ -342,3 +342,33 @@ async def test_without_an_exporter_a_platform_channel_carries_the_trace_to_the_s
     caller_trace = format(caller.get_span_context().trace_id, "032x")
     assert seen["trace_id"] == caller_trace  # the server span continued the caller's trace
     assert _lines(access)[0]["trace_id"] == caller_trace
+
+
+async def test_without_an_exporter_only_a_sampled_caller_gets_a_recorded_rest_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pure ASGI server span (no exporter): it continues the caller's trace, records
+    only what the caller sampled, names it by the route template and leaves probes alone."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing._sampler({}, exporting=False))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "tracer_provider", lambda: provider)
+    assert not tracing.exporting()
+    app, seen = _app()
+    unsampled = TRACEPARENT[:-2] + "00"
+    async with _client(app) as client:
+        for traceparent in (TRACEPARENT, unsampled):
+            resp = await client.get(
+                "/v1/orders/o-1",
+                headers={"Authorization": _bearer(), "traceparent": traceparent},
+            )
+            assert resp.status_code == 200
+        assert seen["trace_id"] == TRACE_ID  # the unsampled caller's trace goes on too
+        assert (await client.get("/healthz")).status_code == 200
+    [span] = exporter.get_finished_spans()
+    assert span.name == "GET /v1/orders/{order_id}" and span.kind is SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == TRACE_ID
