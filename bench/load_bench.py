@@ -376,6 +376,25 @@ def order_targets(fx: Any, url: str, tag: str, skus: list[str], n: int) -> list[
     return out
 
 
+async def consumer_chunks(stack: Any) -> dict[str, tuple[float, float]]:
+    """Per service: committed consumer transactions and the events they applied, so far
+    (``ecomops_consumer_chunk_events`` from the service's /metrics)."""
+    import httpx
+
+    out: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for svc in SERVICES:
+            text = (await client.get(f"{stack.url(svc)}/metrics")).text
+            count = events = 0.0
+            for line in text.splitlines():
+                if line.startswith("ecomops_consumer_chunk_events_count"):
+                    count += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("ecomops_consumer_chunk_events_sum"):
+                    events += float(line.rsplit(" ", 1)[1])
+            out[svc] = (count, events)
+    return out
+
+
 def accepted_orders(res: tools.HttpResult) -> list[str]:
     ids = []
     for code, body in zip(res.codes, res.bodies, strict=True):
@@ -764,9 +783,11 @@ async def run() -> list[Row]:
         load_checkout = f"loaded machine, load average {tools.load_average()}"
         cpu_meter = tools.CpuMeter(pids)
         q0 = await meter.queries()
+        chunks0 = await consumer_chunks(stack)
         w0, t2 = await meter.snapshot(), time.monotonic()
         checkout = tools.vegeta(targets, workers=CHECKOUT_WORKERS, keep_bodies=True)
         await asyncio.sleep(1.5)  # counters flush
+        chunks1 = await consumer_chunks(stack)
         w1, t3 = await meter.snapshot(), time.monotonic()
         q1 = await meter.queries()
         cpu = cpu_meter.delta()
@@ -842,6 +863,27 @@ async def run() -> list[Row]:
                 "",
                 float("nan"),
                 "",
+            )
+        )
+        chunk_deltas = {
+            svc: (chunks1[svc][0] - chunks0[svc][0], chunks1[svc][1] - chunks0[svc][1])
+            for svc in SERVICES
+            if chunks1[svc][0] > chunks0[svc][0]
+        }
+        transactions = sum(c for c, _ in chunk_deltas.values())
+        rows.append(
+            row(
+                "checkout: events per consumer transaction (mean, every consumer)",
+                sum(e for _, e in chunk_deltas.values()) / max(1.0, transactions),
+                "events",
+                "",
+                float("nan"),
+                "; ".join(
+                    f"{svc} {e / c:.1f} ({c:.0f} transactions)"
+                    for svc, (c, e) in chunk_deltas.items()
+                )
+                + " (ecomops_consumer_chunk_events during the checkout run; "
+                "ECOMOPS_CONSUMER_LINGER_MS, ECOMOPS_CONSUMER_BATCH_SIZE)",
             )
         )
 

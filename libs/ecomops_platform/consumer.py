@@ -2,8 +2,9 @@
 
 The records of one fetch (every fetched partition's, each partition's in offset order) are
 applied in chunks of ``batch_size`` (``ECOMOPS_CONSUMER_BATCH_SIZE``), each chunk in ONE
-transaction. A fetch of fewer records than a chunk waits ``ECOMOPS_CONSUMER_LINGER_MS`` for
-more, once, so that a steady stream of events is applied in chunks rather than one by one:
+transaction. The broker holds a fetch up to ``ECOMOPS_CONSUMER_LINGER_MS`` for more records
+(``fetch_max_wait_ms`` with a ``fetch_min_bytes`` of about a chunk), so that a steady stream
+of events is applied in chunks rather than one by one:
 
 1. every record is decoded first; an undecodable one, or one carrying a card number, goes to
    ``<topic>.dlq`` at once and is not part of the chunk; a type without a handler is skipped;
@@ -60,6 +61,10 @@ from .settings import CommonSettings
 log = logging.getLogger("ecomops.consumer")
 
 EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+#: What a held fetch waits for (about a chunk of events of a few hundred bytes each), unless
+#: the linger passes first.
+_FETCH_MIN_BYTES = 16 * 1024
 
 
 #: PostgreSQL: deadlock_detected, serialization_failure, lock_not_available (lock_timeout).
@@ -165,9 +170,13 @@ class ConsumerRunner:
         #: Events applied per transaction (1: one transaction per event).
         self.batch_size = max(1, size) if subscription.batch else 1
         self.batch_lock_timeout_ms = settings.consumer_batch_lock_timeout_ms
-        #: Seconds a fetch of fewer events than a chunk waits for more (0: none; never when
-        #: every event has its own transaction).
-        self.linger = settings.consumer_linger_ms / 1000 if self.batch_size > 1 else 0.0
+        #: How long the broker may hold a fetch for more events (``fetch_max_wait_ms``): the
+        #: linger when events are applied in chunks, else aiokafka's default.
+        self.fetch_wait_ms = (
+            settings.consumer_linger_ms
+            if self.batch_size > 1 and settings.consumer_linger_ms > 0
+            else 500
+        )
         #: Chunks committed in one transaction, and chunks re-applied one event at a time.
         self.chunks_committed = 0
         self.chunks_fallen_back = 0
@@ -186,6 +195,13 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.consumer_offset_reset,
             max_poll_records=200,
+            # The broker holds a fetch until it has fetch_min_bytes or linger has passed: under
+            # a steady stream of events (a few per checkout, spread over partitions and
+            # topics) a fetch otherwise brings one or two, and each chunk pays a transaction,
+            # an inbox insert and a fetch for them (recommendation's consumer: 2.7 CPU ms per
+            # event in chunks of one, 0.8 in chunks of 25, ``bench.consume_bench``).
+            fetch_max_wait_ms=self.fetch_wait_ms,
+            fetch_min_bytes=_FETCH_MIN_BYTES if self.fetch_wait_ms < 500 else 1,
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
             **kafka_client_options(self.settings),
@@ -285,18 +301,8 @@ class ConsumerRunner:
 
     async def _fetch(self) -> list[Any]:
         """The next records, every fetched partition's in offset order (partitions one after
-        the other). When the records are fewer than a chunk, it waits ``linger`` for more
-        once: under a steady stream of events (a few per checkout, spread over partitions
-        and topics), the fetch otherwise returns one or two at a time, and each chunk pays a
-        transaction, an inbox insert and a fetch for them (recommendation's consumer: 2.7 CPU
-        ms per event in chunks of one, 0.8 in chunks of 25, ``bench.consume_bench``)."""
+        the other), so that one chunk can hold the events of several partitions."""
         batches = await self._consumer.getmany(timeout_ms=500)
-        count = sum(len(m) for m in batches.values())
-        if 0 < count < self.batch_size and self.linger > 0:
-            await asyncio.sleep(self.linger)
-            more = await self._consumer.getmany(timeout_ms=0, max_records=self.batch_size - count)
-            for tp, messages in more.items():
-                batches.setdefault(tp, []).extend(messages)
         return [m for messages in batches.values() for m in messages]
 
     async def _report_lag(self) -> None:

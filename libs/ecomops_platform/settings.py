@@ -75,8 +75,9 @@ class CommonSettings(BaseSettings):
     # transaction. A chunk that fails is rolled back and applied again one event at a time
     # (ecomops_platform.consumer).
     consumer_batch_size: int = Field(default=25, ge=1, le=200)
-    # A fetch of fewer events than a chunk waits this long for more, once (0: never): what an
-    # event's handling may be delayed by, for fuller chunks under a steady stream.
+    # How long the broker may hold a consumer's fetch for about a chunk of events (Kafka's
+    # fetch.max.wait.ms; 0: aiokafka's default, answered as soon as there is one event): what
+    # an event's handling may be delayed by, for fuller chunks under a steady stream.
     consumer_linger_ms: int = Field(default=50, ge=0, le=1000)
     # lock_timeout of a chunk's transaction (0: none). A chunk that waits longer for a row
     # lock gives up and is applied one event at a time, so it never deadlocks with requests.

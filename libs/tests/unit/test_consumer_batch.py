@@ -229,17 +229,15 @@ async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_onc
     assert kafka.commits == [{tp: 5}]
 
 
-async def test_a_short_fetch_waits_for_more_once_and_chunks_across_partitions() -> None:
-    """Fewer records than a chunk: the runner lingers, fetches once more (no more than a
-    chunk's worth), and applies what both fetches brought, of every partition, in one
-    transaction, each partition in offset order; offsets move per partition."""
+async def test_a_chunk_spans_the_partitions_of_one_fetch() -> None:
+    """What one fetch brought, of every partition, goes in one transaction (each partition in
+    offset order); offsets move per partition."""
     from aiokafka import TopicPartition
 
-    runner = FakeRunner(batch_size=10, linger_ms=5)
+    runner = FakeRunner(batch_size=10)
     tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
     kafka = FakeKafka(
-        {tp0: [_record(0)]},
-        {tp1: [_record(7, partition=1, event_id="p1-7")], tp0: [_record(1)]},
+        {tp0: [_record(0), _record(1)], tp1: [_record(7, partition=1, event_id="p1-7")]},
         {tp0: [_record(2)]},
     )
     runner._consumer = kafka
@@ -250,18 +248,17 @@ async def test_a_short_fetch_waits_for_more_once_and_chunks_across_partitions() 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert runner.batches == [["e0", "e1", "p1-7"]]
-    assert kafka.asked[:2] == [None, 9]
-    # the third fetch came alone: its linger found nothing more
     assert runner.singles == ["e2"]
     # committed now, or at the next commit interval
     assert kafka.commits[0] == {tp0: 2, tp1: 8}
     assert {**kafka.commits[-1], **runner._uncommitted} == {tp0: 3, tp1: 8}
 
 
-async def test_no_linger_when_every_event_has_its_own_transaction() -> None:
-    assert FakeRunner(batch_size=1, linger_ms=50).linger == 0
-    assert FakeRunner(batch_size=10, linger_ms=50, batch=False).linger == 0
-    assert FakeRunner(batch_size=10, linger_ms=50).linger == 0.05
+def test_the_broker_holds_a_fetch_for_the_linger_only_when_events_are_chunked() -> None:
+    assert FakeRunner(batch_size=10, linger_ms=50).fetch_wait_ms == 50
+    assert FakeRunner(batch_size=1, linger_ms=50).fetch_wait_ms == 500
+    assert FakeRunner(batch_size=10, linger_ms=50, batch=False).fetch_wait_ms == 500
+    assert FakeRunner(batch_size=10, linger_ms=0).fetch_wait_ms == 500
 
 
 def _db_error(sqlstate: str) -> BaseException:
