@@ -36,6 +36,9 @@ from .producer import ResilientProducer
 
 log = logging.getLogger("ecomops.outbox")
 
+#: A relay that published within this many seconds is in a stream of events: it lingers.
+_STREAM_GAP = 1.0
+
 # id, topic, key, payload, headers (as JSON text)
 _OutboxRow = tuple[int, str, str, bytes, str]
 
@@ -49,8 +52,9 @@ class OutboxRelay:
     arrives only once the rows are visible). ``poll_interval`` is only the safety net: a relay
     that missed a notification (its listening connection was down, PostgreSQL restarted)
     still publishes within that interval, and the listener wakes the relay whenever it
-    (re)connects. A woken relay waits ``linger`` seconds before it reads, so that a steady
-    stream of commits is published a few rows per round rather than one.
+    (re)connects. A relay woken while events keep coming (it published within the last
+    second) waits ``linger`` seconds before it reads, so that a steady stream of commits is
+    published a few rows per round rather than one; after a quiet spell it reads at once.
     """
 
     def __init__(
@@ -72,6 +76,8 @@ class OutboxRelay:
         self._service = service
         self._poll_interval = poll_interval
         self._linger = linger
+        #: When a round last published anything (monotonic seconds).
+        self._published_at = float("-inf")
         self._batch_size = batch_size
         self._batches_per_transaction = batches_per_transaction
         self._max_backoff = max_backoff
@@ -113,6 +119,7 @@ class OutboxRelay:
                 self.healthy = True
                 backoff = self._retry_delay
                 if published:
+                    self._published_at = time.monotonic()
                     continue
             except asyncio.CancelledError:
                 raise
@@ -135,10 +142,12 @@ class OutboxRelay:
             wait = self._busy_recheck if self._lock_was_busy else self._poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                if self._linger > 0:
-                    # Woken by a commit: the commits of the next few milliseconds go out in
-                    # the same transaction and Kafka batch, instead of one round (five
-                    # statements, a produce request and its acknowledgement) each.
+                if self._linger > 0 and time.monotonic() - self._published_at < _STREAM_GAP:
+                    # Woken by a commit while events keep coming: the commits of the next few
+                    # milliseconds go out in the same transaction and Kafka batch, instead of
+                    # one round (five statements, a produce request and its acknowledgement)
+                    # each. A commit after a quiet spell (one event, or a burst written at
+                    # once) is published at once.
                     await asyncio.sleep(self._linger)
 
     async def _listen_forever(self) -> None:

@@ -59,9 +59,10 @@ class CommonSettings(BaseSettings):
     # The outbox relay is woken by commits (in-process signal, LISTEN/NOTIFY); this is only its
     # safety-net poll, the longest a missed notification delays an event.
     outbox_poll_interval: float = Field(default=5.0, gt=0)
-    # A relay woken by a commit waits this long before it reads the outbox (0: never), so that
-    # the commits of those milliseconds share one round: what an event's publication may be
-    # delayed by, for fewer relay transactions under a steady stream.
+    # A relay woken by a commit while events keep coming (it published within the last second)
+    # waits this long before it reads the outbox (0: never), so that the commits of those
+    # milliseconds share one round: what an event's publication may be delayed by, for fewer
+    # relay transactions under a steady stream.
     outbox_linger_ms: int = Field(default=25, ge=0, le=1000)
     # NOTIFY the relays of other replicas in the writing transaction (see db.write_outbox).
     # Off by default: PostgreSQL serialises the commits of notifying transactions cluster-wide
