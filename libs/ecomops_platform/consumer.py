@@ -2,9 +2,8 @@
 
 The records of one fetch (every fetched partition's, each partition's in offset order) are
 applied in chunks of ``batch_size`` (``ECOMOPS_CONSUMER_BATCH_SIZE``), each chunk in ONE
-transaction. The broker holds a fetch up to ``ECOMOPS_CONSUMER_LINGER_MS`` for more records
-(``fetch_max_wait_ms`` with a ``fetch_min_bytes`` of about a chunk), so that a steady stream
-of events is applied in chunks rather than one by one:
+transaction; ``ECOMOPS_CONSUMER_LINGER_MS`` (off by default) lets the broker hold a fetch
+for more records (``fetch_max_wait_ms`` with a ``fetch_min_bytes`` of about a chunk):
 
 1. every record is decoded first; an undecodable one, or one carrying a card number, goes to
    ``<topic>.dlq`` at once and is not part of the chunk; a type without a handler is skipped;
