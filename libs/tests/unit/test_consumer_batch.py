@@ -211,12 +211,8 @@ class FakeKafka:
         return 0
 
 
-async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_once() -> None:
-    from aiokafka import TopicPartition
-
-    runner = FakeRunner(batch_size=2)
-    tp = TopicPartition(TOPIC, 0)
-    kafka = FakeKafka({tp: [_record(i) for i in range(5)]})
+async def _run_until_drained(runner: FakeRunner, kafka: FakeKafka) -> None:
+    """Run the consumer loop on ``kafka`` until it has handed out every fetch."""
     runner._consumer = kafka
     task = asyncio.create_task(runner.run())
     try:
@@ -224,6 +220,15 @@ async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_onc
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_once() -> None:
+    from aiokafka import TopicPartition
+
+    runner = FakeRunner(batch_size=2)
+    tp = TopicPartition(TOPIC, 0)
+    kafka = FakeKafka({tp: [_record(i) for i in range(5)]})
+    await _run_until_drained(runner, kafka)
     assert runner.batches == [["e0", "e1"], ["e2", "e3"]]
     assert runner.singles == ["e4"]
     assert kafka.commits == [{tp: 5}]
@@ -240,13 +245,7 @@ async def test_a_chunk_spans_the_partitions_of_one_fetch() -> None:
         {tp0: [_record(0), _record(1)], tp1: [_record(7, partition=1, event_id="p1-7")]},
         {tp0: [_record(2)]},
     )
-    runner._consumer = kafka
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(kafka.drained.wait(), timeout=5)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await _run_until_drained(runner, kafka)
     assert runner.batches == [["e0", "e1", "p1-7"]]
     assert runner.singles == ["e2"]
     # committed now, or at the next commit interval
