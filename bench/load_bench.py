@@ -376,25 +376,6 @@ def order_targets(fx: Any, url: str, tag: str, skus: list[str], n: int) -> list[
     return out
 
 
-async def consumer_chunks(stack: Any) -> dict[str, tuple[float, float]]:
-    """Per service: committed consumer transactions and the events they applied, so far
-    (``ecomops_consumer_chunk_events`` from the service's /metrics)."""
-    import httpx
-
-    out: dict[str, tuple[float, float]] = {}
-    async with httpx.AsyncClient(timeout=10) as client:
-        for svc in SERVICES:
-            text = (await client.get(f"{stack.url(svc)}/metrics")).text
-            count = events = 0.0
-            for line in text.splitlines():
-                if line.startswith("ecomops_consumer_chunk_events_count"):
-                    count += float(line.rsplit(" ", 1)[1])
-                elif line.startswith("ecomops_consumer_chunk_events_sum"):
-                    events += float(line.rsplit(" ", 1)[1])
-            out[svc] = (count, events)
-    return out
-
-
 def accepted_orders(res: tools.HttpResult) -> list[str]:
     ids = []
     for code, body in zip(res.codes, res.bodies, strict=True):
@@ -783,11 +764,11 @@ async def run() -> list[Row]:
         load_checkout = f"loaded machine, load average {tools.load_average()}"
         cpu_meter = tools.CpuMeter(pids)
         q0 = await meter.queries()
-        chunks0 = await consumer_chunks(stack)
+        chunks0 = await tools.consumer_chunks(stack, SERVICES)
         w0, t2 = await meter.snapshot(), time.monotonic()
         checkout = tools.vegeta(targets, workers=CHECKOUT_WORKERS, keep_bodies=True)
         await asyncio.sleep(1.5)  # counters flush
-        chunks1 = await consumer_chunks(stack)
+        chunks1 = await tools.consumer_chunks(stack, SERVICES)
         w1, t3 = await meter.snapshot(), time.monotonic()
         q1 = await meter.queries()
         cpu = cpu_meter.delta()

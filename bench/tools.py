@@ -20,6 +20,7 @@ import os
 import resource
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,3 +370,23 @@ class PgMeter:
             c0, x0 = before.get(db, (0, 0))
             out[db] = (calls - c0, xacts - x0)
         return out
+
+
+# --- service metrics -------------------------------------------------------------------------
+async def consumer_chunks(stack: Any, services: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """Per service: committed consumer transactions and the events they applied, so far
+    (``ecomops_consumer_chunk_events`` from the service's /metrics)."""
+    import httpx
+
+    out: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for svc in services:
+            text = (await client.get(f"{stack.url(svc)}/metrics")).text
+            count = events = 0.0
+            for line in text.splitlines():
+                if line.startswith("ecomops_consumer_chunk_events_count"):
+                    count += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("ecomops_consumer_chunk_events_sum"):
+                    events += float(line.rsplit(" ", 1)[1])
+            out[svc] = (count, events)
+    return out
