@@ -864,7 +864,7 @@ async def run() -> list[Row]:
                     for svc, (c, e) in chunk_deltas.items()
                 )
                 + " (ecomops_consumer_chunk_events during the checkout run; "
-                "ECOMOPS_CONSUMER_LINGER_MS, ECOMOPS_CONSUMER_BATCH_SIZE)",
+                "ECOMOPS_CONSUMER_BATCH_SIZE)",
             )
         )
 

@@ -1,9 +1,7 @@
 """Consumer runner: apply each event once, commit offsets only after the handlers committed.
 
-The records of one fetch (every fetched partition's, each partition's in offset order) are
-applied in chunks of ``batch_size`` (``ECOMOPS_CONSUMER_BATCH_SIZE``), each chunk in ONE
-transaction; ``ECOMOPS_CONSUMER_LINGER_MS`` (off by default) lets the broker hold a fetch
-for more records (``fetch_max_wait_ms`` with a ``fetch_min_bytes`` of about a chunk):
+The records of one fetched partition batch are applied in chunks of ``batch_size``
+(``ECOMOPS_CONSUMER_BATCH_SIZE``), each chunk in ONE transaction:
 
 1. every record is decoded first; an undecodable one, or one carrying a card number, goes to
    ``<topic>.dlq`` at once and is not part of the chunk; a type without a handler is skipped;
@@ -25,7 +23,7 @@ A chunk's transaction runs with ``SET LOCAL lock_timeout``
 that has to wait for a lock gives up quickly and lets the request (or the other chunk)
 finish, instead of holding its locks into a deadlock.
 
-Offsets are recorded after those transactions and committed together: a crash
+Offsets are committed after those transactions, once per partition and fetched batch: a crash
 (SIGKILL) in the middle of a chunk commits nothing of it and moves no offset, so the chunk is
 delivered again and the inbox applies each event once.
 """
@@ -60,10 +58,6 @@ from .settings import CommonSettings
 log = logging.getLogger("ecomops.consumer")
 
 EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
-
-#: What a held fetch waits for (about a chunk of events of a few hundred bytes each), unless
-#: the linger passes first.
-_FETCH_MIN_BYTES = 16 * 1024
 
 
 #: PostgreSQL: deadlock_detected, serialization_failure, lock_not_available (lock_timeout).
@@ -169,13 +163,6 @@ class ConsumerRunner:
         #: Events applied per transaction (1: one transaction per event).
         self.batch_size = max(1, size) if subscription.batch else 1
         self.batch_lock_timeout_ms = settings.consumer_batch_lock_timeout_ms
-        #: How long the broker may hold a fetch for more events (``fetch_max_wait_ms``): the
-        #: linger when events are applied in chunks, else aiokafka's default.
-        self.fetch_wait_ms = (
-            settings.consumer_linger_ms
-            if self.batch_size > 1 and settings.consumer_linger_ms > 0
-            else 500
-        )
         #: Chunks committed in one transaction, and chunks re-applied one event at a time.
         self.chunks_committed = 0
         self.chunks_fallen_back = 0
@@ -194,13 +181,6 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.consumer_offset_reset,
             max_poll_records=200,
-            # The broker holds a fetch until it has fetch_min_bytes or linger has passed: under
-            # a steady stream of events (a few per checkout, spread over partitions and
-            # topics) a fetch otherwise brings one or two, and each chunk pays a transaction,
-            # an inbox insert and a fetch for them (recommendation's consumer: 2.7 CPU ms per
-            # event in chunks of one, 0.8 in chunks of 25, ``bench.consume_bench``).
-            fetch_max_wait_ms=self.fetch_wait_ms,
-            fetch_min_bytes=_FETCH_MIN_BYTES if self.fetch_wait_ms < 500 else 1,
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
             **kafka_client_options(self.settings),
@@ -266,28 +246,23 @@ class ConsumerRunner:
             while True:
                 if lag_task.done():
                     lag_task.result()  # a stall raises ConsumerStalled here: restart afresh
-                fetched = await self._fetch()
-                for start in range(0, len(fetched), self.batch_size):
-                    # A partition revoked by a rebalance meanwhile is its new owner's: it
-                    # resumes from the last commit.
-                    assigned = self._consumer.assignment()
-                    chunk = [
-                        m
-                        for m in fetched[start : start + self.batch_size]
-                        if TopicPartition(m.topic, m.partition) in assigned
-                    ]
-                    if not chunk:
-                        continue
-                    self._handling = True
-                    try:
-                        await self._handle_chunk(chunk)
-                    finally:
-                        self._handling = False
-                    assigned = self._consumer.assignment()
-                    for msg in chunk:  # offset order within each partition
-                        tp = TopicPartition(msg.topic, msg.partition)
-                        if tp in assigned:
-                            self._uncommitted[tp] = msg.offset + 1
+                batches = await self._consumer.getmany(timeout_ms=500)
+                for tp, messages in batches.items():
+                    handled_up_to: int | None = None
+                    for start in range(0, len(messages), self.batch_size):
+                        if tp not in self._consumer.assignment():
+                            break  # revoked by a rebalance: the new owner resumes from the commit
+                        chunk = messages[start : start + self.batch_size]
+                        self._handling = True
+                        try:
+                            await self._handle_chunk(chunk)
+                        finally:
+                            self._handling = False
+                        handled_up_to = chunk[-1].offset
+                    if handled_up_to is not None and tp in self._consumer.assignment():
+                        self._uncommitted[TopicPartition(tp.topic, tp.partition)] = (
+                            handled_up_to + 1
+                        )
                 # Offsets are committed together and at most every commit_interval: each
                 # commit is a write to the broker's offsets log, which at one commit per event
                 # and group cost the broker more than the events themselves.
@@ -297,12 +272,6 @@ class ConsumerRunner:
                     await self.commit_offsets()
         finally:
             lag_task.cancel()
-
-    async def _fetch(self) -> list[Any]:
-        """The next records, every fetched partition's in offset order (partitions one after
-        the other), so that one chunk can hold the events of several partitions."""
-        batches = await self._consumer.getmany(timeout_ms=500)
-        return [m for messages in batches.values() for m in messages]
 
     async def _report_lag(self) -> None:
         """Report lag every few seconds, and end with ConsumerStalled when the consumer is
@@ -351,8 +320,8 @@ class ConsumerRunner:
                 )
 
     async def _handle_chunk(self, messages: Sequence[Any]) -> None:
-        """Apply records (each partition's in offset order): in one transaction when there
-        are several to apply, else (or after that transaction failed) one at a time."""
+        """Apply consecutive records of one partition: in one transaction when there are
+        several to apply, else (or after that transaction failed) one at a time."""
         pending: list[tuple[Any, Envelope, EventHandler]] = []
         for msg in messages:
             screened = await self._screen(msg)
@@ -370,14 +339,12 @@ class ConsumerRunner:
                 ).inc()
                 first, last = pending[0][0], pending[-1][0]
                 log.warning(
-                    "chunk of %d events %s/%d@%d .. %s/%d@%d rolled back (%s: %s); applying "
-                    "them one at a time",
+                    "chunk of %d events %s/%d@%d-%d rolled back (%s: %s); applying them one at "
+                    "a time",
                     len(pending),
                     first.topic,
                     first.partition,
                     first.offset,
-                    last.topic,
-                    last.partition,
                     last.offset,
                     type(exc).__name__,
                     exc,

@@ -71,19 +71,10 @@ class CommonSettings(BaseSettings):
     # without a relay (a CLI command) wait for the safety net.
     outbox_notify: bool = False
     consumer_max_attempts: int = Field(default=5, ge=1)
-    # Events of one fetch (every partition's, each in offset order) applied in one transaction
-    # (one inbox insert, the handlers in order, one commit); 1 applies every event in its own
-    # transaction. A chunk that fails is rolled back and applied again one event at a time
-    # (ecomops_platform.consumer).
+    # Events of one fetched partition batch applied in one transaction (one inbox insert, the
+    # handlers in order, one commit); 1 applies every event in its own transaction. A chunk
+    # that fails is rolled back and applied again one event at a time (ecomops_platform.consumer).
     consumer_batch_size: int = Field(default=25, ge=1, le=200)
-    # How long the broker may hold a consumer's fetch for about a chunk of events (Kafka's
-    # fetch.max.wait.ms; 0: aiokafka's default, answered as soon as there is one event): what
-    # an event's handling may be delayed by, for fuller chunks under a steady stream. Off by
-    # default: the broker answers an empty fetch after this wait too, so an idle consumer
-    # fetches 1000/linger times a second (at 50 ms the broker's idle CPU went from about 4%
-    # to 20% of a core with six services, load bench), while chunks spanning a fetch's
-    # partitions already hold 4 to 10 events under the load bench's checkout.
-    consumer_linger_ms: int = Field(default=0, ge=0, le=1000)
     # lock_timeout of a chunk's transaction (0: none). A chunk that waits longer for a row
     # lock gives up and is applied one event at a time, so it never deadlocks with requests.
     consumer_batch_lock_timeout_ms: int = Field(default=200, ge=0, le=60_000)

@@ -22,9 +22,7 @@ TOPIC = "ecomops.probe.v1"
 MONEY = "ecomops.common.v1.Money"
 
 
-def _record(
-    offset: int, *, currency: str = "EUR", event_id: str | None = None, partition: int = 0
-) -> Any:
+def _record(offset: int, *, currency: str = "EUR", event_id: str | None = None) -> Any:
     headers = cloudevent_headers(
         event_id=event_id or f"e{offset}",
         event_type=MONEY,
@@ -34,7 +32,7 @@ def _record(
     )
     return SimpleNamespace(
         topic=TOPIC,
-        partition=partition,
+        partition=0,
         offset=offset,
         key=b"k",
         value=common_pb2.Money(amount_minor=offset, currency=currency).SerializeToString(),
@@ -70,10 +68,8 @@ class FakeRunner(ConsumerRunner):
     the chunk is in ``failing``; ``apply`` fails for an event in ``failing`` (non-transient),
     and ``transient`` times for an event in ``transient_left``."""
 
-    def __init__(self, *, batch_size: int, batch: bool = True, linger_ms: int = 0) -> None:
-        settings = CommonSettings(
-            jwt_secret="x" * 48, consumer_batch_size=batch_size, consumer_linger_ms=linger_ms
-        )
+    def __init__(self, *, batch_size: int, batch: bool = True) -> None:
+        settings = CommonSettings(jwt_secret="x" * 48, consumer_batch_size=batch_size)
         self.fake_producer = FakeProducer()
         super().__init__(
             service="probe",
@@ -178,28 +174,24 @@ async def test_batch_false_or_size_one_means_one_transaction_per_event() -> None
 
 
 class FakeKafka:
-    """Hands out the given fetches (partition -> records) one per ``getmany``, then nothing;
-    records offset commits."""
+    """Hands out one fetched batch per partition, then nothing; records offset commits."""
 
-    def __init__(self, *fetches: dict[Any, list[Any]]) -> None:
-        self._fetches = list(fetches)
-        self.partitions = {tp for fetch in fetches for tp in fetch}
+    def __init__(self, batches: dict[Any, list[Any]]) -> None:
+        self._batches: dict[Any, list[Any]] | None = batches
+        self.partitions = set(batches)
         self.commits: list[dict[Any, int]] = []
         self.drained = asyncio.Event()
-        self.asked: list[int | None] = []
 
     def assignment(self) -> set[Any]:
         return self.partitions
 
-    async def getmany(
-        self, timeout_ms: int, max_records: int | None = None
-    ) -> dict[Any, list[Any]]:
-        self.asked.append(max_records)
-        if not self._fetches:
+    async def getmany(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        batches, self._batches = self._batches, None
+        if batches is None:
             self.drained.set()
             await asyncio.sleep(timeout_ms / 1000)
             return {}
-        return self._fetches.pop(0)
+        return batches
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.commits.append(dict(offsets))
@@ -211,8 +203,12 @@ class FakeKafka:
         return 0
 
 
-async def _run_until_drained(runner: FakeRunner, kafka: FakeKafka) -> None:
-    """Run the consumer loop on ``kafka`` until it has handed out every fetch."""
+async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_once() -> None:
+    from aiokafka import TopicPartition
+
+    runner = FakeRunner(batch_size=2)
+    tp = TopicPartition(TOPIC, 0)
+    kafka = FakeKafka({tp: [_record(i) for i in range(5)]})
     runner._consumer = kafka
     task = asyncio.create_task(runner.run())
     try:
@@ -220,44 +216,9 @@ async def _run_until_drained(runner: FakeRunner, kafka: FakeKafka) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-async def test_run_applies_a_fetched_batch_in_chunks_then_commits_its_offset_once() -> None:
-    from aiokafka import TopicPartition
-
-    runner = FakeRunner(batch_size=2)
-    tp = TopicPartition(TOPIC, 0)
-    kafka = FakeKafka({tp: [_record(i) for i in range(5)]})
-    await _run_until_drained(runner, kafka)
     assert runner.batches == [["e0", "e1"], ["e2", "e3"]]
     assert runner.singles == ["e4"]
     assert kafka.commits == [{tp: 5}]
-
-
-async def test_a_chunk_spans_the_partitions_of_one_fetch() -> None:
-    """What one fetch brought, of every partition, goes in one transaction (each partition in
-    offset order); offsets move per partition."""
-    from aiokafka import TopicPartition
-
-    runner = FakeRunner(batch_size=10)
-    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-    kafka = FakeKafka(
-        {tp0: [_record(0), _record(1)], tp1: [_record(7, partition=1, event_id="p1-7")]},
-        {tp0: [_record(2)]},
-    )
-    await _run_until_drained(runner, kafka)
-    assert runner.batches == [["e0", "e1", "p1-7"]]
-    assert runner.singles == ["e2"]
-    # committed now, or at the next commit interval
-    assert kafka.commits[0] == {tp0: 2, tp1: 8}
-    assert {**kafka.commits[-1], **runner._uncommitted} == {tp0: 3, tp1: 8}
-
-
-def test_the_broker_holds_a_fetch_for_the_linger_only_when_events_are_chunked() -> None:
-    assert FakeRunner(batch_size=10, linger_ms=50).fetch_wait_ms == 50
-    assert FakeRunner(batch_size=1, linger_ms=50).fetch_wait_ms == 500
-    assert FakeRunner(batch_size=10, linger_ms=50, batch=False).fetch_wait_ms == 500
-    assert FakeRunner(batch_size=10, linger_ms=0).fetch_wait_ms == 500
 
 
 def _db_error(sqlstate: str) -> BaseException:
