@@ -69,15 +69,10 @@ def customer_segment_changed(e: Envelope) -> RecordSegment:
     )
 
 
-def order_placed(e: Envelope) -> ConfirmRedemptions | None:
-    """Confirms the promotion uses checkout redeemed for the order. Checkout redeems only for
-    an order with coupon codes, and its OrderPlaced names them: an order without any has
-    nothing to confirm (most orders; two statements each otherwise)."""
+def order_placed(e: Envelope) -> ConfirmRedemptions:
     msg = e.message
     assert isinstance(msg, order_events.OrderPlaced)
-    if not msg.coupon_codes:
-        return None
-    return ConfirmRedemptions(order_id=msg.order_id)
+    return ConfirmRedemptions(order_id=msg.order_id, coupon_codes=tuple(msg.coupon_codes))
 
 
 def order_cancelled(e: Envelope) -> ReleaseRedemption:
@@ -106,7 +101,7 @@ def order_paid(e: Envelope) -> RecordSales:
 
 
 def handlers(bus: MessageBus[Any, Any]) -> Mapping[str, EventHandler]:
-    events: dict[type[Message], Callable[[Envelope], BusMessage[Any] | None]] = {
+    events: dict[type[Message], Callable[[Envelope], BusMessage[Any]]] = {
         inventory_events.SkuUpserted: sku_upserted,
         inventory_events.StockLevelChanged: stock_level_changed,
         recommendation_events.CustomerSegmentChanged: customer_segment_changed,

@@ -327,7 +327,7 @@ async def test_unconfirmed_redemptions_are_given_back_by_the_sweep(
         )
     assert await used_count(pricing, promotion_id) == 2
     bus = bus_of(pricing)
-    await bus.handle(ConfirmRedemptions(order_id=placed), bus.system)
+    await bus.handle(ConfirmRedemptions(order_id=placed, coupon_codes=(code,)), bus.system)
     window = settings.redemption_confirm_window_seconds
     later = bus_at(pricing, datetime.now(UTC) + timedelta(seconds=window + 5))
     await later.handle(SweepUnconfirmedRedemptions(), later.system)

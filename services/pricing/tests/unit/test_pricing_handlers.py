@@ -265,7 +265,11 @@ async def test_the_sweep_gives_back_only_unconfirmed_uses(bus, uow, clock) -> No
             idempotency_key=order_id,
         )
         await bus.handle(RedeemQuote(quote_id=q.quote_id, order_id=order_id), ORDER)
-    assert await bus.handle(ConfirmRedemptions(order_id="placed"), bus.system) == 1
+    # An order placed without coupon codes has no uses to confirm: nothing is read or written.
+    assert await bus.handle(ConfirmRedemptions(order_id="placed"), bus.system) == 0
+    assert CONFIRMED not in {r.state for r in uow.state.redemptions}
+    confirm = ConfirmRedemptions(order_id="placed", coupon_codes=("TEN",))
+    assert await bus.handle(confirm, bus.system) == 1
     clock.now += timedelta(seconds=bus.deps.settings.redemption_confirm_window_seconds + 1)
     assert await bus.handle(SweepUnconfirmedRedemptions(), bus.system) == 1
     assert await bus.handle(SweepUnconfirmedRedemptions(), bus.system) == 0
@@ -326,28 +330,3 @@ async def test_grpc_creates_keep_their_own_key_namespace_and_may_go_without_a_ke
     unkeyed = [await bus.handle(CreateQuoteUnkeyed(**fields), ORDER) for _ in range(2)]  # type: ignore[arg-type]
     assert unkeyed[0].quote_id != unkeyed[1].quote_id
     assert len(uow.state.quotes) == 4
-
-
-def test_an_order_placed_without_coupons_has_no_promotion_uses_to_confirm() -> None:
-    from datetime import UTC, datetime
-
-    from ecomops.order.v1 import events_pb2 as order_events
-    from ecomops_platform.events import Envelope
-    from pricing_service.entrypoints.consumers import order_placed
-
-    def placed(codes: list[str]) -> Envelope:
-        return Envelope(
-            event_id="e-1",
-            event_type="ecomops.order.v1.OrderPlaced",
-            source="order",
-            time=datetime.now(UTC),
-            topic="ecomops.order.v1",
-            partition=0,
-            offset=0,
-            key="o-1",
-            message=order_events.OrderPlaced(order_id="o-1", coupon_codes=codes),
-            headers={},
-        )
-
-    assert order_placed(placed([])) is None
-    assert order_placed(placed(["SPRING10"])) == ConfirmRedemptions(order_id="o-1")
